@@ -1,0 +1,44 @@
+# The two commands a newcomer runs: `make demo` and `make test`. Each sets up what it needs.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+ARGS   ?=
+
+# command:debian-package pairs, installed only when the command is missing
+DEMO_DEBS := 
+TEST_DEBS := nats-server:nats-server etcd:etcd-server haproxy:haproxy mpirun:openmpi-bin \
+             /usr/include/x86_64-linux-gnu/mpi.h:libopenmpi-dev java:openjdk-17-jre-headless \
+             wrk:wrk prometheus:prometheus chromium:chromium git:git
+
+.PHONY: demo test bench lint venv debs-test debs-demo clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	@touch $@
+
+venv: $(STAMP)
+
+debs-test:
+	@scripts/ensure-debs.sh $(TEST_DEBS)
+
+debs-demo:
+	@scripts/ensure-debs.sh $(DEMO_DEBS)
+
+demo: debs-demo venv
+	$(BIN)/python -m minga demo $(ARGS)
+
+test: debs-test venv lint
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(BIN)/ruff check src tests bench examples
+	$(BIN)/mypy
+
+bench: debs-test venv
+	$(BIN)/python bench/run_all.py $(ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,8 @@
+"""The installed version of minga."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("minga")
+except PackageNotFoundError:  # running from a source tree without an install
+    __version__ = "0.0.0+source"

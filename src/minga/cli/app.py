@@ -1,0 +1,47 @@
+"""Assembles the ``minga`` command from one module per command group.
+
+Command modules never import this one: they define plain functions (or Typer
+sub-apps) and are registered here, so dependencies run one way.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from minga._version import __version__
+from minga.errors import MingaError, UsageError
+
+app = typer.Typer(
+    name="minga",
+    help="Build, run, observe and ship distributed systems.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+err_console = Console(stderr=True)
+
+
+@app.command()
+def version() -> None:
+    """Print minga's version."""
+    typer.echo(__version__)
+
+
+def main() -> None:
+    """Entry point of the ``minga`` console script.
+
+    A :class:`~minga.errors.UsageError` (a user's mistake) is printed as one line and
+    exits with status 2; any other :class:`~minga.errors.MingaError` exits with 1.
+    """
+    try:
+        app()
+    except UsageError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(2)
+    except MingaError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(1)

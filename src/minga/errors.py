@@ -1,0 +1,146 @@
+"""Every error minga raises, under one root.
+
+The tree::
+
+    MingaError                      the root: ``except MingaError`` catches everything minga raises
+    ├── UsageError                  a user's mistake (bad flag, port taken, file missing): one clear line
+    │   └── SpecError               minga.yaml is wrong; carries file, line and column
+    ├── ProtocolError               bytes on the wire that break the NATS client protocol
+    ├── BrokerError                 the embedded broker could not do what was asked
+    │   └── JetStreamError          a JetStream API error, with nats-server's err_code and description
+    ├── BusError                    messaging through minga.bus failed
+    │   ├── RequestTimeout          no reply within the typed timeout
+    │   └── RemoteError             the remote side raised; carries the remote type name and message
+    ├── DiscoveryError              the registry or its store failed
+    ├── ServiceError                the service runtime failed (lifecycle, dependency providers)
+    ├── DeployError                 plan/apply/supervisor failures
+    └── ComputeError                a MapReduce job or a parallel directive failed
+        └── JobFailed               a task failed more than its allowed attempts
+
+Errors carry typed fields rather than packing everything into the message, so a
+caller can act on them (``err.line``, ``err.err_code``, ``err.remote_type``).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BrokerError",
+    "BusError",
+    "ComputeError",
+    "DeployError",
+    "DiscoveryError",
+    "JetStreamError",
+    "JobFailed",
+    "MingaError",
+    "ProtocolError",
+    "RemoteError",
+    "RequestTimeout",
+    "ServiceError",
+    "SpecError",
+    "UsageError",
+]
+
+
+class MingaError(Exception):
+    """The root of every error minga raises."""
+
+
+class UsageError(MingaError):
+    """A user's mistake: the message says what is wrong and how to mend it, in one line."""
+
+
+class SpecError(UsageError):
+    """The system spec (minga.yaml) is invalid.
+
+    ``path``, ``line`` and ``column`` (1-based) point at the offending node when known.
+    """
+
+    def __init__(
+        self, message: str, *, path: str | None = None, line: int | None = None, column: int | None = None
+    ) -> None:
+        self.path = path
+        self.line = line
+        self.column = column
+        where = ""
+        if path is not None:
+            where = path
+            if line is not None:
+                where += f":{line}"
+                if column is not None:
+                    where += f":{column}"
+            where += ": "
+        super().__init__(f"{where}{message}")
+        self.message = message
+
+
+class ProtocolError(MingaError):
+    """Bytes that break the NATS client protocol; ``message`` is what the peer is told after ``-ERR``."""
+
+
+class BrokerError(MingaError):
+    """The embedded broker could not do what was asked."""
+
+
+class JetStreamError(BrokerError):
+    """A JetStream API error, shaped as nats-server reports it.
+
+    ``code`` is the HTTP-like status (400, 404, 503...), ``err_code`` nats-server's numeric
+    error code (10059 for "stream not found"...), ``description`` its text.
+    """
+
+    def __init__(self, code: int, err_code: int, description: str) -> None:
+        self.code = code
+        self.err_code = err_code
+        self.description = description
+        super().__init__(f"{description} (code={code}, err_code={err_code})")
+
+
+class BusError(MingaError):
+    """Messaging through minga.bus failed."""
+
+
+class RequestTimeout(BusError):
+    """No reply arrived within the timeout; ``subject`` and ``timeout`` (seconds) say which."""
+
+    def __init__(self, subject: str, timeout: float) -> None:
+        self.subject = subject
+        self.timeout = timeout
+        super().__init__(f"no reply on {subject!r} within {timeout:g}s")
+
+
+class RemoteError(BusError):
+    """The remote side raised an exception that is not on the caller's allow-list.
+
+    ``remote_type`` is the remote exception's class name, ``remote_message`` its message.
+    """
+
+    def __init__(self, remote_type: str, remote_message: str) -> None:
+        self.remote_type = remote_type
+        self.remote_message = remote_message
+        super().__init__(f"{remote_type}: {remote_message}")
+
+
+class DiscoveryError(MingaError):
+    """The service registry or its store failed."""
+
+
+class ServiceError(MingaError):
+    """The service runtime failed: lifecycle, entrypoints or dependency providers."""
+
+
+class DeployError(MingaError):
+    """Planning, applying or supervising a deployment failed."""
+
+
+class ComputeError(MingaError):
+    """A MapReduce job or a parallel directive failed."""
+
+
+class JobFailed(ComputeError):
+    """A task failed more often than the job allows; ``task`` names it and ``attempts`` counts the tries."""
+
+    def __init__(self, task: str, attempts: int, cause: str) -> None:
+        self.task = task
+        self.attempts = attempts
+        self.cause = cause
+        super().__init__(f"task {task} failed after {attempts} attempt(s): {cause}")

@@ -1,0 +1,113 @@
+"""Helpers for tests that start real servers: free ports, readiness waits, process lifetimes.
+
+Every server a test needs is started on a free loopback port in a temp dir and stopped
+when the test ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that was free on ``host`` a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_port(host: str, port: int, timeout: float = 10.0, proc: subprocess.Popen[bytes] | None = None) -> None:
+    """Block until ``host:port`` accepts a TCP connection; raise if ``timeout`` seconds pass or ``proc`` dies."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before listening on {host}:{port}")
+        try:
+            with socket.create_connection((host, port), timeout=0.2):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"nothing listened on {host}:{port} within {timeout}s") from None
+            time.sleep(0.02)
+
+
+@dataclass
+class ServerProcess:
+    """A server started as a child process in its own process group."""
+
+    argv: list[str]
+    port: int
+    host: str = "127.0.0.1"
+    cwd: Path | None = None
+    env: dict[str, str] | None = None
+    log: Path | None = None
+    proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
+
+    def start(self, timeout: float = 15.0) -> ServerProcess:
+        out = open(self.log, "ab") if self.log is not None else subprocess.DEVNULL  # noqa: SIM115
+        env = dict(os.environ)
+        if self.env:
+            env.update(self.env)
+        self.proc = subprocess.Popen(
+            self.argv, cwd=self.cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        wait_for_port(self.host, self.port, timeout, self.proc)
+        return self
+
+    def signal(self, sig: int) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, sig)
+
+    def stop(self, grace: float = 5.0) -> None:
+        if self.proc is None:
+            return
+        self.signal(signal.SIGTERM)
+        try:
+            self.proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            self.signal(signal.SIGKILL)
+            self.proc.wait(5)
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            self.signal(signal.SIGKILL)
+            self.proc.wait(5)
+
+
+@contextlib.contextmanager
+def running(server: ServerProcess, timeout: float = 15.0) -> Iterator[ServerProcess]:
+    server.start(timeout)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def nats_server(tmp: Path, *extra: str, jetstream: bool = False, port: int | None = None) -> ServerProcess:
+    """A real ``nats-server`` on a free loopback port, its state under ``tmp``."""
+    binary = shutil.which("nats-server")
+    if binary is None:
+        raise RuntimeError("nats-server is not installed: `make test` installs it (Debian package nats-server)")
+    port = port or free_port()
+    argv: list[str] = [binary, "-a", "127.0.0.1", "-p", str(port)]
+    if jetstream:
+        argv += ["-js", "-sd", str(tmp / "js")]
+    argv += list(extra)
+    return ServerProcess(argv, port, log=tmp / f"nats-server-{port}.log")
+
+
+def python_module(module: str, args: Sequence[str]) -> list[str]:
+    """argv that runs ``python -m module args`` with the interpreter running the tests."""
+    import sys
+
+    return [sys.executable, "-m", module, *args]
