@@ -25,7 +25,9 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
-def wait_for_port(host: str, port: int, timeout: float = 10.0, proc: subprocess.Popen[bytes] | None = None) -> None:
+def wait_for_port(
+    host: str, port: int, timeout: float = 10.0, proc: subprocess.Popen[bytes] | None = None
+) -> None:
     """Block until ``host:port`` accepts a TCP connection; raise if ``timeout`` seconds pass or ``proc`` dies."""
     deadline = time.monotonic() + timeout
     while True:
@@ -97,7 +99,9 @@ def nats_server(tmp: Path, *extra: str, jetstream: bool = False, port: int | Non
     """A real ``nats-server`` on a free loopback port, its state under ``tmp``."""
     binary = shutil.which("nats-server")
     if binary is None:
-        raise RuntimeError("nats-server is not installed: `make test` installs it (Debian package nats-server)")
+        raise RuntimeError(
+            "nats-server is not installed: `make test` installs it (Debian package nats-server)"
+        )
     port = port or free_port()
     argv: list[str] = [binary, "-a", "127.0.0.1", "-p", str(port)]
     if jetstream:

@@ -16,6 +16,8 @@ def test_version_prints_the_installed_version() -> None:
 
 
 def test_console_entry_runs_as_module() -> None:
-    out = subprocess.run([sys.executable, "-m", "minga", "version"], capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "minga", "version"], capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == minga.__version__

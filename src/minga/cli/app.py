@@ -25,6 +25,11 @@ app = typer.Typer(
 err_console = Console(stderr=True)
 
 
+@app.callback()
+def _root() -> None:
+    """Build, run, observe and ship distributed systems."""
+
+
 @app.command()
 def version() -> None:
     """Print minga's version."""
