@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 
 from minga._version import __version__
+from minga.cli.mpirun import mpirun
 from minga.errors import MingaError, UsageError
 
 app = typer.Typer(
@@ -34,6 +35,10 @@ def _root() -> None:
 def version() -> None:
     """Print minga's version."""
     typer.echo(__version__)
+
+
+# everything after the script belongs to the script, options included
+app.command(context_settings={"allow_interspersed_args": False, "ignore_unknown_options": True})(mpirun)
 
 
 def main() -> None:
