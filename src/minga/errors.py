@@ -23,6 +23,8 @@ caller can act on them (``err.line``, ``err.err_code``, ``err.remote_type``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 __all__ = [
     "BrokerError",
     "BusError",
@@ -53,6 +55,7 @@ class SpecError(UsageError):
     """The system spec (minga.yaml) is invalid.
 
     ``path``, ``line`` and ``column`` (1-based) point at the offending node when known.
+    ``problems`` holds every mistake found (one line each in ``str(err)``), the first being ``err`` itself.
     """
 
     def __init__(
@@ -71,6 +74,18 @@ class SpecError(UsageError):
             where += ": "
         super().__init__(f"{where}{message}")
         self.message = message
+        self.problems: tuple[SpecError, ...] = (self,)
+
+    @classmethod
+    def collect(cls, problems: Sequence[SpecError]) -> SpecError:
+        """One error for several mistakes: one line each; ``path``/``line``/``column`` are the first's."""
+        if len(problems) == 1:
+            return problems[0]
+        first = problems[0]
+        err = cls(first.message, path=first.path, line=first.line, column=first.column)
+        err.problems = tuple(problems)
+        err.args = ("\n".join(str(p) for p in problems),)
+        return err
 
 
 class ProtocolError(MingaError):

@@ -10,8 +10,10 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from minga._version import __version__
+from minga.cli import spec as spec_commands
 from minga.cli.mpirun import mpirun
 from minga.errors import MingaError, UsageError
 
@@ -39,6 +41,8 @@ def version() -> None:
 
 # everything after the script belongs to the script, options included
 app.command(context_settings={"allow_interspersed_args": False, "ignore_unknown_options": True})(mpirun)
+app.command("schema")(spec_commands.schema)
+app.command("check")(spec_commands.check)
 
 
 def main() -> None:
@@ -50,8 +54,8 @@ def main() -> None:
     try:
         app()
     except UsageError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except MingaError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(1)

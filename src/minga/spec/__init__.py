@@ -1,0 +1,67 @@
+"""The system spec, minga.yaml: models, a loader that points at mistakes, and its JSON Schema.
+
+Loading::
+
+    from minga.spec import load_spec
+
+    spec = load_spec("minga.yaml")          # raises minga.errors.SpecError
+    for name in spec.start_order():         # dependencies first
+        svc = spec.services[name]
+        svc.module, svc.command, svc.replicas, svc.env, svc.ports   # "pkg.mod:Class" | argv | ...
+        svc.health                          # HealthCheckSpec | None: http path or tcp, interval, timeout (s)
+        svc.restart                         # "always" | "on-failure" | "never"
+        svc.depends_on                      # {"db": DependsOnSpec(condition="healthy")}
+        svc.resources.cpu, svc.resources.memory      # cores, bytes (None: no limit)
+    spec.broker.embedded, spec.broker.url, spec.broker.port
+    spec.discovery.store, spec.discovery.url, spec.discovery.ttl   # "embedded" | "etcd"
+    spec.location("services", "orders")     # "minga.yaml:3:3", to point runtime errors at the spec
+
+A :class:`~minga.errors.SpecError` lists every mistake, one line each, as
+``file:line:column: where: found X, expected Y``; ``err.problems`` holds them one by one.
+
+Durations are seconds (floats) once loaded, written ``500ms``, ``2s``, ``1m30s`` or as numbers;
+memory is bytes (``256Mi``, ``1G``); CPU is cores (``0.5``, ``500m``). ``ports`` maps port names
+to numbers, 0 meaning "a free port per replica". ``gateway:`` and ``alerts:`` are kept as
+written (:class:`OpenSection`) until their own models exist. :func:`home_dir` is where state
+lives: ``$MINGA_HOME``, else ``.minga/`` beside the spec.
+"""
+
+from minga.spec._loader import home_dir, load_spec, parse_spec
+from minga.spec._models import (
+    BrokerSpec,
+    CpuAmount,
+    DependsOnSpec,
+    DiscoverySpec,
+    Duration,
+    HealthCheckSpec,
+    MemorySize,
+    OpenSection,
+    ResourcesSpec,
+    RestartPolicy,
+    ServiceSpec,
+    Spec,
+)
+from minga.spec._schema import json_schema
+from minga.spec._units import parse_cpu, parse_duration, parse_memory
+
+__all__ = [
+    "BrokerSpec",
+    "CpuAmount",
+    "DependsOnSpec",
+    "DiscoverySpec",
+    "Duration",
+    "HealthCheckSpec",
+    "MemorySize",
+    "OpenSection",
+    "ResourcesSpec",
+    "RestartPolicy",
+    "ServiceSpec",
+    "Spec",
+    "home_dir",
+    "json_schema",
+    "load_spec",
+    "parse_cpu",
+    "parse_duration",
+    "parse_memory",
+    "parse_spec",
+]

@@ -1,0 +1,410 @@
+"""The pydantic models of minga.yaml.
+
+Shorthands are normalised by ``before`` validators so that every field has one type
+after validation (no unions): ``command: "python app.py"`` becomes a list,
+``depends_on: [db]`` a mapping, ``broker: embedded`` a :class:`BrokerSpec`.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+
+from minga.spec._units import (
+    CPU_EXPECTED,
+    DURATION_EXPECTED,
+    MEMORY_EXPECTED,
+    parse_cpu,
+    parse_duration,
+    parse_memory,
+)
+
+Duration = Annotated[
+    float,
+    BeforeValidator(parse_duration),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "minimum": 0},
+                {"type": "string", "pattern": r"^(\d+(\.\d+)?(ms|s|m|h))+$"},
+            ],
+            "description": DURATION_EXPECTED,
+        }
+    ),
+]
+"""Seconds, written as a number or as ``500ms``, ``2s``, ``1m30s``, ``1h``."""
+
+MemorySize = Annotated[
+    int,
+    BeforeValidator(parse_memory),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "integer", "exclusiveMinimum": 0},
+                {"type": "string", "pattern": r"^\d+(\.\d+)?\s*([kKmMgGtT][iI]?[bB]?|[bB])?$"},
+            ],
+            "description": MEMORY_EXPECTED,
+        }
+    ),
+]
+"""Bytes, written as an integer or as ``256Mi``, ``1Gi``, ``512MB``."""
+
+CpuAmount = Annotated[
+    float,
+    BeforeValidator(parse_cpu),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "exclusiveMinimum": 0},
+                {"type": "string", "pattern": r"^\d+(\.\d+)?m?$"},
+            ],
+            "description": CPU_EXPECTED,
+        }
+    ),
+]
+"""CPU cores, written as a number or as millicores (``500m``)."""
+
+NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,62}$"
+_NAME = re.compile(NAME_PATTERN)
+MODULE_PATTERN = r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$"
+
+Loc = tuple[str | int, ...]
+"""A place in the document: keys and list indexes from the top (``("services", "orders", "replicas")``)."""
+
+RestartPolicy = Literal["always", "on-failure", "never"]
+DependencyCondition = Literal["healthy", "started"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HealthCheckSpec(_Strict):
+    """How the control plane checks a replica: ``GET <http>`` on a port, or a TCP connect.
+
+    Exactly one of ``http`` (a path) or ``tcp`` (``true``) is set. ``port`` names the
+    replica's port to check (``http`` by default). A replica is critical after
+    ``failures`` checks in a row fail; checks start ``start_period`` after it starts.
+    """
+
+    http: str | None = Field(default=None, pattern=r"^/", description="path for an HTTP GET, e.g. /healthz")
+    tcp: bool = Field(default=False, description="check by opening a TCP connection")
+    port: str = Field(default="http", description="the name of the replica's port to check")
+    interval: Duration = Field(default=1.0, description="seconds between checks")
+    timeout: Duration = Field(default=0.5, description="seconds a check may take")
+    start_period: Duration = Field(default=0.0, description="seconds after start before failures count")
+    failures: int = Field(default=1, ge=1, description="failed checks in a row that mark a replica critical")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> HealthCheckSpec:
+        if (self.http is None) == (not self.tcp):
+            raise ValueError("exactly one of `http: /path` or `tcp: true`")
+        if self.timeout > self.interval:
+            raise ValueError(f"timeout ({self.timeout:g}s) no longer than interval ({self.interval:g}s)")
+        return self
+
+
+class DependsOnSpec(_Strict):
+    """Start a service only once another one is ``started`` or ``healthy`` (the default)."""
+
+    condition: DependencyCondition = "healthy"
+
+
+class ResourcesSpec(_Strict):
+    """Limits for each replica: enforced where the OS allows (rlimits), reported where not."""
+
+    cpu: CpuAmount | None = Field(default=None, description="CPU cores per replica")
+    memory: MemorySize | None = Field(default=None, description="bytes of memory per replica")
+
+
+def _command(value: Any) -> Any:
+    if isinstance(value, str):
+        return shlex.split(value)
+    return value
+
+
+def _depends_on(value: Any) -> Any:
+    if isinstance(value, list) and all(isinstance(name, str) for name in value):
+        return {name: {} for name in value}
+    if isinstance(value, dict):
+        return {k: ({} if v is None else v) for k, v in value.items()}
+    return value
+
+
+def _ports(value: Any) -> Any:
+    if isinstance(value, list):
+        return {name: 0 for name in value} if all(isinstance(n, str) for n in value) else value
+    return value
+
+
+def _env(value: Any) -> Any:
+    if isinstance(value, dict):
+        out: dict[Any, Any] = {}
+        for key, item in value.items():
+            if isinstance(item, bool):
+                out[key] = "true" if item else "false"
+            elif isinstance(item, int | float):
+                out[key] = str(item)
+            else:
+                out[key] = item
+        return out
+    return value
+
+
+class ServiceSpec(_Strict):
+    """One service: what to run, how many replicas, and how to keep them healthy.
+
+    Exactly one of ``module`` (``"pkg.mod:Class"``, run as ``python -m minga.service``)
+    or ``command`` (an argv list, or a string split like a shell would) is set.
+    ``ports`` maps port names to numbers, ``0`` meaning "assign a free one per replica";
+    a list of names is shorthand for all zeros.
+    """
+
+    module: str | None = Field(default=None, pattern=MODULE_PATTERN, description='"pkg.mod:Class"')
+    command: Annotated[list[str] | None, BeforeValidator(_command)] = Field(
+        default=None, min_length=1, description="argv, or a string split like a shell would"
+    )
+    replicas: int = Field(default=1, ge=0, le=1000)
+    version: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    env: Annotated[dict[str, str], BeforeValidator(_env)] = Field(default_factory=dict)
+    workdir: str | None = Field(default=None, description="working directory, relative to the spec file")
+    ports: Annotated[dict[str, Annotated[int, Field(ge=0, le=65535)]], BeforeValidator(_ports)] = Field(
+        default_factory=dict, description="port name -> number; 0 assigns a free port per replica"
+    )
+    health: HealthCheckSpec | None = None
+    restart: RestartPolicy = "always"
+    depends_on: Annotated[dict[str, DependsOnSpec], BeforeValidator(_depends_on)] = Field(
+        default_factory=dict
+    )
+    resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
+    stop_grace: Duration = Field(default=10.0, description="seconds between SIGTERM and SIGKILL on stop")
+
+    @model_validator(mode="after")
+    def _one_entry(self) -> ServiceSpec:
+        if (self.module is None) == (self.command is None):
+            raise ValueError('exactly one of `module: "pkg.mod:Class"` or `command: [...]`')
+        return self
+
+
+class BrokerSpec(_Strict):
+    """The message broker: embedded (``url`` unset; listens on ``host:port``) or a NATS server at ``url``.
+
+    Shorthands: ``broker: embedded`` and ``broker: nats://host:4222``.
+    """
+
+    url: str | None = Field(default=None, pattern=r"^(nats|tls)://", description="a NATS server URL")
+    host: str = "127.0.0.1"
+    port: int = Field(default=4222, ge=0, le=65535, description="the embedded broker's port; 0 = any")
+    jetstream: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        if value == "embedded" or value is None:
+            return {}
+        if isinstance(value, str):
+            return {"url": value}
+        return value
+
+    @property
+    def embedded(self) -> bool:
+        return self.url is None
+
+
+class DiscoverySpec(_Strict):
+    """The service registry's store: ``embedded`` (in the control plane) or ``etcd`` at ``url``.
+
+    Shorthands: ``discovery: embedded`` and ``discovery: http://127.0.0.1:2379`` (etcd).
+    ``ttl`` is the lease a replica must renew; renewals happen every ``ttl / 3``.
+    """
+
+    store: Literal["embedded", "etcd"] = "embedded"
+    url: str | None = Field(default=None, pattern=r"^https?://", description="etcd client URL")
+    prefix: str = Field(default="/minga/", pattern=r"^/.*/$", description="etcd key prefix")
+    ttl: Duration = Field(default=5.0, description="lease seconds a replica must renew")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        if value == "embedded" or value is None:
+            return {}
+        if isinstance(value, str):
+            return {"store": "etcd", "url": value}
+        if isinstance(value, dict) and "url" in value and "store" not in value:
+            return {"store": "etcd", **value}
+        return value
+
+    @model_validator(mode="after")
+    def _url_for_etcd(self) -> DiscoverySpec:
+        if self.store == "etcd" and self.url is None:
+            raise ValueError("an etcd `url: http://host:2379` with `store: etcd`")
+        if self.store == "embedded" and self.url is not None:
+            raise ValueError("no `url` with `store: embedded`")
+        if self.ttl < 0.5:
+            raise ValueError(f"a lease `ttl` of at least 0.5s, not {self.ttl:g}s")
+        return self
+
+
+class OpenSection(BaseModel):
+    """A section whose fields later releases define (``gateway:``, ``alerts:``); kept as written."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+class Spec(_Strict):
+    """A whole minga.yaml: services, the broker, the registry, and sections later work adds.
+
+    Validation also checks the services against each other (unknown ``depends_on``
+    targets, dependency cycles, fixed ports shared by several replicas).
+    """
+
+    version: Literal[1] = 1
+    name: str | None = Field(default=None, pattern=NAME_PATTERN, description="the system's name")
+    services: dict[str, ServiceSpec] = Field(default_factory=dict)
+    broker: BrokerSpec = Field(default_factory=BrokerSpec)
+    discovery: DiscoverySpec = Field(default_factory=DiscoverySpec)
+    gateway: OpenSection | None = None
+    alerts: OpenSection | None = None
+
+    _source: str | None = PrivateAttr(default=None)
+    _marks: dict[Loc, tuple[int, int]] = PrivateAttr(default_factory=dict)
+
+    @property
+    def source(self) -> str | None:
+        """The file this spec was loaded from, when it was loaded from one."""
+        return self._source
+
+    def location(self, *loc: str | int) -> str | None:
+        """``"minga.yaml:12:5"`` for a place in the document, e.g. ``spec.location("services", "orders")``.
+
+        ``None`` when the spec was not loaded from text or the place is not written in it.
+        """
+        mark = self._marks.get(loc)
+        if self._source is None or mark is None:
+            return None
+        return f"{self._source}:{mark[0]}:{mark[1]}"
+
+    @field_validator("services", mode="before")
+    @classmethod
+    def _no_null_services(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: ({} if v is None else v) for k, v in value.items()}
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self, info: ValidationInfo) -> Spec:
+        if isinstance(info.context, dict) and info.context.get("minga_defer_checks"):
+            return self
+        found = cross_checks(self)
+        if found:
+            raise ValueError(
+                "; ".join(f"{'.'.join(str(p) for p in loc if p != '[key]')}: {msg}" for loc, msg in found)
+            )
+        return self
+
+    def start_order(self) -> list[str]:
+        """Service names in an order where each comes after everything it depends on."""
+        order: list[str] = []
+        seen: set[str] = set()
+
+        def visit(name: str) -> None:
+            if name in seen:
+                return
+            seen.add(name)
+            for dep in self.services[name].depends_on:
+                if dep in self.services:
+                    visit(dep)
+            order.append(name)
+
+        for name in self.services:
+            visit(name)
+        return order
+
+
+def cross_checks(spec: Spec) -> list[tuple[Loc, str]]:
+    """Problems no single field shows: each is (location in the document, message)."""
+    problems: list[tuple[Loc, str]] = []
+    names = list(spec.services)
+    for name in names:
+        if not _NAME.match(name):
+            problems.append(
+                (
+                    ("services", name, "[key]"),
+                    f"found service name {name!r}, expected lowercase letters, digits, - and _",
+                )
+            )
+    for name, svc in spec.services.items():
+        for dep in svc.depends_on:
+            if dep not in spec.services:
+                problems.append(
+                    (
+                        ("services", name, "depends_on", dep, "[key]"),
+                        f"found {dep!r}, expected one of the services: {', '.join(names)}",
+                    )
+                )
+            elif dep == name:
+                problems.append(
+                    (("services", name, "depends_on", dep, "[key]"), "found itself, expected another service")
+                )
+        if svc.replicas > 1:
+            for port_name, number in svc.ports.items():
+                if number != 0:
+                    problems.append(
+                        (
+                            ("services", name, "ports", port_name),
+                            f"found fixed port {number} for {svc.replicas} replicas, expected 0 (a free port per replica)",
+                        )
+                    )
+        if svc.health is not None and svc.health.port not in svc.ports:
+            problems.append(
+                (
+                    ("services", name, "health", "port"),
+                    f"found port name {svc.health.port!r}, expected one of this service's ports: "
+                    + (", ".join(svc.ports) or "(none declared: add `ports: [http]`)"),
+                )
+            )
+    problems.extend(_cycles(spec))
+    return problems
+
+
+def _cycles(spec: Spec) -> list[tuple[Loc, str]]:
+    graph = {n: [d for d in s.depends_on if d in spec.services and d != n] for n, s in spec.services.items()}
+    state: dict[str, int] = {}
+    found: list[tuple[Loc, str]] = []
+    stack: list[str] = []
+
+    def visit(node: str) -> None:
+        state[node] = 1
+        stack.append(node)
+        for dep in graph[node]:
+            if state.get(dep) == 1:
+                cycle = [*stack[stack.index(dep) :], dep]
+                found.append(
+                    (
+                        ("services", node, "depends_on", dep, "[key]"),
+                        f"found a dependency cycle {' -> '.join(cycle)}, expected none",
+                    )
+                )
+            elif dep not in state:
+                visit(dep)
+        stack.pop()
+        state[node] = 2
+
+    for node in graph:
+        if node not in state:
+            visit(node)
+    return found
