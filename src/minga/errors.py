@@ -9,8 +9,10 @@ The tree::
     ├── BrokerError                 the embedded broker could not do what was asked
     │   └── JetStreamError          a JetStream API error, with nats-server's err_code and description
     ├── BusError                    messaging through minga.bus failed
+    │   ├── PayloadError            a payload is not valid JSON or fails its type; carries the errors
+    │   ├── RemoteError             the remote side raised; carries the remote type name and message
     │   ├── RequestTimeout          no reply within the typed timeout
-    │   └── RemoteError             the remote side raised; carries the remote type name and message
+    │   └── ServiceUnavailable      no replica serves the called method
     ├── DiscoveryError              the registry or its store failed
     ├── ServiceError                the service runtime failed (lifecycle, dependency providers)
     ├── DeployError                 plan/apply/supervisor failures
@@ -34,10 +36,12 @@ __all__ = [
     "JetStreamError",
     "JobFailed",
     "MingaError",
+    "PayloadError",
     "ProtocolError",
     "RemoteError",
     "RequestTimeout",
     "ServiceError",
+    "ServiceUnavailable",
     "SpecError",
     "UsageError",
 ]
@@ -121,6 +125,26 @@ class RequestTimeout(BusError):
         self.subject = subject
         self.timeout = timeout
         super().__init__(f"no reply on {subject!r} within {timeout:g}s")
+
+
+class PayloadError(BusError):
+    """A payload is not valid JSON or does not match the handler's types.
+
+    ``errors`` lists what is wrong, one entry per field, each ``{"loc": "sku", "msg": "..."}``;
+    the message sums them up in one line. Built from a message alone, so it crosses the wire.
+    """
+
+    def __init__(self, message: str, errors: list[dict[str, str]] | None = None) -> None:
+        self.errors = list(errors or [])
+        super().__init__(message)
+
+
+class ServiceUnavailable(BusError):
+    """No replica listens on ``subject``: the service is not running or lacks the method."""
+
+    def __init__(self, subject: str) -> None:
+        self.subject = subject
+        super().__init__(f"no replica serves {subject!r}")
 
 
 class RemoteError(BusError):

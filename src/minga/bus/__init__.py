@@ -1,0 +1,43 @@
+"""The messaging API services use: RPC, events and durable work queues, over nats-py.
+
+Subjects: ``minga.rpc.<service>.<method>`` (one queue group per service),
+``minga.evt.<topic>`` (one queue group per subscribing service, or broadcast),
+``minga.q.<queue>`` (a JetStream work-queue stream) and ``minga.dlq.<queue>``
+(dead letters). JSON on the wire; W3C ``traceparent`` in the headers.
+"""
+
+from minga.bus._bus import Bus, Delivery, Handler
+from minga.bus._codec import ErrorAllowList, decode, encode
+from minga.bus._queue import Backoff, QueuePolicy
+from minga.bus._subjects import (
+    DEAD_LETTER_STREAM,
+    dead_letter_subject,
+    event_subject,
+    queue_stream,
+    queue_subject,
+    rpc_subject,
+)
+from minga.bus._timeout import DEFAULT_TIMEOUT, Timeout
+from minga.bus._trace import TRACEPARENT, TraceContext, current_trace
+
+__all__ = [
+    "DEAD_LETTER_STREAM",
+    "DEFAULT_TIMEOUT",
+    "TRACEPARENT",
+    "Backoff",
+    "Bus",
+    "Delivery",
+    "ErrorAllowList",
+    "Handler",
+    "QueuePolicy",
+    "Timeout",
+    "TraceContext",
+    "current_trace",
+    "dead_letter_subject",
+    "decode",
+    "encode",
+    "event_subject",
+    "queue_stream",
+    "queue_subject",
+    "rpc_subject",
+]

@@ -1,0 +1,74 @@
+"""W3C trace context (``traceparent``) carried across RPC, events and queues.
+
+minga only carries the context: a later monitoring layer turns it into spans.
+The header is ``00-<trace-id: 32 hex>-<parent-id: 16 hex>-<flags: 2 hex>``.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import re
+import secrets
+from dataclasses import dataclass
+
+__all__ = ["TRACEPARENT", "TraceContext", "current_trace"]
+
+TRACEPARENT = "traceparent"
+
+_HEADER = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
+
+
+@dataclass(frozen=True, slots=True)
+class TraceContext:
+    """The span a piece of work runs in: its trace, its own span id, and the span that caused it."""
+
+    trace_id: str
+    span_id: str
+    parent_id: str | None = None
+    sampled: bool = True
+
+    @classmethod
+    def new(cls) -> TraceContext:
+        """A root span of a fresh trace."""
+        return cls(trace_id=secrets.token_hex(16), span_id=secrets.token_hex(8))
+
+    @classmethod
+    def parse(cls, header: str | None) -> TraceContext | None:
+        """The remote span named by a ``traceparent`` header, or None when absent or malformed.
+
+        All-zero ids and version ``ff`` are invalid per the W3C recommendation.
+        """
+        if not header:
+            return None
+        m = _HEADER.match(header.strip().lower())
+        if m is None:
+            return None
+        version, trace_id, span_id, flags = m.groups()
+        if version == "ff" or trace_id == "0" * 32 or span_id == "0" * 16:
+            return None
+        return cls(trace_id=trace_id, span_id=span_id, sampled=bool(int(flags, 16) & 1))
+
+    def child(self) -> TraceContext:
+        """A new span in the same trace, caused by this one."""
+        return TraceContext(self.trace_id, secrets.token_hex(8), self.span_id, self.sampled)
+
+    def header(self) -> str:
+        """This span as a ``traceparent`` value, naming it as the parent of whatever receives it."""
+        return f"00-{self.trace_id}-{self.span_id}-{'01' if self.sampled else '00'}"
+
+
+current_trace: contextvars.ContextVar[TraceContext | None] = contextvars.ContextVar(
+    "minga_current_trace", default=None
+)
+"""The span the running task works in; the bus sets it around every handler call."""
+
+
+def outgoing() -> TraceContext:
+    """The span a message sent now belongs to: the current one, or a new root."""
+    return current_trace.get() or TraceContext.new()
+
+
+def incoming(header: str | None) -> TraceContext:
+    """The span a received message's handler runs in: a child of the sender's, or a new root."""
+    remote = TraceContext.parse(header)
+    return remote.child() if remote is not None else TraceContext.new()

@@ -1,0 +1,147 @@
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import nats
+
+from minga.bus import Backoff, Bus, Delivery, QueuePolicy, TraceContext, current_trace
+
+FAST = QueuePolicy(max_deliver=3, backoff=Backoff(initial=0.2, factor=2.0, maximum=1.0), ack_wait=5)
+
+
+async def _stream_messages(url: str, stream: str) -> int:
+    nc = await nats.connect(url)
+    try:
+        info = await nc.jetstream().stream_info(stream)
+        return int(info.state.messages)
+    finally:
+        await nc.close()
+
+
+async def test_jobs_survive_until_a_worker_takes_them_and_are_acked(broker_url: str) -> None:
+    done: asyncio.Queue[Delivery] = asyncio.Queue()
+
+    async def restock(d: Delivery) -> None:
+        await done.put(d)
+
+    async with Bus(broker_url) as producer:
+        root = TraceContext.new()
+        current_trace.set(root)
+        seqs = [await producer.enqueue("restock", {"sku": "a", "n": n}) for n in range(3)]
+    assert seqs == [1, 2, 3]
+    async with Bus(broker_url) as worker:
+        await worker.consume("restock", restock, policy=FAST)
+        got = [await asyncio.wait_for(done.get(), 10) for _ in range(3)]
+    assert sorted(d.payload["n"] for d in got) == [0, 1, 2]
+    assert all(d.attempt == 1 and d.trace.trace_id == root.trace_id for d in got)
+    assert await _stream_messages(broker_url, "MINGA_Q_restock") == 0  # acked: gone from the work queue
+
+
+async def test_a_failing_job_is_retried_with_backoff(broker_url: str) -> None:
+    attempts: list[tuple[int, float]] = []
+    done = asyncio.Event()
+
+    async def flaky(d: Delivery) -> None:
+        attempts.append((d.attempt, time.monotonic()))
+        if d.attempt < 3:
+            raise RuntimeError("warehouse offline")
+        done.set()
+
+    async with Bus(broker_url) as bus:
+        await bus.consume("flaky", flaky, policy=FAST)
+        await bus.enqueue("flaky", {"sku": "a"})
+        await asyncio.wait_for(done.wait(), 15)
+        assert await bus.dead_letters("flaky") == []
+    assert [a for a, _ in attempts] == [1, 2, 3]
+    (_, t1), (_, t2), (_, t3) = attempts
+    assert t2 - t1 >= 0.2 * 0.9 and t3 - t2 >= 0.4 * 0.9  # nak delays: initial, then initial * factor
+
+
+async def test_a_job_that_always_fails_is_dead_lettered_after_max_deliveries(broker_url: str) -> None:
+    attempts: list[int] = []
+
+    async def doomed(d: Delivery) -> None:
+        attempts.append(d.attempt)
+        raise ValueError(f"sku {d.payload['sku']} unknown")
+
+    async with Bus(broker_url) as bus:
+        dead = await bus.nats.subscribe("minga.dlq.doomed")
+        await bus.consume("doomed", doomed, policy=FAST)
+        await bus.enqueue("doomed", {"sku": "zz"})
+        msg = await dead.next_msg(timeout=15)
+        assert msg.data == b'{"sku":"zz"}'
+        letters = await bus.dead_letters("doomed")
+    assert attempts == [1, 2, 3]
+    (letter,) = letters
+    assert letter.payload == {"sku": "zz"} and letter.attempt == 3
+    assert letter.headers["Minga-Error"] == "ValueError: sku zz unknown"
+    assert letter.headers["Minga-Queue"] == "doomed" and letter.headers["Minga-Sequence"] == "1"
+    assert await _stream_messages(broker_url, "MINGA_Q_doomed") == 0
+
+
+async def test_an_invalid_payload_is_dead_lettered_at_once(broker_url: str) -> None:
+    calls: list[Any] = []
+
+    async def handler(d: Delivery) -> None:
+        calls.append(d.payload)
+
+    async with Bus(broker_url) as bus:
+        dead = await bus.nats.subscribe("minga.dlq.parse")
+        await bus.consume("parse", handler, policy=FAST)
+        await bus.jetstream.publish("minga.q.parse", b"{oops")
+        await bus.enqueue("parse", {"ok": True})
+        await dead.next_msg(timeout=10)
+        (letter,) = await bus.dead_letters("parse")
+    assert letter.attempt == 1 and letter.headers["Minga-Error"].startswith(
+        "PayloadError: payload is not valid JSON"
+    )
+    assert calls == [{"ok": True}]
+
+
+async def test_a_job_cut_short_by_shutdown_is_redelivered_to_another_worker(broker_url: str) -> None:
+    started = asyncio.Event()
+    finished: asyncio.Queue[Delivery] = asyncio.Queue()
+
+    async def stuck(d: Delivery) -> None:
+        started.set()
+        await asyncio.Event().wait()  # never finishes on its own
+
+    async def quick(d: Delivery) -> None:
+        await finished.put(d)
+
+    first = Bus(broker_url, grace=0.2)
+    async with first:
+        await first.consume("long", stuck, policy=FAST)
+        await first.enqueue("long", {"id": 1})
+        await asyncio.wait_for(started.wait(), 10)
+    # leaving the block stopped the worker: the job was cancelled after the grace and naked
+    async with Bus(broker_url) as second:
+        await second.consume("long", quick, policy=FAST)
+        d = await asyncio.wait_for(finished.get(), 10)
+    assert d.payload == {"id": 1} and d.attempt == 2
+
+
+async def test_jobs_run_concurrently_up_to_the_policy(broker_url: str) -> None:
+    running = 0
+    peak = 0
+    both = asyncio.Event()
+    done: asyncio.Queue[int] = asyncio.Queue()
+
+    async def job(d: Delivery) -> None:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        if running == 2:
+            both.set()
+        await asyncio.wait_for(both.wait(), 10)
+        running -= 1
+        await done.put(d.payload)
+
+    async with Bus(broker_url) as bus:
+        for n in range(4):
+            await bus.enqueue("par", n)
+        await bus.consume("par", job, policy=QueuePolicy(concurrency=2))
+        got = sorted([await asyncio.wait_for(done.get(), 10) for _ in range(4)])
+    assert got == [0, 1, 2, 3] and peak == 2

@@ -1,0 +1,82 @@
+"""The pure parts of the bus: JSON envelopes, trace headers, subject names, backoff."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from pydantic import BaseModel
+
+from minga.bus import Backoff, ErrorAllowList, Timeout, TraceContext, encode, event_subject, rpc_subject
+from minga.bus._codec import error_reply, parse_reply, result_reply
+from minga.errors import PayloadError, RemoteError, UsageError
+
+
+class Stock(BaseModel):
+    sku: str
+    qty: int
+
+
+def test_results_and_errors_are_plain_json_envelopes() -> None:
+    assert json.loads(result_reply(Stock(sku="a", qty=2))) == {"result": {"sku": "a", "qty": 2}}
+    body = json.loads(error_reply(ValueError("bad sku")))
+    assert body == {"error": {"type": "ValueError", "module": "builtins", "message": "bad sku"}}
+    assert parse_reply(result_reply([1, 2]), ErrorAllowList()) == [1, 2]
+
+
+def test_only_allow_listed_errors_are_rebuilt() -> None:
+    reply = error_reply(ValueError("bad sku"))
+    with pytest.raises(RemoteError) as info:
+        parse_reply(reply, ErrorAllowList())
+    assert (info.value.remote_type, info.value.remote_message) == ("ValueError", "bad sku")
+    with pytest.raises(ValueError, match="bad sku"):
+        parse_reply(reply, ErrorAllowList([ValueError]))
+    rich = PayloadError("qty: not an int", [{"loc": "qty", "msg": "not an int"}])
+    with pytest.raises(PayloadError) as perr:
+        parse_reply(error_reply(rich), ErrorAllowList())
+    assert perr.value.errors == [{"loc": "qty", "msg": "not an int"}]
+    with pytest.raises(PayloadError, match="not a minga envelope"):
+        parse_reply(b'{"other": 1}', ErrorAllowList())
+
+
+def test_encode_refuses_what_has_no_json_form() -> None:
+    with pytest.raises(PayloadError, match="cannot send object as JSON"):
+        encode(object())
+
+
+def test_traceparent_round_trip_and_invalid_headers() -> None:
+    root = TraceContext.new()
+    parsed = TraceContext.parse(root.header())
+    assert parsed is not None and (parsed.trace_id, parsed.span_id) == (root.trace_id, root.span_id)
+    child = root.child()
+    assert child.trace_id == root.trace_id and child.parent_id == root.span_id
+    for bad in [
+        None,
+        "",
+        "garbage",
+        "ff-" + "a" * 32 + "-" + "b" * 16 + "-01",
+        "00-" + "0" * 32 + "-" + "b" * 16 + "-01",
+    ]:
+        assert TraceContext.parse(bad) is None
+    assert TraceContext.parse("00-" + "a" * 32 + "-" + "b" * 16 + "-00").sampled is False  # type: ignore[union-attr]
+
+
+def test_subject_names_are_checked() -> None:
+    assert rpc_subject("inventory", "reserve") == "minga.rpc.inventory.reserve"
+    assert event_subject("orders.*", wildcards=True) == "minga.evt.orders.*"
+    for bad in ["a.b", "a b", "", "*"]:
+        with pytest.raises(UsageError):
+            rpc_subject(bad, "m")
+    with pytest.raises(UsageError):
+        event_subject("orders.*")
+    with pytest.raises(UsageError):
+        event_subject("orders.>.x", wildcards=True)
+
+
+def test_backoff_and_timeouts() -> None:
+    b = Backoff(initial=0.5, factor=2, maximum=3)
+    assert [b.delay(n) for n in range(1, 6)] == [0.5, 1.0, 2.0, 3.0, 3.0]
+    assert Timeout.of(2, Timeout()).request == 2.0
+    assert Timeout.of(None, Timeout(7)).request == 7
+    with pytest.raises(ValueError):
+        Timeout(0)
