@@ -21,15 +21,15 @@ from minga.bus._timeout import DEFAULT_TIMEOUT, Timeout
 from minga.bus._trace import TRACEPARENT, TraceContext, current_trace
 
 __all__ = [
-    "DEAD_LETTER_STREAM",
-    "DEFAULT_TIMEOUT",
-    "TRACEPARENT",
     "Backoff",
     "Bus",
+    "DEAD_LETTER_STREAM",
+    "DEFAULT_TIMEOUT",
     "Delivery",
     "ErrorAllowList",
     "Handler",
     "QueuePolicy",
+    "TRACEPARENT",
     "Timeout",
     "TraceContext",
     "current_trace",
