@@ -10,26 +10,22 @@ from minga.bus._bus import Bus, Delivery, Handler
 from minga.bus._codec import ErrorAllowList, decode, encode
 from minga.bus._queue import Backoff, QueuePolicy
 from minga.bus._subjects import (
-    DEAD_LETTER_STREAM,
     dead_letter_subject,
     event_subject,
     queue_stream,
     queue_subject,
     rpc_subject,
 )
-from minga.bus._timeout import DEFAULT_TIMEOUT, Timeout
-from minga.bus._trace import TRACEPARENT, TraceContext, current_trace
+from minga.bus._timeout import Timeout
+from minga.bus._trace import TraceContext, current_trace
 
 __all__ = [
     "Backoff",
     "Bus",
-    "DEAD_LETTER_STREAM",
-    "DEFAULT_TIMEOUT",
     "Delivery",
     "ErrorAllowList",
     "Handler",
     "QueuePolicy",
-    "TRACEPARENT",
     "Timeout",
     "TraceContext",
     "current_trace",
