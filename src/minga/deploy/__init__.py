@@ -1,0 +1,59 @@
+"""Running systems: the supervisor of the local provider and what it is asked to run.
+
+:class:`SupervisorMachine` is the supervisor's core as pure transitions (events in,
+actions out); :class:`LocalSupervisor` carries its actions out with local process
+groups, per-instance logs under MINGA_HOME, active health checks and resource limits.
+"""
+
+from minga.deploy._local import LocalSupervisor, OnCritical, OnHealth, free_port, log_path
+from minga.deploy._machine import (
+    Action,
+    Event,
+    Exited,
+    Health,
+    HealthChanged,
+    InstanceState,
+    Kill,
+    MarkCritical,
+    Phase,
+    Spawn,
+    SpawnFailed,
+    Start,
+    Started,
+    StopRequested,
+    SupervisorMachine,
+    Terminate,
+    Tick,
+)
+from minga.deploy._model import Backoff, HealthProbe, Limits, RestartMode, RestartPolicy, ServicePlan
+
+__all__ = [
+    "Action",
+    "Backoff",
+    "Event",
+    "Exited",
+    "Health",
+    "HealthChanged",
+    "HealthProbe",
+    "InstanceState",
+    "Kill",
+    "Limits",
+    "LocalSupervisor",
+    "MarkCritical",
+    "OnCritical",
+    "OnHealth",
+    "Phase",
+    "RestartMode",
+    "RestartPolicy",
+    "ServicePlan",
+    "Spawn",
+    "SpawnFailed",
+    "Start",
+    "Started",
+    "StopRequested",
+    "SupervisorMachine",
+    "Terminate",
+    "Tick",
+    "free_port",
+    "log_path",
+]

@@ -1,0 +1,397 @@
+"""The local provider: runs the supervisor machine's actions as real processes on this machine.
+
+Each replica is its own process group (``start_new_session``), so a stop or a kill
+reaches everything it started. Its stdout and stderr are read line by line and written,
+time-stamped, to ``<home>/logs/<instance>.log``. Exits, probe results and timers become
+events for :class:`~minga.deploy._machine.SupervisorMachine`; this module holds no policy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import resource
+import signal
+import socket
+import sys
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from minga.deploy._machine import (
+    Action,
+    Event,
+    Exited,
+    Health,
+    HealthChanged,
+    Kill,
+    MarkCritical,
+    Phase,
+    Spawn,
+    SpawnFailed,
+    Start,
+    Started,
+    StopRequested,
+    SupervisorMachine,
+    Terminate,
+    Tick,
+)
+from minga.deploy._model import HealthProbe, Limits, ServicePlan
+from minga.errors import DeployError
+
+__all__ = ["LocalSupervisor", "OnCritical", "OnHealth", "free_port", "log_path"]
+
+log = logging.getLogger("minga.deploy")
+
+OnCritical = Callable[[str, str], Awaitable[None]]
+"""Called with (instance, service) the moment a replica exits unexpectedly."""
+
+OnHealth = Callable[[str, str, Health], Awaitable[None]]
+"""Called with (instance, service, health) when an active check changes a replica's health."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that was free on ``host`` a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def log_path(home: Path, instance: str) -> Path:
+    """Where the output of ``instance`` is written."""
+    return home / "logs" / f"{instance}.log"
+
+
+def _stamp() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class _Proc:
+    """The process side of one replica."""
+
+    http_port: int
+    log: Path
+    limits_report: dict[str, str] = field(default_factory=dict)
+    process: asyncio.subprocess.Process | None = None
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+
+def _apply_limits(pid: int, limits: Limits) -> dict[str, str]:
+    """Enforce what the OS allows on ``pid``; say for each limit whether it is enforced or only reported."""
+    report: dict[str, str] = {}
+    if limits.memory is not None:
+        prlimit = getattr(resource, "prlimit", None)  # Linux only
+        if prlimit is not None:
+            try:
+                prlimit(pid, resource.RLIMIT_AS, (limits.memory, limits.memory))
+                report["memory"] = f"enforced (RLIMIT_AS {limits.memory} bytes)"
+            except (OSError, ValueError) as exc:
+                report["memory"] = f"reported only ({exc})"
+        else:
+            report["memory"] = f"reported only (no prlimit on {sys.platform})"
+    if limits.cpus is not None:
+        report["cpus"] = f"reported only ({limits.cpus:g} cores; a CPU share needs cgroups)"
+    return report
+
+
+class LocalSupervisor:
+    """Runs planned services as local process groups and keeps them running.
+
+    ``env`` is injected into every replica (MINGA_NATS_URL, MINGA_DISCOVERY_URL...),
+    before the service's own env. ``on_critical`` is awaited when a replica dies
+    unexpectedly, ``on_health`` when an active check changes its health. With
+    ``probe=False`` no active checks run and health comes only through :meth:`set_health`.
+
+    Use::
+
+        sup = LocalSupervisor(plans, home=Path(".minga"), env={"MINGA_NATS_URL": url})
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(sup.run())
+            async with asyncio.timeout(30):
+                await sup.wait_healthy()
+            ...
+            await sup.stop()
+    """
+
+    def __init__(
+        self,
+        plans: Sequence[ServicePlan],
+        *,
+        home: Path,
+        env: Mapping[str, str] | None = None,
+        on_critical: OnCritical | None = None,
+        on_health: OnHealth | None = None,
+        probe: bool = True,
+        grace: float = 5.0,
+    ) -> None:
+        self.machine = SupervisorMachine(plans)
+        self.home = home
+        self.env = dict(env or {})
+        self.on_critical = on_critical
+        self.on_health = on_health
+        self.probe = probe
+        self.grace = grace
+        self._events: asyncio.Queue[Event] = asyncio.Queue()
+        self._changed = asyncio.Condition()
+        self._procs: dict[str, _Proc] = {}
+        self._done = asyncio.Event()
+        self._session: aiohttp.ClientSession | None = None
+        self._tg: asyncio.TaskGroup | None = None
+
+    # -- public API ------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Start every service (in dependency order) and supervise until :meth:`stop` completes."""
+        (self.home / "logs").mkdir(parents=True, exist_ok=True)
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2.0))
+        try:
+            async with asyncio.TaskGroup() as tg:
+                self._tg = tg
+                await self._events.put(Start(time.monotonic()))
+                while not self.machine.all_stopped():
+                    deadline = self.machine.next_deadline()
+                    timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+                    try:
+                        event: Event = await asyncio.wait_for(self._events.get(), timeout)
+                    except TimeoutError:
+                        event = Tick(time.monotonic())
+                    await self._handle(event)
+                for proc in self._procs.values():
+                    for task in proc.tasks:
+                        task.cancel()
+        finally:
+            await self._session.close()
+            self._done.set()
+            async with self._changed:
+                self._changed.notify_all()
+
+    async def stop(self, grace: float | None = None) -> None:
+        """SIGTERM every replica in reverse dependency order, SIGKILL after ``grace`` seconds; wait for the end."""
+        await self._events.put(StopRequested(time.monotonic(), self.grace if grace is None else grace))
+        await self._done.wait()
+
+    async def set_health(self, instance: str, health: Health) -> None:
+        """Report a health change seen elsewhere (the registry's checks)."""
+        if instance in self.machine.instances:
+            await self._events.put(HealthChanged(instance, health, time.monotonic()))
+
+    async def wait_until(self, predicate: Callable[[], bool]) -> bool:
+        """Wait until ``predicate()`` holds, re-checked on every state change; False if supervision ended first.
+
+        Bound it with ``asyncio.timeout``.
+        """
+        async with self._changed:
+            await self._changed.wait_for(lambda: predicate() or self._done.is_set())
+        return predicate()
+
+    def all_healthy(self) -> bool:
+        """Every replica of every service passes its checks."""
+        return all(self.machine.healthy(s) for s in self.machine.order)
+
+    async def wait_healthy(self) -> bool:
+        """Wait until every replica of every service passes its checks (bound it with ``asyncio.timeout``)."""
+        return await self.wait_until(self.all_healthy)
+
+    def ports(self, instance: str) -> dict[str, int]:
+        """The ports assigned to ``instance``."""
+        proc = self._procs.get(instance)
+        return {"http": proc.http_port} if proc else {}
+
+    def status(self) -> list[dict[str, Any]]:
+        """One entry per service, in dependency order, with its replicas (the shape ``minga status --json`` prints)."""
+        out: list[dict[str, Any]] = []
+        for name in self.machine.order:
+            plan = self.machine.plans[name]
+            instances = []
+            for inst in self.machine.of(name):
+                proc = self._procs.get(inst.id)
+                ports = {"http": proc.http_port} if proc else {}
+                instances.append(
+                    {
+                        "id": inst.id,
+                        "pid": inst.pid,
+                        "phase": inst.phase.value,
+                        "health": inst.health.value,
+                        "address": f"127.0.0.1:{proc.http_port}" if proc else None,
+                        "ports": ports,
+                        "restarts": inst.restarts,
+                        "crashloop": inst.crashloop,
+                        "last_exit": inst.last_exit,
+                        "last_error": inst.last_error,
+                        "log": str(proc.log) if proc else str(log_path(self.home, inst.id)),
+                        "limits": dict(proc.limits_report) if proc else {},
+                    }
+                )
+            out.append(
+                {
+                    "name": name,
+                    "replicas": plan.replicas,
+                    "depends_on": list(plan.depends_on),
+                    "healthy": self.machine.healthy(name),
+                    "instances": instances,
+                }
+            )
+        return out
+
+    # -- event loop ------------------------------------------------------------------------
+
+    async def _handle(self, event: Event) -> None:
+        for action in self.machine.handle(event):
+            await self._do(action)
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def _do(self, action: Action) -> None:
+        match action:
+            case Spawn(instance=iid, service=service, attempt=attempt):
+                await self._spawn(iid, self.machine.plans[service], attempt)
+            case Terminate(instance=iid, pid=pid):
+                self._signal(pid, signal.SIGTERM)
+            case Kill(instance=iid, pid=pid):
+                self._signal(pid, signal.SIGKILL)
+            case MarkCritical(instance=iid, service=service):
+                if self.on_critical is not None:
+                    try:
+                        await self.on_critical(iid, service)
+                    except Exception:  # the registry failing must not stop supervision
+                        log.exception("could not mark %s critical", iid)
+
+    @staticmethod
+    def _signal(pgid: int, sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, sig)
+
+    def _port_for(self, iid: str, plan: ServicePlan) -> int:
+        if plan.http_port is not None and iid == plan.instance_ids()[0]:
+            return plan.http_port
+        previous = self._procs.get(iid)
+        if previous is not None:
+            # keep the port across restarts when nobody took it meanwhile
+            with contextlib.suppress(OSError), socket.socket() as s:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                s.bind(("127.0.0.1", previous.http_port))
+                return previous.http_port
+        return free_port()
+
+    async def _spawn(self, iid: str, plan: ServicePlan, attempt: int) -> None:
+        port = self._port_for(iid, plan)
+        proc = _Proc(http_port=port, log=log_path(self.home, iid))
+        self._procs[iid] = proc
+        env = dict(os.environ)
+        env.update(self.env)
+        env.update(
+            {
+                "MINGA_SERVICE": plan.name,
+                "MINGA_INSTANCE": iid,
+                "MINGA_HTTP_PORT": str(port),
+                "MINGA_HOME": str(self.home),
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        env.update(plan.env)
+        with proc.log.open("a", encoding="utf-8") as f:
+            f.write(f"{_stamp()} minga starting {iid} (attempt {attempt}): {' '.join(plan.argv)}\n")
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *plan.argv,
+                cwd=plan.cwd,
+                env=env,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,
+                limit=1 << 20,  # one output line may be up to 1 MiB
+            )
+        except OSError as exc:
+            with proc.log.open("a", encoding="utf-8") as f:
+                f.write(f"{_stamp()} minga could not start {iid}: {exc}\n")
+            await self._events.put(SpawnFailed(iid, str(exc), time.monotonic()))
+            return
+        proc.process = process
+        proc.limits_report = _apply_limits(process.pid, plan.limits)
+        await self._events.put(Started(iid, process.pid, time.monotonic()))
+        assert self._tg is not None
+        proc.tasks.append(self._tg.create_task(self._watch(iid, proc, process)))
+        if self.probe:
+            proc.tasks.append(self._tg.create_task(self._probe(iid, plan, proc, process)))
+
+    async def _watch(self, iid: str, proc: _Proc, process: asyncio.subprocess.Process) -> None:
+        """Copy the replica's output to its log; when it exits, clean its group and report."""
+        assert process.stdout is not None
+        with proc.log.open("a", encoding="utf-8", buffering=1) as f:
+            while True:
+                try:
+                    line = await process.stdout.readline()
+                except ValueError:  # longer than the limit: take what is buffered
+                    line = await process.stdout.read(1 << 20)
+                if not line:
+                    break
+                f.write(f"{_stamp()} {line.decode('utf-8', 'replace').rstrip()}\n")
+            code = await process.wait()
+            f.write(f"{_stamp()} minga {iid} exited with {code}\n")
+        # no orphans: whatever the replica started dies with it
+        self._signal(process.pid, signal.SIGKILL)
+        await self._events.put(Exited(iid, code, time.monotonic()))
+
+    async def _probe(
+        self, iid: str, plan: ServicePlan, proc: _Proc, process: asyncio.subprocess.Process
+    ) -> None:
+        """Active health checks of one replica for as long as its process lives."""
+        check = plan.health
+        health = Health.UNKNOWN
+        failures = 0
+        while process.returncode is None:
+            ok = await self._check(check, proc.http_port)
+            if process.returncode is not None:
+                return
+            if ok:
+                failures = 0
+                new = Health.PASSING
+            else:
+                failures += 1
+                new = Health.CRITICAL if health is Health.PASSING and failures >= check.failures else health
+            if new is not health:
+                health = new
+                await self._events.put(HealthChanged(iid, health, time.monotonic()))
+                if self.on_health is not None:
+                    await self.on_health(iid, plan.name, health)
+            # quick probing until the first pass, then at the configured interval
+            await asyncio.sleep(check.interval if health is Health.PASSING else min(0.1, check.interval))
+
+    async def _check(self, check: HealthProbe, port: int) -> bool:
+        kind, path, timeout = check.kind, check.path, check.timeout
+        if kind == "none":
+            return True
+        if kind == "tcp":
+            try:
+                async with asyncio.timeout(timeout):
+                    _, writer = await asyncio.open_connection("127.0.0.1", port)
+            except (OSError, TimeoutError):
+                return False
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+            return True
+        if kind != "http":
+            raise DeployError(f"unknown health check kind {kind!r} (expected http, tcp or none)")
+        assert self._session is not None
+        try:
+            async with self._session.get(
+                f"http://127.0.0.1:{port}{path}", timeout=aiohttp.ClientTimeout(total=timeout)
+            ) as resp:
+                return 200 <= resp.status < 300
+        except (aiohttp.ClientError, TimeoutError, OSError):
+            return False
+
+    @property
+    def phases(self) -> dict[str, Phase]:
+        """The phase of every replica (for tests and status lines)."""
+        return {iid: inst.phase for iid, inst in self.machine.instances.items()}

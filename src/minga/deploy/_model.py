@@ -1,0 +1,108 @@
+"""What the supervisor is asked to run: plans of services, restart policies, limits, health checks.
+
+These are plain frozen dataclasses, built from a :mod:`minga.spec` system by
+:func:`minga.deploy.plan_from_spec` or by hand in tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+__all__ = [
+    "Backoff",
+    "HealthProbe",
+    "Limits",
+    "RestartMode",
+    "RestartPolicy",
+    "ServicePlan",
+]
+
+
+class RestartMode(StrEnum):
+    """When an exited replica is started again."""
+
+    ALWAYS = "always"
+    ON_FAILURE = "on-failure"  # only after a non-zero exit or a signal
+    NEVER = "never"
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Exponential restart delay: ``initial * factor**(n-1)`` seconds for the n-th quick restart, capped at ``maximum``."""
+
+    initial: float = 0.2
+    factor: float = 2.0
+    maximum: float = 10.0
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait before restart number ``attempt`` (1-based) of a run of quick failures."""
+        if attempt <= 0:
+            return 0.0
+        return float(min(self.maximum, self.initial * self.factor ** (attempt - 1)))
+
+
+@dataclass(frozen=True)
+class RestartPolicy:
+    """How the supervisor restarts a service's replicas.
+
+    A replica that stayed up ``stable_after`` seconds resets its backoff. ``crashloop_exits``
+    exits within ``crashloop_window`` seconds mark the replica as crash-looping: it keeps being
+    restarted, at the backoff's maximum delay, and status shows it.
+    """
+
+    mode: RestartMode = RestartMode.ALWAYS
+    backoff: Backoff = field(default_factory=Backoff)
+    stable_after: float = 10.0
+    crashloop_exits: int = 4
+    crashloop_window: float = 30.0
+
+
+@dataclass(frozen=True)
+class HealthProbe:
+    """An active check of a replica: ``kind`` is ``http`` (GET ``path`` on its HTTP port must answer 2xx),
+    ``tcp`` (its HTTP port accepts a connection) or ``none`` (healthy once started).
+
+    ``interval`` and ``timeout`` are seconds; ``failures`` consecutive failed checks make it critical.
+    """
+
+    kind: str = "http"
+    path: str = "/healthz"
+    interval: float = 1.0
+    timeout: float = 1.0
+    failures: int = 2
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits of one replica: ``memory`` in bytes, ``cpus`` in cores (fractional allowed)."""
+
+    memory: int | None = None
+    cpus: float | None = None
+
+
+@dataclass(frozen=True)
+class ServicePlan:
+    """One service as the supervisor runs it.
+
+    ``argv`` is the replica's command line; ``depends_on`` names services that must have
+    every replica healthy before this one starts; ``env`` is added to what the supervisor
+    injects (MINGA_NATS_URL, MINGA_SERVICE, MINGA_INSTANCE, MINGA_HTTP_PORT, MINGA_DISCOVERY_URL).
+    """
+
+    name: str
+    argv: tuple[str, ...]
+    replicas: int = 1
+    env: Mapping[str, str] = field(default_factory=dict)
+    cwd: Path | None = None
+    restart: RestartPolicy = field(default_factory=RestartPolicy)
+    health: HealthProbe = field(default_factory=HealthProbe)
+    depends_on: tuple[str, ...] = ()
+    limits: Limits = field(default_factory=Limits)
+    http_port: int | None = None  # fixed port for replica 1 (others get free ports); None: all free
+
+    def instance_ids(self) -> list[str]:
+        """The stable ids of this service's replicas: ``orders-1``, ``orders-2``..."""
+        return [f"{self.name}-{i}" for i in range(1, self.replicas + 1)]
