@@ -30,7 +30,7 @@ def http_server(tmp: Path, name: str, **kw: object) -> ServicePlan:
         f"echo env $MINGA_SERVICE $MINGA_INSTANCE $EXTRA; "
         f"exec {sys.executable} -m http.server $MINGA_HTTP_PORT --bind 127.0.0.1"
     )
-    return ServicePlan(name=name, argv=("sh", "-c", script), health=TCP, restart=QUICK, **kw)  # type: ignore[arg-type]
+    return ServicePlan(name=name, argv=("sh", "-c", script), health=TCP, restart=QUICK, stop_grace=2.0, **kw)  # type: ignore[arg-type]
 
 
 def alive(pid: int) -> bool:
@@ -60,7 +60,7 @@ async def test_starts_in_order_restarts_a_killed_replica_and_leaves_no_orphans(t
         http_server(tmp_path, "web", replicas=2, depends_on=("db",)),
     ]
     sup = LocalSupervisor(plans, home=tmp_path / "home", env={"MINGA_NATS_URL": "nats://nowhere:1"},
-                          on_critical=on_critical, grace=2.0)
+                          on_critical=on_critical)
     async with asyncio.TaskGroup() as tg:
         tg.create_task(sup.run())
         async with asyncio.timeout(30):
@@ -96,7 +96,7 @@ async def test_crash_loop_shows_in_status_and_spawn_failures_are_reported(tmp_pa
         ServicePlan(name="crash", argv=("sh", "-c", "echo boom; exit 3"), restart=QUICK, health=TCP),
         ServicePlan(name="missing", argv=(str(tmp_path / "no-such-binary"),), restart=QUICK, health=TCP),
     ]
-    sup = LocalSupervisor(plans, home=tmp_path, grace=1.0)
+    sup = LocalSupervisor(plans, home=tmp_path)
     async with asyncio.TaskGroup() as tg:
         tg.create_task(sup.run())
         async with asyncio.timeout(20):
@@ -115,7 +115,7 @@ async def test_memory_limit_is_enforced_or_reported(tmp_path: Path) -> None:
         limits=Limits(memory=512 * 1024 * 1024, cpus=0.5),
         health=HealthProbe(kind="none"),
     )
-    sup = LocalSupervisor([plan], home=tmp_path, grace=1.0)
+    sup = LocalSupervisor([plan], home=tmp_path)
     async with asyncio.TaskGroup() as tg:
         tg.create_task(sup.run())
         async with asyncio.timeout(10):

@@ -6,6 +6,7 @@ groups, per-instance logs under MINGA_HOME, active health checks and resource li
 """
 
 from minga.deploy._local import LocalSupervisor, OnCritical, OnHealth, free_port, log_path
+from minga.deploy._logs import LogLine, follow_logs, log_files, read_logs
 from minga.deploy._machine import (
     Action,
     Event,
@@ -39,6 +40,7 @@ __all__ = [
     "Kill",
     "Limits",
     "LocalSupervisor",
+    "LogLine",
     "MarkCritical",
     "OnCritical",
     "OnHealth",
@@ -54,6 +56,9 @@ __all__ = [
     "SupervisorMachine",
     "Terminate",
     "Tick",
+    "follow_logs",
     "free_port",
+    "log_files",
     "log_path",
+    "read_logs",
 ]

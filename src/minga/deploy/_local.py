@@ -77,7 +77,7 @@ def _stamp() -> str:
 class _Proc:
     """The process side of one replica."""
 
-    http_port: int
+    ports: dict[str, int]
     log: Path
     limits_report: dict[str, str] = field(default_factory=dict)
     process: asyncio.subprocess.Process | None = None
@@ -130,7 +130,6 @@ class LocalSupervisor:
         on_critical: OnCritical | None = None,
         on_health: OnHealth | None = None,
         probe: bool = True,
-        grace: float = 5.0,
     ) -> None:
         self.machine = SupervisorMachine(plans)
         self.home = home
@@ -138,7 +137,6 @@ class LocalSupervisor:
         self.on_critical = on_critical
         self.on_health = on_health
         self.probe = probe
-        self.grace = grace
         self._events: asyncio.Queue[Event] = asyncio.Queue()
         self._changed = asyncio.Condition()
         self._procs: dict[str, _Proc] = {}
@@ -174,8 +172,9 @@ class LocalSupervisor:
                 self._changed.notify_all()
 
     async def stop(self, grace: float | None = None) -> None:
-        """SIGTERM every replica in reverse dependency order, SIGKILL after ``grace`` seconds; wait for the end."""
-        await self._events.put(StopRequested(time.monotonic(), self.grace if grace is None else grace))
+        """SIGTERM every replica in reverse dependency order, SIGKILL after ``grace`` seconds
+        (None: each service's ``stop_grace``); return once no replica is left."""
+        await self._events.put(StopRequested(time.monotonic(), grace))
         await self._done.wait()
 
     async def set_health(self, instance: str, health: Health) -> None:
@@ -203,7 +202,7 @@ class LocalSupervisor:
     def ports(self, instance: str) -> dict[str, int]:
         """The ports assigned to ``instance``."""
         proc = self._procs.get(instance)
-        return {"http": proc.http_port} if proc else {}
+        return dict(proc.ports) if proc else {}
 
     def status(self) -> list[dict[str, Any]]:
         """One entry per service, in dependency order, with its replicas (the shape ``minga status --json`` prints)."""
@@ -213,14 +212,14 @@ class LocalSupervisor:
             instances = []
             for inst in self.machine.of(name):
                 proc = self._procs.get(inst.id)
-                ports = {"http": proc.http_port} if proc else {}
+                ports = dict(proc.ports) if proc else {}
                 instances.append(
                     {
                         "id": inst.id,
                         "pid": inst.pid,
                         "phase": inst.phase.value,
                         "health": inst.health.value,
-                        "address": f"127.0.0.1:{proc.http_port}" if proc else None,
+                        "address": f"127.0.0.1:{proc.ports['http']}" if proc else None,
                         "ports": ports,
                         "restarts": inst.restarts,
                         "crashloop": inst.crashloop,
@@ -269,21 +268,26 @@ class LocalSupervisor:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pgid, sig)
 
-    def _port_for(self, iid: str, plan: ServicePlan) -> int:
-        if plan.http_port is not None and iid == plan.instance_ids()[0]:
-            return plan.http_port
+    def _ports_for(self, iid: str, plan: ServicePlan) -> dict[str, int]:
         previous = self._procs.get(iid)
-        if previous is not None:
-            # keep the port across restarts when nobody took it meanwhile
-            with contextlib.suppress(OSError), socket.socket() as s:
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                s.bind(("127.0.0.1", previous.http_port))
-                return previous.http_port
-        return free_port()
+        ports: dict[str, int] = {}
+        for name, fixed in {"http": 0, **plan.ports}.items():
+            if fixed:
+                ports[name] = fixed
+                continue
+            if previous is not None and name in previous.ports:
+                # keep the port across restarts when nobody took it meanwhile
+                with contextlib.suppress(OSError), socket.socket() as s:
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                    s.bind(("127.0.0.1", previous.ports[name]))
+                    ports[name] = previous.ports[name]
+                    continue
+            ports[name] = free_port()
+        return ports
 
     async def _spawn(self, iid: str, plan: ServicePlan, attempt: int) -> None:
-        port = self._port_for(iid, plan)
-        proc = _Proc(http_port=port, log=log_path(self.home, iid))
+        ports = self._ports_for(iid, plan)
+        proc = _Proc(ports=ports, log=log_path(self.home, iid))
         self._procs[iid] = proc
         env = dict(os.environ)
         env.update(self.env)
@@ -291,11 +295,11 @@ class LocalSupervisor:
             {
                 "MINGA_SERVICE": plan.name,
                 "MINGA_INSTANCE": iid,
-                "MINGA_HTTP_PORT": str(port),
                 "MINGA_HOME": str(self.home),
                 "PYTHONUNBUFFERED": "1",
             }
         )
+        env.update({f"MINGA_{name.upper().replace('-', '_')}_PORT": str(p) for name, p in ports.items()})
         env.update(plan.env)
         with proc.log.open("a", encoding="utf-8") as f:
             f.write(f"{_stamp()} minga starting {iid} (attempt {attempt}): {' '.join(plan.argv)}\n")
@@ -349,7 +353,7 @@ class LocalSupervisor:
         health = Health.UNKNOWN
         failures = 0
         while process.returncode is None:
-            ok = await self._check(check, proc.http_port)
+            ok = await self._check(check, proc.ports.get(check.port, proc.ports['http']))
             if process.returncode is not None:
                 return
             if ok:

@@ -119,10 +119,11 @@ class Tick:
 
 @dataclass(frozen=True)
 class StopRequested:
-    """Stop everything: SIGTERM in reverse dependency order, SIGKILL after ``grace`` seconds."""
+    """Stop everything: SIGTERM in reverse dependency order, SIGKILL after ``grace`` seconds
+    (None: each service's ``stop_grace``)."""
 
     at: float
-    grace: float = 5.0
+    grace: float | None = None
 
 
 Event = Start | Started | SpawnFailed | Exited | HealthChanged | Tick | StopRequested
@@ -200,7 +201,7 @@ def _order(plans: Sequence[ServicePlan]) -> list[str]:
     """Service names in dependency order; raises DeployError on an unknown name or a cycle."""
     by_name = {p.name: p for p in plans}
     for p in plans:
-        for dep in p.depends_on:
+        for dep in (*p.depends_on, *p.after):
             if dep not in by_name:
                 raise DeployError(f"service {p.name!r} depends on {dep!r}, which is not in the spec")
     done: list[str] = []
@@ -213,7 +214,7 @@ def _order(plans: Sequence[ServicePlan]) -> list[str]:
             cycle = " -> ".join([*visiting[visiting.index(name) :], name])
             raise DeployError(f"dependency cycle: {cycle}")
         visiting.append(name)
-        for dep in by_name[name].depends_on:
+        for dep in (*by_name[name].depends_on, *by_name[name].after):
             visit(dep)
         visiting.pop()
         done.append(name)
@@ -235,7 +236,7 @@ class SupervisorMachine:
                 self.instances[iid] = InstanceState(id=iid, service=name)
         self.started = False
         self.stopping = False
-        self.grace = 5.0
+        self.grace: float | None = None
 
     # -- queries ---------------------------------------------------------------------------
 
@@ -246,6 +247,10 @@ class SupervisorMachine:
     def healthy(self, service: str) -> bool:
         """Every replica of ``service`` is running and passing its checks."""
         return all(i.phase is Phase.RUNNING and i.health is Health.PASSING for i in self.of(service))
+
+    def running(self, service: str) -> bool:
+        """Every replica of ``service`` has a running process."""
+        return all(i.phase is Phase.RUNNING for i in self.of(service))
 
     def all_stopped(self) -> bool:
         """After a stop request: no process is left."""
@@ -282,10 +287,11 @@ class SupervisorMachine:
                 inst.started_at = at
                 inst.health = Health.UNKNOWN
                 if inst.phase is Phase.STOPPING:  # stop asked for while it was being created
-                    inst.kill_at = at + self.grace
+                    inst.kill_at = at + self._grace(inst.service)
                     actions.append(Terminate(iid, pid))
                 else:
                     inst.phase = Phase.RUNNING
+                    actions += self._release_waiting()
             case SpawnFailed(instance=iid, reason=reason, at=at):
                 inst = self.instances[iid]
                 inst.last_error = reason
@@ -310,13 +316,21 @@ class SupervisorMachine:
                 actions += self._stop_next(at)
         return actions
 
+    def _grace(self, service: str) -> float:
+        return self.plans[service].stop_grace if self.grace is None else self.grace
+
     def _release_waiting(self) -> list[Action]:
         if not self.started or self.stopping:
             return []
         actions: list[Action] = []
         for name in self.order:
             waiting = [i for i in self.of(name) if i.phase is Phase.WAITING]
-            if waiting and all(self.healthy(dep) for dep in self.plans[name].depends_on):
+            plan = self.plans[name]
+            if (
+                waiting
+                and all(self.healthy(dep) for dep in plan.depends_on)
+                and all(self.running(dep) for dep in plan.after)
+            ):
                 for inst in waiting:
                     inst.phase = Phase.STARTING
                     actions.append(Spawn(inst.id, name, 0))
@@ -382,13 +396,13 @@ class SupervisorMachine:
         """Terminate the replicas of every service that no live service depends on any more."""
         actions: list[Action] = []
         for name in reversed(self.order):
-            dependents = [p.name for p in self.plans.values() if name in p.depends_on]
+            dependents = [p.name for p in self.plans.values() if name in (*p.depends_on, *p.after)]
             if any(i.alive for d in dependents for i in self.of(d)):
                 continue
             for inst in self.of(name):
                 if inst.phase is Phase.RUNNING and inst.pid is not None:
                     inst.phase = Phase.STOPPING
-                    inst.kill_at = at + self.grace
+                    inst.kill_at = at + self._grace(inst.service)
                     inst.kill_sent = False
                     actions.append(Terminate(inst.id, inst.pid))
                 elif inst.phase is Phase.STARTING:

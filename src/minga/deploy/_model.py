@@ -65,11 +65,13 @@ class HealthProbe:
     """An active check of a replica: ``kind`` is ``http`` (GET ``path`` on its HTTP port must answer 2xx),
     ``tcp`` (its HTTP port accepts a connection) or ``none`` (healthy once started).
 
-    ``interval`` and ``timeout`` are seconds; ``failures`` consecutive failed checks make it critical.
+    ``port`` names the replica's port to check. ``interval`` and ``timeout`` are seconds;
+    ``failures`` consecutive failed checks make it critical.
     """
 
     kind: str = "http"
     path: str = "/healthz"
+    port: str = "http"
     interval: float = 1.0
     timeout: float = 1.0
     failures: int = 2
@@ -88,8 +90,12 @@ class ServicePlan:
     """One service as the supervisor runs it.
 
     ``argv`` is the replica's command line; ``depends_on`` names services that must have
-    every replica healthy before this one starts; ``env`` is added to what the supervisor
-    injects (MINGA_NATS_URL, MINGA_SERVICE, MINGA_INSTANCE, MINGA_HTTP_PORT, MINGA_DISCOVERY_URL).
+    every replica healthy before this one starts, ``after`` services that must merely have
+    every replica started. ``env`` is added to what the supervisor injects (MINGA_NATS_URL,
+    MINGA_SERVICE, MINGA_INSTANCE, MINGA_HTTP_PORT, MINGA_DISCOVERY_URL). ``ports`` maps port
+    names to numbers, 0 meaning a free port per replica; each is injected as
+    ``MINGA_<NAME>_PORT``, and ``http`` is always assigned. ``stop_grace`` is the seconds
+    between SIGTERM and SIGKILL when stopping.
     """
 
     name: str
@@ -100,8 +106,10 @@ class ServicePlan:
     restart: RestartPolicy = field(default_factory=RestartPolicy)
     health: HealthProbe = field(default_factory=HealthProbe)
     depends_on: tuple[str, ...] = ()
+    after: tuple[str, ...] = ()
     limits: Limits = field(default_factory=Limits)
-    http_port: int | None = None  # fixed port for replica 1 (others get free ports); None: all free
+    ports: Mapping[str, int] = field(default_factory=dict)
+    stop_grace: float = 5.0
 
     def instance_ids(self) -> list[str]:
         """The stable ids of this service's replicas: ``orders-1``, ``orders-2``..."""

@@ -1,0 +1,11 @@
+"""``minga server``: one asyncio process composing the broker, the registry, the supervisor and an HTTP API.
+
+The CLI finds a running server through the state file under MINGA_HOME
+(:func:`read_state`) and talks to it with :class:`ControlPlaneClient`.
+"""
+
+from minga.controlplane._client import ControlPlaneClient
+from minga.controlplane._server import ControlPlane
+from minga.controlplane._state import STATE_FILE, ServerState, pid_alive, read_state
+
+__all__ = ["STATE_FILE", "ControlPlane", "ControlPlaneClient", "ServerState", "pid_alive", "read_state"]

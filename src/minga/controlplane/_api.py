@@ -1,0 +1,54 @@
+"""The control plane's own HTTP API, which the CLI talks to (JSON, on 127.0.0.1).
+
+- ``GET  /api/status``               the status document (``minga status --json``)
+- ``GET  /api/wait?timeout=SECONDS``  waits until every replica is healthy: 200 and the status,
+  or 504 and the status with ``"unhealthy"`` naming the services that are not
+- ``POST /api/stop``                 stops every replica, then the server itself
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+__all__ = ["api_routes"]
+
+StatusFn = Callable[[], dict[str, Any]]
+WaitFn = Callable[[], Awaitable[bool]]
+StopFn = Callable[[], Awaitable[None]]
+
+
+def api_routes(status: StatusFn, wait_healthy: WaitFn, stop: StopFn) -> web.RouteTableDef:
+    routes = web.RouteTableDef()
+
+    @routes.get("/api/status")
+    async def _status(request: web.Request) -> web.Response:
+        return web.json_response(status())
+
+    @routes.get("/api/wait")
+    async def _wait(request: web.Request) -> web.Response:
+        try:
+            timeout = float(request.query.get("timeout", "30"))
+        except ValueError:
+            raise web.HTTPBadRequest(text="timeout must be a number of seconds") from None
+        healthy = False
+        try:
+            async with asyncio.timeout(timeout):
+                healthy = await wait_healthy()
+        except TimeoutError:
+            pass
+        doc = status()
+        if healthy:
+            return web.json_response(doc)
+        doc["unhealthy"] = [s["name"] for s in doc["services"] if not s["healthy"]]
+        return web.json_response(doc, status=504)
+
+    @routes.post("/api/stop")
+    async def _stop(request: web.Request) -> web.Response:
+        await stop()
+        return web.json_response({"stopped": True})
+
+    return routes
