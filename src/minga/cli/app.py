@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from minga._version import __version__
+from minga.cli import runtime
 from minga.cli import spec as spec_commands
 from minga.cli.mpirun import mpirun
 from minga.errors import MingaError, UsageError
@@ -43,6 +44,12 @@ def version() -> None:
 app.command(context_settings={"allow_interspersed_args": False, "ignore_unknown_options": True})(mpirun)
 app.command("schema")(spec_commands.schema)
 app.command("check")(spec_commands.check)
+app.command("up")(runtime.up)
+app.command("down")(runtime.down)
+app.command("status")(runtime.status)
+app.command("logs")(runtime.logs)
+app.command("services")(runtime.services)
+app.command("server")(runtime.server)
 
 
 def main() -> None:

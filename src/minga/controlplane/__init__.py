@@ -6,6 +6,6 @@ The CLI finds a running server through the state file under MINGA_HOME
 
 from minga.controlplane._client import ControlPlaneClient
 from minga.controlplane._server import ControlPlane
-from minga.controlplane._state import STATE_FILE, ServerState, pid_alive, read_state
+from minga.controlplane._state import ServerState, pid_alive, read_state
 
-__all__ = ["STATE_FILE", "ControlPlane", "ControlPlaneClient", "ServerState", "pid_alive", "read_state"]
+__all__ = ["ControlPlane", "ControlPlaneClient", "ServerState", "pid_alive", "read_state"]

@@ -20,8 +20,9 @@ from aiohttp import web
 from minga.controlplane._api import api_routes
 from minga.controlplane._broker import BrokerHandle
 from minga.controlplane._state import ServerState
-from minga.deploy import LocalSupervisor, ServicePlan
+from minga.deploy import LocalSupervisor, ServicePlan, plan_from_spec
 from minga.errors import UsageError
+from minga.spec import Spec
 
 __all__ = ["ControlPlane"]
 
@@ -42,6 +43,7 @@ class ControlPlane:
         spec_path: Path | None = None,
         nats_url: str | None = None,
         broker_port: int = 0,
+        broker_host: str = "127.0.0.1",
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
@@ -51,6 +53,7 @@ class ControlPlane:
         self.spec_path = spec_path
         self.external_nats = nats_url
         self.broker_port = broker_port
+        self.broker_host = broker_host
         self.host = host
         self.port = port
         self.nats_url = nats_url or ""
@@ -58,6 +61,19 @@ class ControlPlane:
         self.supervisor: LocalSupervisor | None = None
         self._stop = asyncio.Event()
         self._services_stopped = asyncio.Event()
+
+    @classmethod
+    def from_spec(cls, spec: Spec, home: Path) -> ControlPlane:
+        """The control plane that runs ``spec``, its state under ``home``."""
+        return cls(
+            plan_from_spec(spec),
+            home=home,
+            name=spec.name,
+            spec_path=Path(spec.source).resolve() if spec.source else None,
+            nats_url=spec.broker.url,
+            broker_port=spec.broker.port,
+            broker_host=spec.broker.host,
+        )
 
     def request_stop(self) -> None:
         """Begin an orderly stop (safe to call from a signal handler, more than once)."""
@@ -86,7 +102,7 @@ class ControlPlane:
     async def run(self, ready: Callable[[ServerState], None] | None = None) -> None:
         """Run until a stop is requested; ``ready`` is called with the state once every part listens."""
         self.home.mkdir(parents=True, exist_ok=True)
-        async with BrokerHandle(self.external_nats, self.host, self.broker_port, self.home) as nats_url:
+        async with BrokerHandle(self.external_nats, self.broker_host, self.broker_port, self.home) as nats_url:
             self.nats_url = nats_url
             app = web.Application()
             sup = LocalSupervisor(

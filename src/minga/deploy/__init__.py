@@ -27,6 +27,7 @@ from minga.deploy._machine import (
     Tick,
 )
 from minga.deploy._model import Backoff, HealthProbe, Limits, RestartMode, RestartPolicy, ServicePlan
+from minga.deploy._spec import plan_from_spec, plan_service
 
 __all__ = [
     "Action",
@@ -60,5 +61,7 @@ __all__ = [
     "free_port",
     "log_files",
     "log_path",
+    "plan_from_spec",
+    "plan_service",
     "read_logs",
 ]

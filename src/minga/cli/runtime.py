@@ -1,0 +1,329 @@
+"""``minga up / down / status / logs / services / server``: running a minga.yaml on this machine.
+
+``minga up`` runs the control plane in the foreground until Ctrl-C; with ``--detach`` it
+starts ``minga server`` in the background, waits until every replica is healthy and
+returns. The other commands find the running server through the state file under
+MINGA_HOME (``.minga/`` beside the spec unless set).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from minga.controlplane import ControlPlane, ControlPlaneClient, ServerState, pid_alive, read_state
+from minga.deploy import follow_logs, log_files, read_logs
+from minga.errors import DeployError, UsageError
+from minga.spec import Spec, home_dir, load_spec, parse_duration
+
+SpecFile = Annotated[Path, typer.Option("--file", "-f", help="the system spec")]
+DEFAULT_FILE = Path("minga.yaml")
+
+console = Console(highlight=False)
+
+HEALTH_STYLE = {"passing": "green", "warning": "yellow", "critical": "red", "unknown": "dim"}
+
+
+def _home(file: Path) -> Path:
+    return home_dir(file)
+
+
+def _load(file: Path) -> tuple[Spec, Path]:
+    spec = load_spec(file)
+    return spec, _home(file)
+
+
+# -- rendering ------------------------------------------------------------------------------
+
+
+def status_table(doc: dict[str, Any]) -> Table:
+    """The status document as a table: one row per replica."""
+    title = f"minga · {doc.get('name') or 'system'}"
+    table = Table(title=title, title_justify="left", show_lines=False)
+    for col in ("service", "instance", "pid", "health", "address", "restarts", "state"):
+        table.add_column(col, justify="right" if col in ("pid", "restarts") else "left")
+    for svc in doc["services"]:
+        for i, inst in enumerate(svc["instances"]):
+            health = inst["health"]
+            state = "crash loop" if inst.get("crashloop") else inst.get("phase", "")
+            if inst.get("last_error"):
+                state += f" ({inst['last_error']})"
+            table.add_row(
+                svc["name"] if i == 0 else "",
+                inst["id"],
+                str(inst["pid"] or "-"),
+                f"[{HEALTH_STYLE.get(health, 'white')}]{health}[/]",
+                inst["address"] or "-",
+                str(inst["restarts"]),
+                escape(state),
+            )
+    return table
+
+
+def _print_endpoints(doc: dict[str, Any]) -> None:
+    console.print(f"control plane  {doc['control']}   broker  {doc['broker']}   home  {doc['home']}")
+
+
+def _last_lines(home: Path, service: str, n: int = 10) -> list[str]:
+    lines = read_logs(log_files(home, service))[-n:]
+    return [f"{line.instance} | {line.text}" for line in lines]
+
+
+# -- the server -----------------------------------------------------------------------------
+
+
+async def _serve(cp: ControlPlane, ready_fd: int | None, on_ready: Any = None) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, cp.request_stop)
+
+    def ready(state: ServerState) -> None:
+        if ready_fd is not None:
+            with os.fdopen(ready_fd, "w") as f:
+                f.write(json.dumps({"url": state.url, "pid": state.pid}) + "\n")
+        if on_ready is not None:
+            on_ready(state)
+
+    try:
+        await cp.run(ready)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+def server(
+    file: SpecFile = DEFAULT_FILE,
+    ready_fd: Annotated[
+        int | None, typer.Option(help="write one JSON line with the API URL to this fd once listening")
+    ] = None,
+) -> None:
+    """Run the control plane of a minga.yaml in the foreground (what `minga up --detach` starts)."""
+    spec, home = _load(file)
+    if read_state(home, required=False) is not None:
+        raise UsageError(f"a minga server already runs for {home}: `minga down` first")
+    asyncio.run(_serve(ControlPlane.from_spec(spec, home), ready_fd))
+
+
+# -- up / down ------------------------------------------------------------------------------
+
+
+def _fail_unhealthy(doc: dict[str, Any], home: Path) -> None:
+    console.print(status_table(doc))
+    names = doc.get("unhealthy") or [s["name"] for s in doc["services"] if not s["healthy"]]
+    for name in names:
+        console.print(f"[red]{name} is not healthy[/]; its last log lines:")
+        for line in _last_lines(home, name):
+            console.print(f"  {escape(line)}")
+    raise DeployError(
+        f"service {names[0]} is not healthy (see `minga logs {names[0]}`; `minga down` stops everything)"
+    )
+
+
+def _up_detached(file: Path, home: Path, timeout: float) -> None:
+    home.mkdir(parents=True, exist_ok=True)
+    read_end, write_end = os.pipe()
+    with (home / "server.log").open("ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "minga", "server", "-f", str(file), "--ready-fd", str(write_end)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            pass_fds=(write_end,),
+            start_new_session=True,
+        )
+    os.close(write_end)
+    with os.fdopen(read_end) as ready:
+        line = ready.readline()  # EOF without a line: the server died before listening
+    if not line:
+        proc.wait(10)
+        tail = (home / "server.log").read_text(errors="replace").strip().splitlines()[-15:]
+        raise DeployError("the minga server exited before it was ready:\n" + "\n".join(tail))
+    url = json.loads(line)["url"]
+    doc = asyncio.run(ControlPlaneClient(url).wait_healthy(timeout))
+    if "unhealthy" in doc:
+        _fail_unhealthy(doc, home)
+    console.print(status_table(doc))
+    _print_endpoints(doc)
+    console.print("running in the background: `minga status`, `minga logs -f`, `minga down`")
+
+
+async def _up_foreground(cp: ControlPlane, healthy_within: float) -> None:
+    async def report() -> None:
+        assert cp.supervisor is not None  # run() sets it before it reports ready
+        try:
+            async with asyncio.timeout(healthy_within):
+                await cp.supervisor.wait_healthy()
+        except TimeoutError:
+            doc = cp.status()
+            console.print(status_table(doc))
+            bad = [s["name"] for s in doc["services"] if not s["healthy"]]
+            console.print(f"[yellow]not healthy after {healthy_within:g}s: {', '.join(bad)}[/] (`minga logs`)")
+        else:
+            console.print(status_table(cp.status()))
+        _print_endpoints(cp.status())
+        console.print("[bold]Ctrl-C[/] stops everything")
+
+    tasks: set[asyncio.Task[None]] = set()
+
+    def on_ready(state: ServerState) -> None:
+        tasks.add(asyncio.get_running_loop().create_task(report()))
+
+    try:
+        await _serve(cp, None, on_ready)
+    finally:
+        for t in tasks:
+            t.cancel()
+    console.print("stopped: no replica left")
+
+
+def up(
+    file: SpecFile = DEFAULT_FILE,
+    detach: Annotated[bool, typer.Option("--detach", "-d", help="return once every service is healthy")] = False,
+    timeout: Annotated[float, typer.Option(help="seconds to wait for every service to be healthy")] = 60.0,
+) -> None:
+    """Start the control plane, the broker, the registry and every service of a minga.yaml."""
+    spec, home = _load(file)
+    running = read_state(home, required=False)
+    if running is not None:
+        raise UsageError(f"a minga server already runs for {home} ({running.url}): `minga down` first")
+    if detach:
+        _up_detached(file, home, timeout)
+        return
+    asyncio.run(_up_foreground(ControlPlane.from_spec(spec, home), timeout))
+
+
+def wait_pid_exit(pid: int, seconds: float) -> bool:
+    """Wait until process ``pid`` is gone; False if it still runs after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    pidfd_open = getattr(os, "pidfd_open", None)
+    if pidfd_open is not None:
+        try:
+            fd = pidfd_open(pid)
+        except ProcessLookupError:
+            return True
+        try:
+            readable, _, _ = select.select([fd], [], [], seconds)  # readable once the process exits
+        finally:
+            os.close(fd)
+        return bool(readable) or not pid_alive(pid)
+    while pid_alive(pid):  # no pidfd on this OS: look again, bounded
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def down(
+    file: SpecFile = DEFAULT_FILE,
+    timeout: Annotated[float, typer.Option(help="seconds to wait for everything to stop")] = 60.0,
+) -> None:
+    """Stop every service and the control plane (grace period, then SIGKILL)."""
+    home = _home(file)
+    state = read_state(home, required=False)
+    if state is None:
+        console.print(f"nothing runs for {home}")
+        return
+    try:
+        asyncio.run(ControlPlaneClient(state.url).stop(timeout))
+    except DeployError:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(state.pid, signal.SIGTERM)
+    if not wait_pid_exit(state.pid, timeout):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(state.pid, signal.SIGKILL)
+        raise DeployError(f"the minga server (pid {state.pid}) did not stop within {timeout:g}s; killed it")
+    console.print("stopped")
+
+
+# -- status / services / logs ---------------------------------------------------------------
+
+
+def status(
+    file: SpecFile = DEFAULT_FILE,
+    as_json: Annotated[bool, typer.Option("--json", help="print the status document as JSON")] = False,
+) -> None:
+    """Show every service and replica: pid, health, address, restarts."""
+    state = read_state(_home(file))
+    assert state is not None
+    doc = asyncio.run(ControlPlaneClient(state.url).status())
+    if as_json:
+        typer.echo(json.dumps(doc, indent=2))
+        return
+    console.print(status_table(doc))
+    _print_endpoints(doc)
+
+
+def services(file: SpecFile = DEFAULT_FILE) -> None:
+    """List the running services: healthy replicas out of wanted, and where they answer."""
+    state = read_state(_home(file))
+    assert state is not None
+    doc = asyncio.run(ControlPlaneClient(state.url).status())
+    table = Table(title_justify="left")
+    for col in ("service", "healthy", "addresses", "depends on"):
+        table.add_column(col)
+    for svc in doc["services"]:
+        up_count = sum(1 for i in svc["instances"] if i["health"] == "passing")
+        addresses = ", ".join(i["address"] for i in svc["instances"] if i["address"])
+        table.add_row(svc["name"], f"{up_count}/{svc['replicas']}", addresses, ", ".join(svc["depends_on"]))
+    console.print(table)
+
+
+def _since(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        try:
+            seconds = float(parse_duration(value))
+        except (ValueError, TypeError):
+            raise UsageError(
+                f"--since {value!r}: expected a duration (30s, 10m, 1h) or an ISO time (2026-01-31T12:00)"
+            ) from None
+        return datetime.now(UTC) - timedelta(seconds=seconds)
+    return at if at.tzinfo is not None else at.astimezone(UTC)
+
+
+def _print_line(instance: str, text: str, width: int) -> None:
+    console.print(f"[cyan]{instance:<{width}}[/] | {escape(text)}", soft_wrap=True)
+
+
+def logs(
+    service: Annotated[str | None, typer.Argument(help="a service or one instance (orders-1); all if left out")] = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="keep printing new lines")] = False,
+    since: Annotated[str | None, typer.Option(help="only lines newer than this: 30s, 10m, or an ISO time")] = None,
+    file: Annotated[Path, typer.Option("--file", help="the system spec")] = DEFAULT_FILE,
+) -> None:
+    """Print what the replicas wrote to stdout and stderr, merged in time order."""
+    home = _home(file)
+    files = log_files(home, service)
+    if not files and not follow:
+        raise UsageError(f"no logs under {home / 'logs'}" + (f" for {service!r}" if service else ""))
+    at = _since(since)
+    width = max((len(f.stem) for f in files), default=10)
+    if not follow:
+        for line in read_logs(files, at):
+            _print_line(line.instance, line.text, width)
+        return
+
+    async def tail() -> None:
+        async for line in follow_logs(home, service, at):
+            _print_line(line.instance, line.text, width)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(tail())
