@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from types import TracebackType
 
+from minga.errors import UsageError
+
 __all__ = ["BrokerHandle"]
 
 
@@ -24,7 +26,7 @@ class BrokerHandle:
     async def __aenter__(self) -> str:
         if self.url is not None:
             return self.url
-        raise NotImplementedError
+        raise UsageError("this build has no embedded broker yet: set `broker: nats://host:port` in minga.yaml")
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None

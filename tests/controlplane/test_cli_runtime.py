@@ -1,0 +1,145 @@
+"""`minga up --detach / status / logs / services / down` as a user runs them, against a real nats-server."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import support
+
+pytestmark = [pytest.mark.engine, pytest.mark.slow]
+
+SERVE = "exec {py} -m http.server $MINGA_HTTP_PORT --bind 127.0.0.1"
+
+
+def write_spec(path: Path, nats_url: str, extra: str = "") -> Path:
+    serve = SERVE.format(py=sys.executable)
+    path.write_text(
+        f"""\
+name: trial
+broker: {nats_url}
+services:
+  db:
+    command: ["sh", "-c", "echo db says hello; {serve}"]
+    ports: [http]
+    health: {{tcp: true, interval: 200ms, timeout: 200ms}}
+    stop_grace: 2s
+  web:
+    command: ["sh", "-c", "{serve}"]
+    replicas: 2
+    ports: [http]
+    health: {{http: /, interval: 200ms, timeout: 200ms}}
+    depends_on: [db]
+    stop_grace: 2s
+{extra}""",
+        encoding="utf-8",
+    )
+    return path
+
+
+def minga(*args: str, home: Path, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "MINGA_HOME": str(home), "COLUMNS": "200"}
+    return subprocess.run(
+        [sys.executable, "-m", "minga", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+def status(home: Path, cwd: Path) -> dict[str, Any]:
+    out = minga("status", "--json", home=home, cwd=cwd)
+    assert out.returncode == 0, out.stderr
+    doc: dict[str, Any] = json.loads(out.stdout)
+    return doc
+
+
+def test_up_status_kill_logs_down(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    with support.running(support.nats_server(tmp_path)) as nats:
+        spec = write_spec(tmp_path / "minga.yaml", f"nats://127.0.0.1:{nats.port}")
+        up = minga("up", "--detach", "-f", str(spec), "--timeout", "30", home=home, cwd=tmp_path)
+        try:
+            assert up.returncode == 0, up.stdout + up.stderr
+            assert "web-2" in up.stdout and "passing" in up.stdout
+
+            again = minga("up", "--detach", "-f", str(spec), home=home, cwd=tmp_path)
+            assert again.returncode == 2 and "already runs" in again.stderr
+
+            doc = status(home, tmp_path)
+            assert doc["name"] == "trial" and doc["healthy"]
+            assert {"gateway", "dashboard", "broker", "control"} <= doc.keys()
+            web = next(s for s in doc["services"] if s["name"] == "web")
+            assert web["replicas"] == 2
+            for inst in web["instances"]:
+                assert {"id", "pid", "health", "address", "ports", "restarts"} <= inst.keys()
+                assert inst["address"] == f"127.0.0.1:{inst['ports']['http']}"
+
+            victim = web["instances"][0]
+            os.kill(victim["pid"], signal.SIGKILL)
+            deadline = time.monotonic() + 20
+            while True:  # bounded: the supervisor restarts it after a short backoff
+                inst = next(s for s in status(home, tmp_path)["services"] if s["name"] == "web")["instances"][0]
+                if inst["restarts"] == 1 and inst["health"] == "passing":
+                    break
+                assert time.monotonic() < deadline, inst
+                time.sleep(0.2)
+            assert inst["pid"] != victim["pid"]
+
+            logs = minga("logs", "db", "--since", "5m", home=home, cwd=tmp_path)
+            assert logs.returncode == 0 and "db says hello" in logs.stdout
+            services = minga("services", home=home, cwd=tmp_path)
+            assert "2/2" in services.stdout
+
+            pids = [i["pid"] for s in status(home, tmp_path)["services"] for i in s["instances"]]
+            server_pid = json.loads((home / "server.json").read_text())["pid"]
+        finally:
+            down = minga("down", home=home, cwd=tmp_path)
+        assert down.returncode == 0, down.stderr
+        assert not (home / "server.json").exists()
+        assert not pid_alive(server_pid)
+        assert not any(pid_alive(p) for p in pids), "a replica outlived `minga down`"
+        assert minga("status", home=home, cwd=tmp_path).returncode == 2
+
+
+def test_detach_names_the_service_that_is_not_healthy(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    with support.running(support.nats_server(tmp_path)) as nats:
+        broken = """\
+  broken:
+    command: ["sh", "-c", "echo cannot open the database; exit 1"]
+    ports: [http]
+    health: {tcp: true}
+"""
+        spec = write_spec(tmp_path / "minga.yaml", f"nats://127.0.0.1:{nats.port}", broken)
+        try:
+            up = minga("up", "--detach", "-f", str(spec), "--timeout", "3", home=home, cwd=tmp_path)
+        finally:
+            down = minga("down", home=home, cwd=tmp_path)
+        assert up.returncode == 1
+        assert "service broken is not healthy" in up.stderr
+        assert "cannot open the database" in up.stdout
+        assert down.returncode == 0
+
+
+def test_a_spec_mistake_is_one_line(tmp_path: Path) -> None:
+    spec = tmp_path / "minga.yaml"
+    spec.write_text("services:\n  web:\n    replicas: two\n    command: [true]\n", encoding="utf-8")
+    out = minga("up", "-f", str(spec), home=tmp_path / "home", cwd=tmp_path)
+    assert out.returncode == 2
+    assert "minga.yaml:3:" in out.stderr and "Traceback" not in out.stderr
