@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 import support
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
