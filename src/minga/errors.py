@@ -17,7 +17,8 @@ The tree::
     ├── ServiceError                the service runtime failed (lifecycle, dependency providers)
     ├── DeployError                 plan/apply/supervisor failures
     └── ComputeError                a MapReduce job or a parallel directive failed
-        └── JobFailed               a task failed more than its allowed attempts
+        ├── JobFailed               a task failed more than its allowed attempts
+        └── JobNotDeterministic     the test mode found outputs that depend on combiner runs or value order
 
 Errors carry typed fields rather than packing everything into the message, so a
 caller can act on them (``err.line``, ``err.err_code``, ``err.remote_type``).
@@ -35,6 +36,7 @@ __all__ = [
     "DiscoveryError",
     "JetStreamError",
     "JobFailed",
+    "JobNotDeterministic",
     "MingaError",
     "PayloadError",
     "ProtocolError",
@@ -183,3 +185,16 @@ class JobFailed(ComputeError):
         self.attempts = attempts
         self.cause = cause
         super().__init__(f"task {task} failed after {attempts} attempt(s): {cause}")
+
+
+class JobNotDeterministic(ComputeError):
+    """A job's output changed when the test mode exercised MapReduce's freedoms (combiner
+    runs, value order, re-execution): ``seed`` reproduces it, ``difference`` shows the first change."""
+
+    def __init__(self, seed: int, difference: str) -> None:
+        self.seed = seed
+        self.difference = difference
+        super().__init__(
+            f"output differs under the test mode with seed {seed}: {difference} "
+            "(is the combiner associative and commutative, and the reducer independent of value order?)"
+        )

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from minga._version import __version__
+from minga.cli import run as run_cmd
 from minga.cli import runtime
 from minga.cli import spec as spec_commands
 from minga.cli.mpirun import mpirun
@@ -50,6 +51,7 @@ app.command("status")(runtime.status)
 app.command("logs")(runtime.logs)
 app.command("services")(runtime.services)
 app.command("server")(runtime.server)
+app.command("run")(run_cmd.run)
 
 
 def main() -> None:

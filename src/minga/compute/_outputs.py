@@ -1,0 +1,111 @@
+"""Output files: one per reduce partition, as JSON lines, tab-separated text or Parquet."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from minga.compute._shuffle import read_run_file, write_pairs_file
+from minga.errors import UsageError
+
+__all__ = ["OUTPUT_FORMATS", "PartWriter", "part_name", "read_output"]
+
+OUTPUT_FORMATS = {"jsonl": "jsonl", "tsv": "tsv", "parquet": "parquet", "runs": "run"}
+_FLUSH = 8192
+_json_str = json.encoder.encode_basestring  # the C escaper json.dumps uses
+
+
+def part_name(partition: int, fmt: str) -> str:
+    return f"part-{partition:05d}.{OUTPUT_FORMATS[fmt]}"
+
+
+def _cell(x: Any) -> str:
+    return x if type(x) is str else json.dumps(x, ensure_ascii=False)
+
+
+class PartWriter:
+    """Writes one partition's (key, value) pairs to ``path`` in ``fmt``; ``close()`` returns bytes written."""
+
+    def __init__(self, path: str, fmt: str) -> None:
+        if fmt not in OUTPUT_FORMATS:
+            raise UsageError(f"unknown output format {fmt!r}: use jsonl, tsv or parquet")
+        self.path = path
+        self.fmt = fmt
+        self.records = 0
+        self._pairs: list[tuple[Any, Any]] = []
+        self._lines: list[str] = []
+        self._file: IO[str] | None = None
+        if fmt in ("jsonl", "tsv"):
+            self._file = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        self._dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+    def write(self, key: Any, value: Any) -> None:
+        self.records += 1
+        if self._file is None:
+            self._pairs.append((key, value))
+            return
+        if self.fmt == "jsonl":
+            if type(key) is str and type(value) is int:  # the common case, without the encoder's overhead
+                self._lines.append(f"[{_json_str(key)},{value}]")
+            else:
+                self._lines.append(self._dumps([key, value]))
+        else:
+            self._lines.append(f"{_cell(key)}\t{_cell(value)}")
+        if len(self._lines) >= _FLUSH:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._lines and self._file is not None:
+            self._file.write("\n".join(self._lines))
+            self._file.write("\n")
+            self._lines.clear()
+
+    def close(self) -> int:
+        if self._file is not None:
+            self._flush()
+            self._file.close()
+        elif self.fmt == "runs":
+            write_pairs_file(self.path, self._pairs)
+        else:
+            _write_parquet(self.path, self._pairs)
+        return os.path.getsize(self.path)
+
+
+def _write_parquet(path: str, pairs: list[tuple[Any, Any]]) -> None:
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise UsageError("Parquet output needs pyarrow: pip install 'minga[arrow]'") from None
+    table = pa.table({"key": [k for k, _ in pairs], "value": [v for _, v in pairs]})
+    pq.write_table(table, path)
+
+
+def read_output(output_dir: str | os.PathLike[str]) -> Iterator[tuple[Any, Any]]:
+    """Every (key, value) pair of a job's output directory, partition by partition.
+
+    JSON lines come back as the JSON values; TSV as strings; Parquet as Python objects.
+    """
+    parts = sorted(p for p in Path(output_dir).iterdir() if p.name.startswith("part-"))
+    for part in parts:
+        if part.suffix == ".jsonl":
+            with open(part, encoding="utf-8") as f:
+                for line in f:
+                    k, v = json.loads(line)
+                    yield k, v
+        elif part.suffix == ".tsv":
+            with open(part, encoding="utf-8") as f:
+                for line in f:
+                    k, _, v = line.rstrip("\n").partition("\t")
+                    yield k, v
+        elif part.suffix == ".run":
+            for block, _ in read_run_file(str(part)):
+                yield from block
+        elif part.suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            table = pq.read_table(part)
+            yield from zip(table.column("key").to_pylist(), table.column("value").to_pylist(), strict=True)

@@ -1,0 +1,79 @@
+"""`minga run` and `python job.py` (MapReduce.main): output, progress summary, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+JOBS = Path(__file__).resolve().parents[2] / "examples" / "jobs"
+TEXT = "".join(f"alpha beta{i % 3} gamma{i % 5}\n" for i in range(2000))
+
+
+def _minga(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "minga", *args], capture_output=True, text=True, timeout=60)
+
+
+def _output(out: Path) -> dict[str, int]:
+    pairs = [
+        json.loads(line) for p in sorted(out.glob("part-*.jsonl")) for line in p.read_text().splitlines()
+    ]
+    return dict(pairs)
+
+
+def test_minga_run(tmp_path: Path) -> None:
+    (tmp_path / "in.txt").write_text(TEXT)
+    proc = _minga("run", f"{JOBS / 'wordcount.py'}:WordCount", str(tmp_path / "in.txt"), "-o", str(tmp_path / "out"),
+                  "--workers", "2", "--reducers", "3")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert _output(tmp_path / "out") == dict(Counter(TEXT.split()))
+    assert len(list((tmp_path / "out").glob("part-*.jsonl"))) == 3
+    assert "WordCount" in proc.stderr and "MB/s" in proc.stderr and "map input records" in proc.stderr
+
+
+def test_python_job_file(tmp_path: Path) -> None:
+    (tmp_path / "in.txt").write_text(TEXT)
+    proc = subprocess.run(
+        [sys.executable, str(JOBS / "wordcount.py"), str(tmp_path / "in.txt"), "-o", str(tmp_path / "out"), "--workers", "2"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert _output(tmp_path / "out") == dict(Counter(TEXT.split()))
+    record = json.loads((tmp_path / "out" / "_job.json").read_text())
+    assert record["job"].endswith(":WordCount") and record["status"] == "succeeded"
+
+
+def test_mistakes_are_one_line(tmp_path: Path) -> None:
+    (tmp_path / "in.txt").write_text(TEXT)
+    for args, message in [
+        (
+            ["run", str(tmp_path / "missing.py"), str(tmp_path / "in.txt"), "-o", str(tmp_path / "o")],
+            "does not exist",
+        ),
+        (
+            ["run", str(JOBS / "wordcount.py"), str(tmp_path / "nope*.txt"), "-o", str(tmp_path / "o")],
+            "matches no file",
+        ),
+        (
+            [
+                "run",
+                str(JOBS / "wordcount.py"),
+                str(tmp_path / "in.txt"),
+                "-o",
+                str(tmp_path / "o"),
+                "--engine",
+                "nope",
+            ],
+            "unknown engine",
+        ),
+        (
+            ["run", f"{JOBS / 'wordcount.py'}:Nope", str(tmp_path / "in.txt"), "-o", str(tmp_path / "o")],
+            "has no class Nope",
+        ),
+    ]:
+        proc = _minga(*args)
+        assert proc.returncode == 2, proc.stderr
+        assert message in " ".join(proc.stderr.split())  # rich wraps long lines
+        assert "Traceback" not in proc.stderr
