@@ -14,6 +14,7 @@ The tree::
     │   ├── RequestTimeout          no reply within the typed timeout
     │   └── ServiceUnavailable      no replica serves the called method
     ├── DiscoveryError              the registry or its store failed
+    │   └── NoInstanceError         a picker found no healthy instance of a service
     ├── ServiceError                the service runtime failed (lifecycle, dependency providers)
     ├── DeployError                 plan/apply/supervisor failures
     └── ComputeError                a MapReduce job or a parallel directive failed
@@ -38,6 +39,7 @@ __all__ = [
     "JobFailed",
     "JobNotDeterministic",
     "MingaError",
+    "NoInstanceError",
     "PayloadError",
     "ProtocolError",
     "RemoteError",
@@ -163,6 +165,14 @@ class RemoteError(BusError):
 
 class DiscoveryError(MingaError):
     """The service registry or its store failed."""
+
+
+class NoInstanceError(DiscoveryError):
+    """A service has no instance to pick: none registered, or none passing or warning; ``service`` names it."""
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+        super().__init__(f"no healthy instance of service {service!r}")
 
 
 class ServiceError(MingaError):

@@ -1,0 +1,84 @@
+"""Service discovery: instance records, leases, health, watches, load-balancing pickers, stores.
+
+In the control plane::
+
+    from minga.discovery import EmbeddedStore, Registry, discovery_app
+
+    checks = {name: svc.health for name, svc in spec.services.items() if svc.health}
+    async with Registry(EmbeddedStore(home / "registry.json"), checks=checks) as registry:
+        app.add_subapp(API_PREFIX, discovery_app(registry))   # "/v1/discovery": JSON API + /http_sd
+        ...
+        # the supervisor, the moment a child process exits:
+        await registry.mark_critical(instance_id, "exited with signal 9")
+
+In a replica (or the gateway)::
+
+    from minga.discovery import DiscoveryClient, Instance, new_instance_id
+
+    # the control plane's URL (its root, or .../v1/discovery), or a store such as EtcdStore(url)
+    async with DiscoveryClient(os.environ["MINGA_DISCOVERY_URL"]) as client:
+        await client.register(Instance(id=os.environ["MINGA_INSTANCE"], service="orders",
+                                       ports={"http": http_port, "metrics": metrics_port}), ttl=5)
+        with client.picker("inventory", "p2c").request() as inst:     # round_robin | random | p2c
+            ...  # talk to inst.address
+        await client.deregister(instance_id)                          # graceful stop
+
+Semantics:
+
+- :class:`Instance`: id, service, version, host, ports, tags, metadata, started_at (Unix s),
+  health (:class:`Health`: passing / warning / critical), output (why), restarts.
+- Leases: a registration with ``ttl`` seconds disappears (watchers see ``delete``) unless
+  renewed within ttl; :class:`DiscoveryClient` renews every ttl/3.
+- Health: active checks (HTTP GET 2xx/429, or TCP connect; :func:`check_once`) run by the
+  :class:`Registry` on each checked service's interval; :meth:`Registry.mark_critical` takes an
+  instance out of every picker at once and keeps it critical until it registers again.
+- Watches: :meth:`Store.watch` gives a snapshot, then every change, pushed (never polled).
+- Pickers read the :class:`InstanceCache` at each pick and choose among passing instances
+  (warning ones only when none passes); :class:`~minga.errors.NoInstanceError` when none.
+- Stores (the :class:`Store` protocol): :class:`EmbeddedStore` (in memory, persisted as JSON,
+  reloaded with fresh leases), :class:`EtcdStore` (etcd v3 leases + watch through its JSON
+  gateway), :class:`HttpStore` (a control plane's API).
+"""
+
+from minga.discovery._checks import check_once
+from minga.discovery._client import DiscoveryClient
+from minga.discovery._etcd import EtcdStore
+from minga.discovery._http import discovery_app
+from minga.discovery._httpstore import API_PREFIX, HttpStore
+from minga.discovery._model import Health, Instance, WatchEvent, new_instance_id
+from minga.discovery._pickers import (
+    InstanceCache,
+    Picker,
+    PowerOfTwoChoices,
+    RandomPicker,
+    RoundRobin,
+    Strategy,
+    make_picker,
+)
+from minga.discovery._registry import Registry
+from minga.discovery._store import EmbeddedStore, Snapshot, Store, Watch
+
+__all__ = [
+    "API_PREFIX",
+    "DiscoveryClient",
+    "EmbeddedStore",
+    "EtcdStore",
+    "Health",
+    "HttpStore",
+    "Instance",
+    "InstanceCache",
+    "Picker",
+    "PowerOfTwoChoices",
+    "RandomPicker",
+    "Registry",
+    "RoundRobin",
+    "Snapshot",
+    "Store",
+    "Strategy",
+    "Watch",
+    "WatchEvent",
+    "check_once",
+    "discovery_app",
+    "make_picker",
+    "new_instance_id",
+]

@@ -1,0 +1,257 @@
+"""The registry's JSON HTTP API, as an aiohttp application the control plane mounts.
+
+``app.add_subapp("/v1/discovery", discovery_app(registry))`` serves, under that prefix:
+
+=======  =============================  ==========================================================
+GET      /services                      ``{"services": [{"name", "instances", "passing", "warning", "critical"}]}``
+GET      /services/{service}            ``{"service", "instances": [...]}``; ``?passing=1`` keeps passing ones
+GET      /instances                     ``{"instances": [...], "revision"}``; ``?service=`` filters
+GET      /instances/{id}                one instance record
+PUT      /instances/{id}                register: ``{"instance": {...}, "ttl": 5}`` (ttl null: no lease)
+PATCH    /instances/{id}                replace a registered record, keeping its lease
+DELETE   /instances/{id}                deregister
+POST     /instances/{id}/renew          extend the lease; 404 when it expired (register again)
+PUT      /instances/{id}/health         ``{"health": "critical", "output": "why"}``
+GET      /watch                         NDJSON stream: ``{"snapshot": {...}}``, then one event per line
+GET      /http_sd                       Prometheus HTTP service discovery targets
+=======  =============================  ==========================================================
+
+Errors are ``{"error": "..."}`` with 400 (bad body) or 404 (unknown instance).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from typing import Any
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from minga.discovery._model import Health, Instance
+from minga.discovery._registry import Registry
+from minga.errors import DiscoveryError
+
+REGISTRY_KEY = web.AppKey("minga_registry", Registry)
+_CLOSING_KEY = web.AppKey("minga_discovery_closing", asyncio.Event)
+
+
+def discovery_app(registry: Registry) -> web.Application:
+    """An aiohttp application serving ``registry``'s HTTP API; mount it with ``add_subapp``."""
+    app = web.Application()
+    app[REGISTRY_KEY] = registry
+    app[_CLOSING_KEY] = asyncio.Event()
+    app.add_routes(
+        [
+            web.get("/services", _services),
+            web.get("/services/{service}", _service),
+            web.get("/instances", _instances),
+            web.get("/instances/{id}", _get),
+            web.put("/instances/{id}", _register),
+            web.patch("/instances/{id}", _update),
+            web.delete("/instances/{id}", _deregister),
+            web.post("/instances/{id}/renew", _renew),
+            web.put("/instances/{id}/health", _health),
+            web.get("/watch", _watch),
+            web.get("/http_sd", _http_sd),
+        ]
+    )
+
+    async def closing(app: web.Application) -> None:
+        app[_CLOSING_KEY].set()
+
+    app.on_shutdown.append(closing)
+    return app
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+def _dump(instance: Instance) -> dict[str, Any]:
+    return instance.model_dump(mode="json")
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except json.JSONDecodeError as exc:
+        raise web.HTTPBadRequest(
+            text=json.dumps({"error": f"invalid JSON: {exc}"}), content_type="application/json"
+        ) from None
+    if not isinstance(body, dict):
+        raise web.HTTPBadRequest(
+            text=json.dumps({"error": "expected a JSON object"}), content_type="application/json"
+        )
+    return body
+
+
+def _instance_from(body: dict[str, Any], instance_id: str) -> Instance:
+    try:
+        instance = Instance.model_validate(body.get("instance"))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(map(str, first["loc"])) or "instance"
+        raise web.HTTPBadRequest(
+            text=json.dumps({"error": f"instance.{where}: {first['msg']}"}), content_type="application/json"
+        ) from None
+    if instance.id != instance_id:
+        raise web.HTTPBadRequest(
+            text=json.dumps({"error": f"the path names {instance_id!r} but the record is {instance.id!r}"}),
+            content_type="application/json",
+        )
+    return instance
+
+
+async def _services(request: web.Request) -> web.Response:
+    registry = request.app[REGISTRY_KEY]
+    out = []
+    for name, instances in (await registry.services()).items():
+        counts = {h.value: sum(1 for i in instances if i.health is h) for h in Health}
+        out.append({"name": name, "instances": len(instances), **counts})
+    return web.json_response({"services": out})
+
+
+async def _service(request: web.Request) -> web.Response:
+    registry = request.app[REGISTRY_KEY]
+    service = request.match_info["service"]
+    passing = request.query.get("passing", "") in ("1", "true", "yes")
+    instances = await registry.instances(service, passing_only=passing)
+    return web.json_response({"service": service, "instances": [_dump(i) for i in instances]})
+
+
+async def _instances(request: web.Request) -> web.Response:
+    registry = request.app[REGISTRY_KEY]
+    snapshot = await registry.store.snapshot()
+    service = request.query.get("service")
+    instances = sorted(
+        (i for i in snapshot.instances if service is None or i.service == service),
+        key=lambda i: (i.service, i.id),
+    )
+    return web.json_response({"instances": [_dump(i) for i in instances], "revision": snapshot.revision})
+
+
+async def _get(request: web.Request) -> web.Response:
+    instance = await request.app[REGISTRY_KEY].get(request.match_info["id"])
+    if instance is None:
+        return _error(404, f"no instance {request.match_info['id']!r}")
+    return web.json_response(_dump(instance))
+
+
+async def _register(request: web.Request) -> web.Response:
+    body = await _body(request)
+    instance = _instance_from(body, request.match_info["id"])
+    ttl = body.get("ttl", -1.0)
+    if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, int | float)):
+        return _error(400, f"ttl: expected seconds or null, found {ttl!r}")
+    try:
+        await request.app[REGISTRY_KEY].register(instance, ttl)
+    except DiscoveryError as exc:
+        return _error(400, str(exc))
+    return web.json_response({"instance": _dump(instance)})
+
+
+async def _update(request: web.Request) -> web.Response:
+    instance = _instance_from(await _body(request), request.match_info["id"])
+    if not await request.app[REGISTRY_KEY].update(instance):
+        return _error(404, f"no instance {instance.id!r}")
+    return web.json_response({"instance": _dump(instance)})
+
+
+async def _deregister(request: web.Request) -> web.Response:
+    instance_id = request.match_info["id"]
+    if not await request.app[REGISTRY_KEY].deregister(instance_id):
+        return _error(404, f"no instance {instance_id!r}")
+    return web.json_response({"deregistered": instance_id})
+
+
+async def _renew(request: web.Request) -> web.Response:
+    instance_id = request.match_info["id"]
+    if not await request.app[REGISTRY_KEY].renew(instance_id):
+        return _error(404, f"no lease for {instance_id!r}: register again")
+    return web.json_response({"renewed": instance_id})
+
+
+async def _health(request: web.Request) -> web.Response:
+    instance_id = request.match_info["id"]
+    body = await _body(request)
+    try:
+        health = Health(str(body.get("health")))
+    except ValueError:
+        return _error(400, f"health: expected passing, warning or critical, found {body.get('health')!r}")
+    output = str(body.get("output", ""))
+    registry = request.app[REGISTRY_KEY]
+    done = (
+        await registry.mark_critical(instance_id, output)
+        if health is Health.CRITICAL
+        else await registry.set_health(instance_id, health, output)
+    )
+    if not done:
+        return _error(404, f"no instance {instance_id!r}")
+    return web.json_response({"id": instance_id, "health": health.value})
+
+
+async def _watch(request: web.Request) -> web.StreamResponse:
+    """Stream the snapshot, then each change, one JSON object per line, until the client or server leaves."""
+    registry = request.app[REGISTRY_KEY]
+    closing = request.app[_CLOSING_KEY]
+    service = request.query.get("service")
+    resp = web.StreamResponse(headers={"Content-Type": "application/x-ndjson", "Cache-Control": "no-cache"})
+    async with registry.watch() as watch:
+        await resp.prepare(request)
+        snapshot = watch.snapshot
+        instances = [_dump(i) for i in snapshot.instances if service is None or i.service == service]
+        await resp.write(
+            json.dumps({"snapshot": {"instances": instances, "revision": snapshot.revision}}).encode() + b"\n"
+        )
+        events = aiter(watch)
+        ended = asyncio.ensure_future(closing.wait())
+        try:
+            while True:
+                step = asyncio.ensure_future(anext(events))
+                await asyncio.wait({step, ended}, return_when=asyncio.FIRST_COMPLETED)
+                if not step.done():
+                    step.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                        await step
+                    break
+                try:
+                    event = step.result()
+                except StopAsyncIteration:
+                    break
+                if service is None or event.instance.service == service:
+                    await resp.write(json.dumps(event.to_json()).encode() + b"\n")
+        except ConnectionResetError:
+            pass  # the watcher left
+        finally:
+            ended.cancel()
+    with contextlib.suppress(ConnectionResetError):
+        await resp.write_eof()
+    return resp
+
+
+async def _http_sd(request: web.Request) -> web.Response:
+    """Prometheus ``http_sd_configs`` targets: each instance's metrics port (else its http port)."""
+    registry = request.app[REGISTRY_KEY]
+    service = request.query.get("service")
+    groups = []
+    for instance in await registry.instances(service):
+        port = instance.ports.get("metrics", instance.ports.get("http"))
+        if port is None:
+            continue
+        groups.append(
+            {
+                "targets": [f"{instance.host}:{port}"],
+                "labels": {
+                    "service": instance.service,
+                    "instance_id": instance.id,
+                    "__meta_minga_service": instance.service,
+                    "__meta_minga_instance": instance.id,
+                    "__meta_minga_version": instance.version,
+                    "__meta_minga_health": instance.health.value,
+                    "__meta_minga_tags": "," + ",".join(instance.tags) + "," if instance.tags else "",
+                },
+            }
+        )
+    return web.json_response(groups)

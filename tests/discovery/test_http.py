@@ -1,0 +1,179 @@
+"""The registry's HTTP API, the Prometheus http_sd endpoint, and DiscoveryClient through them."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import aiohttp
+import pytest
+
+import support
+from minga.discovery import DiscoveryClient, HttpStore, Instance, Registry
+from minga.errors import DiscoveryError, NoInstanceError
+
+
+def record(n: int, service: str = "orders", **kw: Any) -> dict[str, Any]:
+    return Instance(id=f"{service}-{n}", service=service, **kw).model_dump(mode="json")
+
+
+async def test_the_json_api(served_registry: tuple[Registry, str]) -> None:
+    registry, url = served_registry
+    async with aiohttp.ClientSession() as http:
+
+        async def call(method: str, path: str, body: Any = None) -> tuple[int, Any]:
+            async with http.request(method, url + path, json=body) as resp:
+                return resp.status, await resp.json()
+
+        assert await call(
+            "PUT", "/instances/orders-1", {"instance": record(1, ports={"http": 81}), "ttl": 30}
+        ) == (
+            200,
+            {
+                "instance": record(1, ports={"http": 81})
+                | {"started_at": (await registry.get("orders-1")).started_at}
+            },  # type: ignore[union-attr]
+        )
+        await call("PUT", "/instances/orders-2", {"instance": record(2, ports={"http": 82})})
+        await call(
+            "PUT", "/instances/pay-1", {"instance": record(1, "pay", ports={"metrics": 91}), "ttl": None}
+        )
+        status, body = await call("GET", "/services")
+        assert status == 200
+        assert body["services"] == [
+            {"name": "orders", "instances": 2, "passing": 2, "warning": 0, "critical": 0},
+            {"name": "pay", "instances": 1, "passing": 1, "warning": 0, "critical": 0},
+        ]
+        assert (await call("PUT", "/instances/orders-2/health", {"health": "critical", "output": "gone"}))[
+            0
+        ] == 200
+        status, body = await call("GET", "/services/orders?passing=1")
+        assert [i["id"] for i in body["instances"]] == ["orders-1"]
+        status, body = await call("GET", "/instances/orders-2")
+        assert (body["health"], body["output"]) == ("critical", "gone")
+        status, body = await call("GET", "/instances?service=pay")
+        assert [i["id"] for i in body["instances"]] == ["pay-1"] and body["revision"] >= 3
+        assert (await call("POST", "/instances/orders-1/renew"))[0] == 200
+        updated = record(1, ports={"http": 81}, tags=["canary"])
+        assert (await call("PATCH", "/instances/orders-1", {"instance": updated}))[0] == 200
+        assert (await registry.get("orders-1")).tags == ["canary"]  # type: ignore[union-attr]
+        assert (await call("DELETE", "/instances/orders-1"))[0] == 200
+
+        # mistakes: one clear message each
+        assert await call("DELETE", "/instances/orders-1") == (404, {"error": "no instance 'orders-1'"})
+        assert await call("POST", "/instances/orders-1/renew") == (
+            404,
+            {"error": "no lease for 'orders-1': register again"},
+        )
+        status, body = await call("PUT", "/instances/x-1", {"instance": record(2)})
+        assert status == 400 and body["error"] == "the path names 'x-1' but the record is 'orders-2'"
+        status, body = await call("PUT", "/instances/x-1", {"instance": {"id": "x-1"}})
+        assert status == 400 and body["error"].startswith("instance.service:")
+        status, body = await call("PUT", "/instances/orders-2/health", {"health": "grim"})
+        assert status == 400 and "expected passing, warning or critical" in body["error"]
+        status, body = await call("PUT", "/instances/x-1", {"instance": record(1, "x"), "ttl": 0.1})
+        assert status == 400 and "at least 0.5s" in body["error"]
+        async with http.put(url + "/instances/x-1", data=b"{nope") as resp:
+            assert resp.status == 400 and (await resp.json())["error"].startswith("invalid JSON")
+
+
+async def test_prometheus_http_sd_targets(served_registry: tuple[Registry, str]) -> None:
+    registry, url = served_registry
+    await registry.register(
+        Instance(
+            id="orders-1", service="orders", version="1.2", ports={"http": 81, "metrics": 91}, tags=["a"]
+        )
+    )
+    await registry.register(Instance(id="pay-1", service="pay", ports={"http": 82}))
+    await registry.register(Instance(id="portless-1", service="portless"))
+    async with aiohttp.ClientSession() as http, http.get(url + "/http_sd") as resp:
+        assert resp.status == 200 and resp.content_type == "application/json"
+        groups = await resp.json()
+    assert groups == [
+        {
+            "targets": ["127.0.0.1:91"],
+            "labels": {
+                "service": "orders",
+                "instance_id": "orders-1",
+                "__meta_minga_service": "orders",
+                "__meta_minga_instance": "orders-1",
+                "__meta_minga_version": "1.2",
+                "__meta_minga_health": "passing",
+                "__meta_minga_tags": ",a,",
+            },
+        },
+        {
+            "targets": ["127.0.0.1:82"],
+            "labels": {
+                "service": "pay",
+                "instance_id": "pay-1",
+                "__meta_minga_service": "pay",
+                "__meta_minga_instance": "pay-1",
+                "__meta_minga_version": "",
+                "__meta_minga_health": "passing",
+                "__meta_minga_tags": "",
+            },
+        },
+    ]
+
+
+async def test_the_watch_stream_filters_by_service(served_registry: tuple[Registry, str]) -> None:
+    registry, url = served_registry
+    await registry.register(Instance(id="orders-1", service="orders"))
+    async with aiohttp.ClientSession() as http, http.get(url + "/watch?service=pay") as resp:
+        assert resp.headers["Content-Type"] == "application/x-ndjson"
+        first = await resp.content.readline()
+        assert b'"snapshot"' in first and b"orders-1" not in first
+        await registry.register(Instance(id="orders-2", service="orders"))
+        await registry.register(Instance(id="pay-1", service="pay"))
+        async with asyncio.timeout(2):
+            line = await resp.content.readline()
+        assert b'"pay-1"' in line and b'"kind": "put"' in line
+
+
+async def test_client_registers_renews_watches_and_deregisters(served_registry: tuple[Registry, str]) -> None:
+    registry, url = served_registry
+    await registry.register(Instance(id="inventory-1", service="inventory", ports={"http": 81}))
+    root = url.removesuffix("/v1/discovery")  # the control plane's root URL works too
+    async with DiscoveryClient(root) as client:
+        assert [i.id for i in client.instances("inventory")] == ["inventory-1"]
+        me = Instance(id="orders-1", service="orders", ports={"http": 80})
+        await client.register(me, ttl=1)
+        # renewed every ttl/3: still there well after the ttl
+        await asyncio.sleep(1.6)
+        assert await registry.get("orders-1") == me
+        # a lease that was lost (e.g. the control plane restarted empty) is registered again
+        async with registry.watch() as watch:
+            await registry.deregister("orders-1")
+            seen: list[str] = []
+            async with asyncio.timeout(3):
+                async for event in watch:
+                    seen += [event.kind] if event.instance.id == "orders-1" else []
+                    if seen == ["delete", "put"]:
+                        break
+        picker = client.picker("inventory", "p2c")
+        with picker.request() as chosen:
+            assert chosen.address == "127.0.0.1:81"
+        await registry.mark_critical("inventory-1", "exited")
+        async with asyncio.timeout(1):
+            await client.cache.wait_for(lambda c: not c.candidates("inventory"))
+        with pytest.raises(NoInstanceError):
+            picker.pick()
+        assert await client.deregister("orders-1") is True
+        async with asyncio.timeout(1):
+            await client.cache.wait_for(lambda c: c.get("orders-1") is None)
+        assert await registry.get("orders-1") is None
+
+
+async def test_client_reports_an_unreachable_control_plane() -> None:
+    port = support.free_port()
+    store = HttpStore(f"http://127.0.0.1:{port}/v1/discovery", timeout=1)
+    await store.open()
+    try:
+        with pytest.raises(DiscoveryError, match=f"127.0.0.1:{port}"):
+            await store.put(Instance(id="a-1", service="a"))
+        assert HttpStore("http://127.0.0.1:1").url == "http://127.0.0.1:1/v1/discovery"
+    finally:
+        await store.close()
+    with pytest.raises(DiscoveryError, match="not open"):
+        await store.renew("a-1")
