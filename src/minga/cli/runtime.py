@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import select
 import signal
@@ -23,6 +24,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.logging import RichHandler
 from rich.markup import escape
 from rich.table import Table
 
@@ -84,6 +86,13 @@ def _last_lines(home: Path, service: str, n: int = 10) -> list[str]:
     return [f"{line.instance} | {line.text}" for line in lines]
 
 
+def _log_to(handler: logging.Handler) -> None:
+    handler.setLevel(logging.INFO)
+    root = logging.getLogger("minga")
+    root.setLevel(logging.INFO)
+    root.addHandler(handler)
+
+
 # -- the server -----------------------------------------------------------------------------
 
 
@@ -116,6 +125,9 @@ def server(
     spec, home = _load(file)
     if read_state(home, required=False) is not None:
         raise UsageError(f"a minga server already runs for {home}: `minga down` first")
+    stderr = logging.StreamHandler()
+    stderr.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    _log_to(stderr)
     asyncio.run(_serve(ControlPlane.from_spec(spec, home), ready_fd))
 
 
@@ -204,6 +216,7 @@ def up(
     if detach:
         _up_detached(file, home, timeout)
         return
+    _log_to(RichHandler(console=console, show_path=False, markup=False))
     asyncio.run(_up_foreground(ControlPlane.from_spec(spec, home), timeout))
 
 

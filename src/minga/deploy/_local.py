@@ -245,8 +245,27 @@ class LocalSupervisor:
     async def _handle(self, event: Event) -> None:
         for action in self.machine.handle(event):
             await self._do(action)
+        self._narrate(event)
         async with self._changed:
             self._changed.notify_all()
+
+    def _narrate(self, event: Event) -> None:
+        """One log line for what a person watching `minga up` wants to know."""
+        match event:
+            case Exited(instance=iid) | SpawnFailed(instance=iid) as e:
+                inst = self.machine.instances[iid]
+                what = f"exited with {inst.last_exit}" if isinstance(e, Exited) else f"could not start: {inst.last_error}"
+                if inst.phase is Phase.BACKOFF and inst.restart_at is not None:
+                    delay = max(0.0, inst.restart_at - e.at)
+                    loop = " (crash loop)" if inst.crashloop else ""
+                    log.warning("%s %s; restarting in %.1fs%s", iid, what, delay, loop)
+                elif inst.phase is Phase.EXITED:
+                    log.warning("%s %s; not restarted (restart: %s)", iid, what,
+                                self.machine.plans[inst.service].restart.mode.value)
+            case HealthChanged(instance=iid, health=health) if health is not Health.PASSING:
+                log.warning("%s is %s", iid, health.value)
+            case _:
+                pass
 
     async def _do(self, action: Action) -> None:
         match action:
