@@ -8,7 +8,15 @@ import pytest
 from aiohttp import web
 
 import support
-from minga.discovery import EmbeddedStore, Health, Instance, InstanceCache, Registry, check_once
+from minga.discovery import (
+    DiscoveryClient,
+    EmbeddedStore,
+    Health,
+    Instance,
+    InstanceCache,
+    Registry,
+    check_once,
+)
 from minga.errors import DiscoveryError
 from minga.spec import HealthCheckSpec
 
@@ -152,3 +160,18 @@ async def test_a_corrupt_registry_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(DiscoveryError, match="cannot load the registry"):
         async with Registry(EmbeddedStore(path)):
             pass
+
+
+async def test_an_in_process_client_can_share_the_registry_store() -> None:
+    store = EmbeddedStore()
+    async with Registry(store, default_ttl=0.5) as registry:
+        await registry.register(Instance(id="orders-1", service="orders"), ttl=None)
+        async with DiscoveryClient(store, close_store=False) as client:
+            assert [i.id for i in client.instances("orders")] == ["orders-1"]
+            await registry.register(Instance(id="orders-2", service="orders"))  # default ttl: 0.5 s
+            async with asyncio.timeout(1):
+                await client.cache.wait_for(lambda c: c.get("orders-2") is not None)
+            async with asyncio.timeout(3):  # not renewed: gone after its default ttl
+                await client.cache.wait_for(lambda c: c.get("orders-2") is None)
+        # the registry's store is still open after the client left
+        assert [i.id for i in await registry.instances()] == ["orders-1"]

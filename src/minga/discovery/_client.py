@@ -32,11 +32,15 @@ class DiscoveryClient:
 
     Renewals run every ``ttl / 3`` seconds; a lease found expired is registered again. The
     watch reconnects after a broken connection and replaces the cache with a fresh snapshot.
-    Set ``watch=False`` for a client that only registers.
+    Set ``watch=False`` for a client that only registers, and ``close_store=False`` when the
+    store is shared (an in-process :class:`EmbeddedStore` that a :class:`Registry` also uses).
     """
 
-    def __init__(self, store: Store | str, *, watch: bool = True, timeout: float = 10.0) -> None:
+    def __init__(
+        self, store: Store | str, *, watch: bool = True, timeout: float = 10.0, close_store: bool = True
+    ) -> None:
         self.store: Store = HttpStore(store) if isinstance(store, str) else store
+        self._close_store = close_store
         self.cache = InstanceCache()
         self.timeout = timeout
         self._want_watch = watch
@@ -72,7 +76,8 @@ class DiscoveryClient:
                 self._leases.clear()
                 await group.__aexit__(None, None, None)
         finally:
-            await self.store.close()
+            if self._close_store:
+                await self.store.close()
 
     # -- registration --------------------------------------------------------------------------
 

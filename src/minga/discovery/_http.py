@@ -30,7 +30,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from minga.discovery._model import Health, Instance
-from minga.discovery._registry import Registry
+from minga.discovery._registry import USE_DEFAULT_TTL, Registry
 from minga.errors import DiscoveryError
 
 REGISTRY_KEY = web.AppKey("minga_registry", Registry)
@@ -142,8 +142,12 @@ async def _get(request: web.Request) -> web.Response:
 async def _register(request: web.Request) -> web.Response:
     body = await _body(request)
     instance = _instance_from(body, request.match_info["id"])
-    ttl = body.get("ttl", -1.0)
-    if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, int | float)):
+    ttl = body.get("ttl", USE_DEFAULT_TTL)
+    if (
+        ttl is not USE_DEFAULT_TTL
+        and ttl is not None
+        and (isinstance(ttl, bool) or not isinstance(ttl, int | float))
+    ):
         return _error(400, f"ttl: expected seconds or null, found {ttl!r}")
     try:
         await request.app[REGISTRY_KEY].register(instance, ttl)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
+from typing import Final, Literal
 
 import aiohttp
 
@@ -20,6 +22,14 @@ log = logging.getLogger("minga.discovery")
 
 DEFAULT_TTL = 5.0
 """Seconds of lease a registration gets unless it asks for another ttl."""
+
+
+class _Default(enum.Enum):
+    TTL = "the registry's default_ttl"
+
+
+USE_DEFAULT_TTL: Final = _Default.TTL
+"""``register(instance)`` without a ttl: the registry's ``default_ttl``."""
 
 
 class Registry:
@@ -84,9 +94,14 @@ class Registry:
 
     # -- registrations -------------------------------------------------------------------------
 
-    async def register(self, instance: Instance, ttl: float | None = -1.0) -> Instance:
-        """Add or replace ``instance``; its lease is ``ttl`` seconds (``None``: no lease; default: ``default_ttl``)."""
-        lease = self.default_ttl if ttl is not None and ttl < 0 else ttl
+    async def register(
+        self, instance: Instance, ttl: float | Literal[_Default.TTL] | None = USE_DEFAULT_TTL
+    ) -> Instance:
+        """Add or replace ``instance``; its lease is ``ttl`` seconds (``None``: no lease; default: ``default_ttl``).
+
+        Raises :class:`~minga.errors.DiscoveryError` for a ttl under 0.5 s.
+        """
+        lease = self.default_ttl if ttl is USE_DEFAULT_TTL else ttl
         if lease is not None and lease < 0.5:
             raise DiscoveryError(f"a lease ttl must be at least 0.5s, got {lease:g}s")
         self._dead.discard(instance.id)
