@@ -1,0 +1,110 @@
+"""The Dask engine: the examples give the serial engine's output byte for byte; faults are survived."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from distributed import LocalCluster
+
+from minga.compute import JobRef, get_engine, run
+from minga.compute.engines.dask_engine import DaskEngine
+from minga.errors import JobFailed
+
+HERE = Path(__file__).parent
+EXAMPLE_NAMES = ["wordcount", "inverted_index", "join", "terasort"]
+
+pytestmark = pytest.mark.engine
+
+
+@pytest.fixture(scope="module")
+def scheduler() -> Iterator[str]:
+    # one cluster for the module: starting one takes seconds
+    with LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+        scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+    ) as cluster:
+        yield cluster.scheduler_address
+
+
+@pytest.mark.parametrize("name", EXAMPLE_NAMES)
+def test_examples_match_the_serial_engine(
+    name: str, scheduler: str, examples: dict, run_on: Callable, tmp_path: Path
+) -> None:
+    example = examples[name]
+    assert run_on("dask", address=scheduler)(example, tmp_path / "out") == example.expected
+
+
+def test_engine_is_registered_and_uses_the_address(scheduler: str) -> None:
+    engine = get_engine("dask", address=scheduler)
+    try:
+        assert isinstance(engine, DaskEngine)
+        assert engine.client.scheduler.address == scheduler
+        assert engine.workers == 2
+    finally:
+        engine.close()
+
+
+def test_a_killed_worker_still_gives_exact_output(scheduler: str, tmp_path: Path) -> None:
+    text = "".join(f"a{i % 13} b{i % 7} c\n" for i in range(400))
+    (tmp_path / "in.txt").write_text(text)
+    result = run(
+        JobRef.from_file(HERE / "faulty_jobs.py", "KillWorkerOnce"),
+        [tmp_path / "in.txt"],
+        tmp_path / "out",
+        engine="dask",
+        address=scheduler,
+        split_size=1024,
+        config={"marker": str(tmp_path / "killed")},
+    )
+    assert (tmp_path / "killed").exists(), "the worker was never killed: the test proves nothing"
+    assert dict(result.read()) == Counter(text.split())
+
+
+def test_failed_attempts_are_retried_then_give_up(scheduler: str, tmp_path: Path) -> None:
+    (tmp_path / "in.txt").write_text("x y x\n" * 100)
+    result = run(
+        JobRef.from_file(HERE / "faulty_jobs.py", "FailFirstAttempt"),
+        [tmp_path / "in.txt"],
+        tmp_path / "out",
+        engine="dask",
+        address=scheduler,
+    )
+    assert dict(result.read()) == {"x": 200, "y": 100}
+    assert result.record["attempts"]["failed"] >= 1
+    with pytest.raises(JobFailed, match="broken on purpose"):
+        run(
+            JobRef.from_file(HERE / "faulty_jobs.py", "AlwaysFails"),
+            [tmp_path / "in.txt"],
+            tmp_path / "out2",
+            engine="dask",
+            address=scheduler,
+        )
+
+
+def test_the_command_line_runs_a_job_on_dask(scheduler: str, examples: dict, tmp_path: Path) -> None:
+    example = examples["wordcount"]
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, str(example.job_file), *map(str, example.inputs), "-o", str(out),
+         "--engine", "dask", "--address", scheduler, "--reducers", str(example.reducers), "-q"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert {p.name: p.read_bytes() for p in sorted(out.glob("part-*"))} == example.expected
+
+
+@pytest.mark.slow
+def test_without_an_address_the_engine_starts_and_stops_its_own_cluster(
+    examples: dict, run_on: Callable, tmp_path: Path
+) -> None:
+    example = examples["wordcount"]
+    assert run_on("dask", workers=2)(example, tmp_path / "out") == example.expected
