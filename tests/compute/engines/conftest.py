@@ -57,11 +57,27 @@ def _inputs(name: str, d: Path) -> list[Path]:
         return [d / "customers.csv", d / "orders.csv"]
     if name == "terasort":
         return [generate_records(d / "records.txt", 5000, seed=4)]
+    if name == "wordcount_vectorized":
+        return [generate_corpus(d / "corpus.txt", 100_000, seed=6)]
+    if name == "groupby_sum":
+        rng = random.Random(9)
+        with open(d / "readings.csv", "w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f)
+            w.writerow(["key", "value"])
+            for _ in range(5000):
+                w.writerow([rng.randint(-50, 50), rng.randint(-(10**9), 10**9)])
+        return [d / "readings.csv"]
     raise AssertionError(name)
 
 
-EXAMPLE_NAMES = ["wordcount", "inverted_index", "join", "terasort"]
-REDUCERS = {"wordcount": 2, "inverted_index": 2, "join": 2, "terasort": 3}
+EXAMPLE_NAMES = ["wordcount", "inverted_index", "join", "terasort", "wordcount_vectorized", "groupby_sum"]
+REDUCERS = {"wordcount": 2, "inverted_index": 2, "join": 2, "terasort": 3, "wordcount_vectorized": 2, "groupby_sum": 2}
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # every test that takes `example_name` runs once per example job
+    if "example_name" in metafunc.fixturenames:
+        metafunc.parametrize("example_name", EXAMPLE_NAMES)
 
 
 def read_parts(out: Path) -> dict[str, bytes]:

@@ -16,7 +16,6 @@ from minga.compute.engines.dask_engine import DaskEngine
 from minga.errors import JobFailed
 
 HERE = Path(__file__).parent
-EXAMPLE_NAMES = ["wordcount", "inverted_index", "join", "terasort"]
 
 pytestmark = pytest.mark.engine
 
@@ -35,11 +34,10 @@ def scheduler() -> Iterator[str]:
         yield cluster.scheduler_address
 
 
-@pytest.mark.parametrize("name", EXAMPLE_NAMES)
 def test_examples_match_the_serial_engine(
-    name: str, scheduler: str, examples: dict, run_on: Callable, tmp_path: Path
+    example_name: str, scheduler: str, examples: dict, run_on: Callable, tmp_path: Path
 ) -> None:
-    example = examples[name]
+    example = examples[example_name]
     assert run_on("dask", address=scheduler)(example, tmp_path / "out") == example.expected
 
 

@@ -17,7 +17,6 @@ from minga.compute.engines.ray_engine import RayEngine
 from minga.errors import JobFailed
 
 HERE = Path(__file__).parent
-EXAMPLE_NAMES = ["wordcount", "inverted_index", "join", "terasort"]
 
 pytestmark = pytest.mark.engine
 
@@ -34,11 +33,10 @@ def ray_address() -> Iterator[str]:
         ray.shutdown()
 
 
-@pytest.mark.parametrize("name", EXAMPLE_NAMES)
 def test_examples_match_the_serial_engine(
-    name: str, ray_address: str, examples: dict, run_on: Callable, tmp_path: Path
+    example_name: str, ray_address: str, examples: dict, run_on: Callable, tmp_path: Path
 ) -> None:
-    example = examples[name]
+    example = examples[example_name]
     assert run_on("ray")(example, tmp_path / "out") == example.expected
 
 

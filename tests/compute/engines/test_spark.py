@@ -15,7 +15,6 @@ from minga.compute.engines.spark_engine import SparkEngine
 from minga.errors import JobFailed
 
 HERE = Path(__file__).parent
-EXAMPLE_NAMES = ["wordcount", "inverted_index", "join", "terasort"]
 
 pytestmark = pytest.mark.engine
 
@@ -30,11 +29,10 @@ def spark() -> Iterator[SparkEngine]:
         engine.close()
 
 
-@pytest.mark.parametrize("name", EXAMPLE_NAMES)
 def test_examples_match_the_serial_engine(
-    name: str, spark: SparkEngine, examples: dict, run_on: Callable, tmp_path: Path
+    example_name: str, spark: SparkEngine, examples: dict, run_on: Callable, tmp_path: Path
 ) -> None:
-    example = examples[name]
+    example = examples[example_name]
     assert run_on("spark")(example, tmp_path / "out") == example.expected
 
 
