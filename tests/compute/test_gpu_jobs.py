@@ -74,18 +74,43 @@ def test_group_by_sum_equals_python(device: str, readings: Path, tmp_path: Path)
     assert set(result.counters["device"]) == {EXPECTED_DEVICE if device == "gpu" else "cpu"}
 
 
-def test_device_flag_on_the_command_line(corpus: Path, tmp_path: Path) -> None:
+def _read_counts(out: Path) -> Counter[bytes]:
+    counts: Counter[bytes] = Counter()
+    for part in sorted(out.glob("part-*")):
+        for line in part.read_text(encoding="utf-8").splitlines():
+            word, n = json.loads(line)
+            counts[word.encode()] += n
+    return counts
+
+
+@pytest.mark.parametrize(
+    "how",
+    [
+        ["-m", "minga", "run", str(JOBS / "wordcount_vectorized.py")],  # minga run
+        [str(JOBS / "wordcount_vectorized.py")],  # python job.py, through MapReduce.main()
+    ],
+    ids=["minga-run", "job-main"],
+)
+def test_device_flag_on_the_command_line(how: list[str], corpus: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     proc = subprocess.run(
-        [sys.executable, str(JOBS / "wordcount_vectorized.py"), str(corpus), "-o", str(out), "--device", "gpu", "-q"],
+        [sys.executable, *how, str(corpus), "-o", str(out), "--device", "gpu", "--workers", "2", "-q"],
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
-    result_words: Counter[bytes] = Counter()
-    for part in sorted(out.glob("part-*")):
-        for line in part.read_text(encoding="utf-8").splitlines():
-            word, n = json.loads(line)
-            result_words[word.encode()] += n
-    assert result_words == Counter(corpus.read_bytes().split())
+    assert _read_counts(out) == Counter(corpus.read_bytes().split())
+    record = json.loads((out / "_job.json").read_text(encoding="utf-8"))
+    assert record["config"]["job_config"]["device"] == "gpu"
+    assert set(record["counters"]["device"]) == {EXPECTED_DEVICE}
+
+
+def test_a_bad_device_is_one_line(corpus: Path, tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "minga", "run", str(JOBS / "wordcount_vectorized.py"), str(corpus),
+         "-o", str(tmp_path / "out"), "--device", "tpu"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert "--device must be cpu or gpu" in proc.stderr and "Traceback" not in proc.stderr

@@ -10,6 +10,7 @@ from rich.console import Console
 
 from minga.compute import JobRef, print_summary
 from minga.compute import run as run_job
+from minga.errors import UsageError
 
 
 def run(
@@ -35,9 +36,15 @@ def run(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="replace an existing output directory")
     ] = False,
+    device: Annotated[
+        str | None,
+        typer.Option("--device", help="cpu or gpu, for vectorised jobs (self.config['device']); gpu falls back to cpu"),
+    ] = None,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="no progress display and no summary")] = False,
 ) -> None:
     """Run a MapReduce job over INPUT files into OUTDIR, one part file per reducer."""
+    if device not in (None, "cpu", "gpu"):
+        raise UsageError(f"--device must be cpu or gpu, not {device!r}")
     path, sep, name = job.rpartition(":")
     if not sep or not name.isidentifier():
         path, name = job, ""
@@ -46,6 +53,7 @@ def run(
     result = run_job(
         ref, inputs, output, engine=engine, workers=workers, reducers=reducers, address=address,
         overwrite=overwrite, progress=False if quiet else console,
+        config={"device": device} if device is not None else None,
     )  # fmt: skip
     if not quiet:
         print_summary(result, console)

@@ -24,6 +24,10 @@ _ENGINES: dict[str, EngineFactory | str] = {
     "local": LocalEngine,
     "serial": SerialEngine,
     "chaos": ChaosEngine,
+    # the engines beyond one machine, imported only when named
+    "dask": "minga.compute.engines.dask_engine:DaskEngine",
+    "ray": "minga.compute.engines.ray_engine:RayEngine",
+    "spark": "minga.compute.engines.spark_engine:SparkEngine",
 }
 
 

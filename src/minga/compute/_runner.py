@@ -77,6 +77,10 @@ def job_main(job: type[MapReduce], argv: Sequence[str] | None = None) -> None:
         "--address", default=None, help="scheduler or cluster address, for engines that take one"
     )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
+    parser.add_argument(
+        "--device", choices=["cpu", "gpu"], default=None,
+        help="for vectorised jobs (self.config['device']); gpu falls back to cpu without a GPU",
+    )  # fmt: skip
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress display and no summary")
     args = parser.parse_args(argv)
     console = Console(stderr=True)
@@ -85,6 +89,7 @@ def job_main(job: type[MapReduce], argv: Sequence[str] | None = None) -> None:
             JobRef.of(job), args.inputs, args.output, engine=args.engine, workers=args.workers,
             reducers=args.reducers, address=args.address, overwrite=args.overwrite,
             progress=False if args.quiet else console,
+            config={"device": args.device} if args.device is not None else None,
         )  # fmt: skip
     except UsageError as exc:
         console.print(f"[bold red]error:[/] {exc}", highlight=False)

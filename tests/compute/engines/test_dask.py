@@ -88,11 +88,11 @@ def test_failed_attempts_are_retried_then_give_up(scheduler: str, tmp_path: Path
         )
 
 
-def test_the_command_line_runs_a_job_on_dask(scheduler: str, examples: dict, tmp_path: Path) -> None:
+def test_minga_run_runs_a_job_on_dask(scheduler: str, examples: dict, tmp_path: Path) -> None:
     example = examples["wordcount"]
     out = tmp_path / "out"
     proc = subprocess.run(
-        [sys.executable, str(example.job_file), *map(str, example.inputs), "-o", str(out),
+        [sys.executable, "-m", "minga", "run", str(example.job_file), *map(str, example.inputs), "-o", str(out),
          "--engine", "dask", "--address", scheduler, "--reducers", str(example.reducers), "-q"],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip

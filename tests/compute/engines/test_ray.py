@@ -76,11 +76,11 @@ def test_failed_attempts_are_retried_then_give_up(ray_address: str, tmp_path: Pa
 
 
 @pytest.mark.slow
-def test_the_command_line_runs_a_job_on_ray(ray_address: str, examples: dict, tmp_path: Path) -> None:
+def test_minga_run_runs_a_job_on_ray(ray_address: str, examples: dict, tmp_path: Path) -> None:
     example = examples["wordcount"]
     out = tmp_path / "out"
     proc = subprocess.run(
-        [sys.executable, str(example.job_file), *map(str, example.inputs), "-o", str(out),
+        [sys.executable, "-m", "minga", "run", str(example.job_file), *map(str, example.inputs), "-o", str(out),
          "--engine", "ray", "--address", ray_address, "--reducers", str(example.reducers), "-q"],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
