@@ -3,14 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 import support
-from minga.discovery import DiscoveryClient, HttpStore, Instance, Registry
+from minga.discovery import (
+    API_PREFIX,
+    DiscoveryClient,
+    EmbeddedStore,
+    EtcdStore,
+    HttpStore,
+    Instance,
+    Registry,
+    discovery_app,
+    registry_from_spec,
+    store_from_spec,
+)
 from minga.errors import DiscoveryError, NoInstanceError
+from minga.spec import parse_spec
 
 
 def record(n: int, service: str = "orders", **kw: Any) -> dict[str, Any]:
@@ -177,3 +191,54 @@ async def test_client_reports_an_unreachable_control_plane() -> None:
         await store.close()
     with pytest.raises(DiscoveryError, match="not open"):
         await store.renew("a-1")
+
+
+async def test_replicas_ride_through_a_control_plane_restart(tmp_path: Path) -> None:
+    """The embedded store is reloaded from MINGA_HOME; clients reconnect their watch and keep renewing."""
+    path = tmp_path / "home" / "registry.json"
+    port = support.free_port()
+
+    async def control_plane() -> tuple[Registry, web.AppRunner]:
+        registry = await Registry(EmbeddedStore(path)).__aenter__()
+        app = web.Application()
+        app.add_subapp(API_PREFIX, discovery_app(registry))
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        return registry, runner
+
+    registry, runner = await control_plane()
+    async with DiscoveryClient(f"http://127.0.0.1:{port}") as client:
+        await client.register(Instance(id="orders-1", service="orders"), ttl=1.5)
+        await runner.cleanup()
+        await registry.__aexit__(None, None, None)
+        await asyncio.sleep(0.3)  # down for a moment: renewals and the watch fail meanwhile
+        registry, runner = await control_plane()
+        try:
+            assert await registry.get("orders-1") is not None  # reloaded from disk
+            await registry.register(Instance(id="pay-1", service="pay"), ttl=None)
+            async with asyncio.timeout(5):  # the client's watch reconnected
+                await client.cache.wait_for(lambda c: c.get("pay-1") is not None)
+            await asyncio.sleep(2.0)  # longer than the ttl: renewals reach the new control plane
+            assert await registry.get("orders-1") is not None
+        finally:
+            await runner.cleanup()
+            await registry.__aexit__(None, None, None)
+
+
+async def test_the_registry_a_spec_asks_for(tmp_path: Path, etcd_url: str) -> None:
+    spec = parse_spec(
+        "services:\n"
+        "  orders: {module: a:B, ports: [http], health: {http: /healthz}}\n"
+        "  jobs: {module: a:C}\n"
+        "discovery: {ttl: 2s}\n"
+    )
+    registry = registry_from_spec(spec, tmp_path)
+    assert registry.default_ttl == 2.0
+    assert isinstance(registry.store, EmbeddedStore) and registry.store.path == tmp_path / "registry.json"
+    async with registry:
+        await registry.register(Instance(id="jobs-1", service="jobs"))
+    assert (tmp_path / "registry.json").exists()
+    etcd_spec = parse_spec(f"discovery: {{url: {etcd_url}, prefix: /shop/}}\n")
+    store = store_from_spec(etcd_spec.discovery, tmp_path)
+    assert isinstance(store, EtcdStore) and (store.url, store.prefix) == (etcd_url, "/shop/")

@@ -2,10 +2,12 @@
 
 In the control plane::
 
-    from minga.discovery import EmbeddedStore, Registry, discovery_app
+    from minga.discovery import API_PREFIX, discovery_app, registry_from_spec
 
-    checks = {name: svc.health for name, svc in spec.services.items() if svc.health}
-    async with Registry(EmbeddedStore(home / "registry.json"), checks=checks) as registry:
+    # the store minga.yaml names (embedded at home/registry.json, or etcd), its ttl, and a check
+    # for every service with `health:`; the same as
+    # Registry(EmbeddedStore(home / "registry.json"), checks={...}, default_ttl=spec.discovery.ttl)
+    async with registry_from_spec(spec, home) as registry:
         app.add_subapp(API_PREFIX, discovery_app(registry))   # "/v1/discovery": JSON API + /http_sd
         ...
         # the supervisor, the moment a child process exits:
@@ -43,6 +45,7 @@ Semantics:
 from minga.discovery._checks import check_once
 from minga.discovery._client import DiscoveryClient
 from minga.discovery._etcd import EtcdStore
+from minga.discovery._fromspec import registry_from_spec, store_from_spec
 from minga.discovery._http import discovery_app
 from minga.discovery._httpstore import API_PREFIX, HttpStore
 from minga.discovery._model import Health, Instance, WatchEvent, new_instance_id
@@ -81,4 +84,6 @@ __all__ = [
     "discovery_app",
     "make_picker",
     "new_instance_id",
+    "registry_from_spec",
+    "store_from_spec",
 ]
