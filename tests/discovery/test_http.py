@@ -242,3 +242,15 @@ async def test_the_registry_a_spec_asks_for(tmp_path: Path, etcd_url: str) -> No
     etcd_spec = parse_spec(f"discovery: {{url: {etcd_url}, prefix: /shop/}}\n")
     store = store_from_spec(etcd_spec.discovery, tmp_path)
     assert isinstance(store, EtcdStore) and (store.url, store.prefix) == (etcd_url, "/shop/")
+
+
+async def test_an_unreachable_registry_is_a_clear_error() -> None:
+    port = support.free_port()
+    with pytest.raises(
+        DiscoveryError, match=f"could not watch the registry .*127.0.0.1:{port}.* within 0.5s"
+    ):
+        async with DiscoveryClient(f"http://127.0.0.1:{port}", timeout=0.5):
+            pass
+    with pytest.raises(DiscoveryError, match=f"etcd at http://127.0.0.1:{port}"):
+        async with Registry(EtcdStore(f"http://127.0.0.1:{port}", timeout=0.5)):
+            pass

@@ -51,14 +51,21 @@ class DiscoveryClient:
         self._records: dict[str, Instance] = {}
 
     async def __aenter__(self) -> DiscoveryClient:
+        """Open the store and, when watching, wait for the first snapshot; raises
+        :class:`~minga.errors.DiscoveryError` when none comes within ``timeout`` seconds."""
         await self.store.open()
         self._group = asyncio.TaskGroup()
         await self._group.__aenter__()
         try:
             if self._want_watch:
                 self._watcher = self._group.create_task(self._watch(), name="minga-discovery-watch")
-                async with asyncio.timeout(self.timeout):
-                    await self._ready.wait()
+                try:
+                    async with asyncio.timeout(self.timeout):
+                        await self._ready.wait()
+                except TimeoutError:
+                    raise DiscoveryError(
+                        f"could not watch the registry ({self.store!r}) within {self.timeout:g}s"
+                    ) from None
         except BaseException:
             await self.__aexit__(None, None, None)
             raise

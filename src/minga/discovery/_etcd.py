@@ -120,6 +120,9 @@ class EtcdStore:
         self._session: aiohttp.ClientSession | None = None
         self._watches: set[aiohttp.ClientResponse] = set()
 
+    def __repr__(self) -> str:
+        return f"EtcdStore({self.url!r})"
+
     @property
     def closed(self) -> bool:
         return self._session is None

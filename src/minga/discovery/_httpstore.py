@@ -68,6 +68,9 @@ class HttpStore:
         self._session: aiohttp.ClientSession | None = None
         self._watches: set[aiohttp.ClientResponse] = set()
 
+    def __repr__(self) -> str:
+        return f"HttpStore({self.url!r})"
+
     @property
     def closed(self) -> bool:
         return self._session is None

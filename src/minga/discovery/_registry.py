@@ -67,12 +67,23 @@ class Registry:
         self._supervisor: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Registry:
+        """Open the store and start the checks; raises :class:`~minga.errors.DiscoveryError` when the
+        store cannot be read (etcd unreachable, a corrupt registry file)."""
         await self.store.open()
+        try:
+            await self.store.snapshot()  # fail here, clearly, rather than retry the watch forever
+        except BaseException:
+            await self.store.close()
+            raise
         self._session = aiohttp.ClientSession()
         self._group = asyncio.TaskGroup()
         await self._group.__aenter__()
-        self._supervisor = self._group.create_task(self._supervise_checks(), name="minga-registry-checks")
-        await self._watching.wait()
+        try:
+            self._supervisor = self._group.create_task(self._supervise_checks(), name="minga-registry-checks")
+            await self._watching.wait()
+        except BaseException:
+            await self.__aexit__(None, None, None)
+            raise
         return self
 
     async def __aexit__(

@@ -113,6 +113,9 @@ class EmbeddedStore:
         self._revision = 0
         self._open = False
 
+    def __repr__(self) -> str:
+        return f"EmbeddedStore({str(self.path) if self.path else None!r})"
+
     async def open(self) -> None:
         if self._open:
             return
