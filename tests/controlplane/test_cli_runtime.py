@@ -105,7 +105,8 @@ def test_up_status_kill_logs_down(tmp_path: Path) -> None:
             logs = minga("logs", "db", "--since", "5m", home=home, cwd=tmp_path)
             assert logs.returncode == 0 and "db says hello" in logs.stdout
             services = minga("services", home=home, cwd=tmp_path)
-            assert "2/2" in services.stdout
+            assert services.returncode == 0, services.stderr
+            assert "2/2" in services.stdout and "web-1@127.0.0.1" in services.stdout
 
             pids = [i["pid"] for s in status(home, tmp_path)["services"] for i in s["instances"]]
             server_pid = json.loads((home / "server.json").read_text())["pid"]
@@ -144,3 +145,26 @@ def test_a_spec_mistake_is_one_line(tmp_path: Path) -> None:
     out = minga("up", "-f", str(spec), home=tmp_path / "home", cwd=tmp_path)
     assert out.returncode == 2
     assert "minga.yaml:3:" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_down_stops_what_a_killed_server_left_behind(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    with support.running(support.nats_server(tmp_path)) as nats:
+        spec = write_spec(tmp_path / "minga.yaml", f"nats://127.0.0.1:{nats.port}")
+        up = minga("up", "--detach", "-f", str(spec), "--timeout", "30", home=home, cwd=tmp_path)
+        try:
+            assert up.returncode == 0, up.stdout + up.stderr
+            doc = status(home, tmp_path)
+            pids = [i["pid"] for s in doc["services"] for i in s["instances"]]
+            server_pid = json.loads((home / "server.json").read_text())["pid"]
+            os.kill(server_pid, signal.SIGKILL)  # the control plane dies without stopping anything
+            deadline = time.monotonic() + 10
+            while pid_alive(server_pid):
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            assert all(pid_alive(p) for p in pids)
+        finally:
+            down = minga("down", home=home, cwd=tmp_path)
+        assert down.returncode == 0, down.stderr
+        assert "db-1" in down.stdout and "web-2" in down.stdout
+        assert not any(pid_alive(p) for p in pids)

@@ -29,14 +29,15 @@ from rich.markup import escape
 from rich.table import Table
 
 from minga.controlplane import ControlPlane, ControlPlaneClient, ServerState, pid_alive, read_state
-from minga.deploy import follow_logs, log_files, read_logs
+from minga.deploy import follow_logs, log_files, read_logs, reap_orphans
 from minga.errors import DeployError, UsageError
 from minga.spec import Spec, home_dir, load_spec, parse_duration
 
 SpecFile = Annotated[Path, typer.Option("--file", "-f", help="the system spec")]
 DEFAULT_FILE = Path("minga.yaml")
 
-console = Console(highlight=False)
+# wide enough for the status table when the output is a pipe or a file
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 
 HEALTH_STYLE = {"passing": "green", "warning": "yellow", "critical": "red", "unknown": "dim"}
 
@@ -86,7 +87,8 @@ def _last_lines(home: Path, service: str, n: int = 10) -> list[str]:
     return [f"{line.instance} | {line.text}" for line in lines]
 
 
-def _log_to(handler: logging.Handler) -> None:
+def log_to(handler: logging.Handler) -> None:
+    """Send minga's own log records (INFO and up) to ``handler``."""
     handler.setLevel(logging.INFO)
     root = logging.getLogger("minga")
     root.setLevel(logging.INFO)
@@ -127,7 +129,7 @@ def server(
         raise UsageError(f"a minga server already runs for {home}: `minga down` first")
     stderr = logging.StreamHandler()
     stderr.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    _log_to(stderr)
+    log_to(stderr)
     asyncio.run(_serve(ControlPlane.from_spec(spec, home), ready_fd))
 
 
@@ -213,10 +215,13 @@ def up(
     running = read_state(home, required=False)
     if running is not None:
         raise UsageError(f"a minga server already runs for {home} ({running.url}): `minga down` first")
+    orphans = reap_orphans(home)
+    if orphans:
+        console.print(f"stopped replicas a previous server left running: {', '.join(orphans)}")
     if detach:
         _up_detached(file, home, timeout)
         return
-    _log_to(RichHandler(console=console, show_path=False, markup=False))
+    log_to(RichHandler(console=console, show_path=False, markup=False))
     asyncio.run(_up_foreground(ControlPlane.from_spec(spec, home), timeout))
 
 
@@ -249,7 +254,11 @@ def down(
     home = _home(file)
     state = read_state(home, required=False)
     if state is None:
-        console.print(f"nothing runs for {home}")
+        orphans = reap_orphans(home)
+        if orphans:
+            console.print(f"the server was gone; stopped what it left running: {', '.join(orphans)}")
+        else:
+            console.print(f"nothing runs for {home}")
         return
     try:
         asyncio.run(ControlPlaneClient(state.url).stop(timeout))
@@ -282,17 +291,24 @@ def status(
 
 
 def services(file: SpecFile = DEFAULT_FILE) -> None:
-    """List the running services: healthy replicas out of wanted, and where they answer."""
+    """List the services in discovery: passing instances out of registered, and where they answer."""
     state = read_state(_home(file))
     assert state is not None
-    doc = asyncio.run(ControlPlaneClient(state.url).status())
+    records = asyncio.run(ControlPlaneClient(state.url).instances())
+    by_service: dict[str, list[dict[str, Any]]] = {}
+    for record in records:
+        by_service.setdefault(record["service"], []).append(record)
     table = Table(title_justify="left")
-    for col in ("service", "healthy", "addresses", "depends on"):
+    for col in ("service", "passing", "instances", "restarts"):
         table.add_column(col)
-    for svc in doc["services"]:
-        up_count = sum(1 for i in svc["instances"] if i["health"] == "passing")
-        addresses = ", ".join(i["address"] for i in svc["instances"] if i["address"])
-        table.add_row(svc["name"], f"{up_count}/{svc['replicas']}", addresses, ", ".join(svc["depends_on"]))
+    for name, found in sorted(by_service.items()):
+        passing = [r for r in found if r["health"] == "passing"]
+        shown = ", ".join(
+            f"{r['id']}@{r['host']}:{r['ports'].get('http', '-')}"
+            + ("" if r["health"] == "passing" else f" ({r['health']})")
+            for r in found
+        )
+        table.add_row(name, f"{len(passing)}/{len(found)}", shown, str(sum(r["restarts"] for r in found)))
     console.print(table)
 
 

@@ -34,6 +34,12 @@ class ControlPlaneClient:
         doc: dict[str, Any] = await self._request("GET", "/api/status", total=10)
         return doc
 
+    async def instances(self) -> list[dict[str, Any]]:
+        """Every instance the registry knows (``/v1/discovery/instances``), as JSON records."""
+        doc: dict[str, Any] = await self._request("GET", "/v1/discovery/instances", total=10)
+        found: list[dict[str, Any]] = doc["instances"]
+        return found
+
     async def wait_healthy(self, seconds: float) -> dict[str, Any]:
         """Wait up to ``seconds`` for every replica to be healthy; the status, with ``"unhealthy"``
         listing the services that are not when time ran out."""

@@ -1,8 +1,8 @@
 """``minga server``: the broker, the registry, the supervisor and the HTTP API in one asyncio process.
 
-Start order: broker → HTTP API (with the registry's routes) → state file → supervisor.
-Stop order, the reverse: every replica (reverse dependency order, grace then SIGKILL) →
-state file → HTTP API → broker. A stop comes from SIGINT/SIGTERM (:meth:`ControlPlane.request_stop`)
+Start order: broker → registry → HTTP API (the registry's routes under ``/v1/discovery``) →
+state file → supervisor. Stop order, the reverse: every replica (reverse dependency order,
+grace then SIGKILL) → state file → HTTP API → registry → broker. A stop comes from SIGINT/SIGTERM (:meth:`ControlPlane.request_stop`)
 or ``POST /api/stop``, which answers once no replica is left.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +20,32 @@ from aiohttp import web
 from minga.controlplane._api import api_routes
 from minga.controlplane._broker import BrokerHandle
 from minga.controlplane._state import ServerState
+from minga.deploy import Health as SupervisedHealth
 from minga.deploy import LocalSupervisor, ServicePlan, plan_from_spec
+from minga.discovery import (
+    EmbeddedStore,
+    Health,
+    Instance,
+    Registry,
+    Store,
+    discovery_app,
+    store_from_spec,
+)
 from minga.errors import UsageError
-from minga.spec import Spec
+from minga.spec import HealthCheckSpec, Spec
+
+DISCOVERY_PREFIX = "/v1/discovery"
+
+
+def registry_checks(spec: Spec) -> dict[str, HealthCheckSpec]:
+    """The registry's active check of each service: the spec's, or ``GET /healthz`` for a ``module:`` service."""
+    checks: dict[str, HealthCheckSpec] = {}
+    for name, svc in spec.services.items():
+        if svc.health is not None:
+            checks[name] = svc.health
+        elif svc.module is not None:
+            checks[name] = HealthCheckSpec(http="/healthz")
+    return checks
 
 __all__ = ["ControlPlane"]
 
@@ -31,7 +54,9 @@ class ControlPlane:
     """One running system on this machine.
 
     ``nats_url`` points at an external NATS server; None starts the embedded broker on
-    ``broker_port`` (0: any free port) with JetStream stored under ``home``.
+    ``broker_port`` (0: any free port) with JetStream stored under ``home``. ``store`` is the
+    registry's store (default: embedded, persisted in ``home/registry.json``); ``checks`` the
+    registry's active health check per service.
     """
 
     def __init__(
@@ -46,6 +71,9 @@ class ControlPlane:
         broker_host: str = "127.0.0.1",
         host: str = "127.0.0.1",
         port: int = 0,
+        store: Store | None = None,
+        checks: Mapping[str, HealthCheckSpec] | None = None,
+        default_ttl: float = 5.0,
     ) -> None:
         self.plans = list(plans)
         self.home = home
@@ -58,7 +86,12 @@ class ControlPlane:
         self.port = port
         self.nats_url = nats_url or ""
         self.url = ""
+        self.store: Store = store if store is not None else EmbeddedStore(home / "registry.json")
+        self.checks = dict(checks or {})
+        self.default_ttl = default_ttl
         self.supervisor: LocalSupervisor | None = None
+        self.registry: Registry | None = None
+        self._registered: dict[str, Instance] = {}
         self._stop = asyncio.Event()
         self._services_stopped = asyncio.Event()
 
@@ -73,6 +106,9 @@ class ControlPlane:
             nats_url=spec.broker.url,
             broker_port=spec.broker.port,
             broker_host=spec.broker.host,
+            store=store_from_spec(spec.discovery, home),
+            checks=registry_checks(spec),
+            default_ttl=spec.discovery.ttl,
         )
 
     def request_stop(self) -> None:
@@ -86,13 +122,17 @@ class ControlPlane:
     def status(self) -> dict[str, Any]:
         """The document ``minga status --json`` prints."""
         services = self.supervisor.status() if self.supervisor else []
+        for svc in services:
+            for inst in svc["instances"]:
+                record = self._registered.get(inst["id"])
+                inst["registered"] = record.health.value if record is not None else None
         return {
             "name": self.name,
             "home": str(self.home),
             "spec": str(self.spec_path) if self.spec_path else None,
             "control": self.url,
             "broker": self.nats_url,
-            "discovery": self.url,
+            "discovery": f"{self.url}{DISCOVERY_PREFIX}" if self.url else None,
             "gateway": None,
             "dashboard": None,
             "healthy": bool(self.supervisor and self.supervisor.all_healthy()),
@@ -102,14 +142,20 @@ class ControlPlane:
     async def run(self, ready: Callable[[ServerState], None] | None = None) -> None:
         """Run until a stop is requested; ``ready`` is called with the state once every part listens."""
         self.home.mkdir(parents=True, exist_ok=True)
-        async with BrokerHandle(self.external_nats, self.broker_host, self.broker_port, self.home) as nats_url:
+        async with (
+            BrokerHandle(self.external_nats, self.broker_host, self.broker_port, self.home) as nats_url,
+            Registry(self.store, checks=self.checks, default_ttl=self.default_ttl) as registry,
+        ):
             self.nats_url = nats_url
+            self.registry = registry
             app = web.Application()
+            app.add_subapp(DISCOVERY_PREFIX, discovery_app(registry))
             sup = LocalSupervisor(
                 self.plans,
                 home=self.home,
                 env={"MINGA_NATS_URL": nats_url},
                 on_critical=self._on_critical,
+                on_health=self._on_health,
             )
             self.supervisor = sup
             app.add_routes(api_routes(self.status, sup.wait_healthy, self._stop_and_wait))
@@ -123,7 +169,7 @@ class ControlPlane:
                     raise UsageError(f"cannot listen on {self.host}:{self.port}: {exc.strerror}") from None
                 host, port = runner.addresses[0][:2]
                 self.url = f"http://{host}:{port}"
-                sup.env["MINGA_DISCOVERY_URL"] = self.url
+                sup.env["MINGA_DISCOVERY_URL"] = f"{self.url}{DISCOVERY_PREFIX}"
                 state = ServerState(
                     url=self.url,
                     pid=os.getpid(),
@@ -136,10 +182,13 @@ class ControlPlane:
                 try:
                     async with asyncio.TaskGroup() as tg:
                         tg.create_task(sup.run())
+                        watcher = tg.create_task(self._follow_registry(registry))
                         if ready is not None:
                             ready(state)
                         await self._stop.wait()
                         await sup.stop()
+                        await self._deregister_all(registry)
+                        watcher.cancel()
                         self._services_stopped.set()
                 finally:
                     ServerState.remove(self.home)
@@ -147,4 +196,47 @@ class ControlPlane:
                 await runner.cleanup()
 
     async def _on_critical(self, instance: str, service: str) -> None:
-        """A replica died: take it out of routing at once."""
+        """A replica died: take it out of every picker at once."""
+        if self.registry is not None:
+            await self.registry.mark_critical(instance, "the process exited")
+
+    async def _on_health(self, instance: str, service: str, health: SupervisedHealth) -> None:
+        """Register a replica once its check passes, unless it registered itself already (a minga
+        service does; a ``command:`` one cannot), so every replica is in discovery."""
+        if self.registry is None or self.supervisor is None:
+            return
+        if health is SupervisedHealth.PASSING:
+            current = self._registered.get(instance)
+            if current is not None and current.health is Health.PASSING:
+                return
+            state = self.supervisor.machine.instances[instance]
+            record = Instance(
+                id=instance,
+                service=service,
+                ports=self.supervisor.ports(instance),
+                restarts=state.restarts,
+                metadata={"pid": str(state.pid), "registered_by": "supervisor"},
+            )
+            await self.registry.register(record, ttl=None)  # no lease: the supervisor watches the process
+        elif health is SupervisedHealth.CRITICAL:
+            await self.registry.mark_critical(instance, "its health check failed")
+
+    async def _deregister_all(self, registry: Registry) -> None:
+        """After a stop: nothing planned stays registered (replicas that stopped cleanly are gone already)."""
+        for plan in self.plans:
+            for iid in plan.instance_ids():
+                await registry.deregister(iid)
+
+    async def _follow_registry(self, registry: Registry) -> None:
+        """Keep the registry's view of each instance for the status document, and its restart count right."""
+        async with registry.watch() as watch:
+            self._registered = {i.id: i for i in watch.snapshot.instances}
+            async for event in watch:
+                record = event.instance
+                if event.kind == "delete":
+                    self._registered.pop(record.id, None)
+                    continue
+                self._registered[record.id] = record
+                known = self.supervisor.machine.instances.get(record.id) if self.supervisor else None
+                if known is not None and known.restarts != record.restarts:
+                    await registry.update(record.model_copy(update={"restarts": known.restarts}))

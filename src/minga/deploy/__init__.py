@@ -27,6 +27,7 @@ from minga.deploy._machine import (
     Tick,
 )
 from minga.deploy._model import Backoff, HealthProbe, Limits, RestartMode, RestartPolicy, ServicePlan
+from minga.deploy._orphans import reap_orphans
 from minga.deploy._spec import plan_from_spec, plan_service
 
 __all__ = [
@@ -64,4 +65,5 @@ __all__ = [
     "plan_from_spec",
     "plan_service",
     "read_logs",
+    "reap_orphans",
 ]

@@ -44,6 +44,7 @@ from minga.deploy._machine import (
     Tick,
 )
 from minga.deploy._model import HealthProbe, Limits, ServicePlan
+from minga.deploy._orphans import write_replicas
 from minga.errors import DeployError
 
 __all__ = ["LocalSupervisor", "OnCritical", "OnHealth", "free_port", "log_path"]
@@ -166,6 +167,10 @@ class LocalSupervisor:
                     for task in proc.tasks:
                         task.cancel()
         finally:
+            # cancelled or failed: no replica may outlive its supervisor
+            for inst in self.machine.instances.values():
+                if inst.pid is not None:
+                    self._signal(inst.pid, signal.SIGKILL)
             await self._session.close()
             self._done.set()
             async with self._changed:
@@ -245,6 +250,9 @@ class LocalSupervisor:
     async def _handle(self, event: Event) -> None:
         for action in self.machine.handle(event):
             await self._do(action)
+        if isinstance(event, Started | Exited):
+            pids = {i.id: i.pid for i in self.machine.instances.values() if i.pid is not None}
+            write_replicas(self.home, pids)
         self._narrate(event)
         async with self._changed:
             self._changed.notify_all()
@@ -381,7 +389,7 @@ class LocalSupervisor:
             else:
                 failures += 1
                 new = Health.CRITICAL if health is Health.PASSING and failures >= check.failures else health
-            if new is not health:
+            if new is not health and not self.machine.stopping:
                 health = new
                 await self._events.put(HealthChanged(iid, health, time.monotonic()))
                 if self.on_health is not None:
