@@ -2,7 +2,7 @@
 
 Run on a machine with an NVIDIA GPU and CuPy (``pip install 'minga[gpu]'``)::
 
-    python bench/gpu_check.py              # 512 MB corpus, a few minutes at most
+    python bench/gpu_check.py              # 256 MiB corpus, a few minutes at most
     python bench/gpu_check.py --mb 64      # quicker
 
 What it does, in order:
@@ -93,7 +93,7 @@ def python_group_by_sum(keys: list[int], values: list[int]) -> dict[int, int]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--mb", type=int, default=512, help="corpus size in MiB (default 512)")
+    parser.add_argument("--mb", type=int, default=256, help="corpus size in MiB (default 256)")
     parser.add_argument("--repeat", type=int, default=5, help="timed runs per measurement (median)")
     parser.add_argument("--cpu-repeat", type=int, default=1, help="timed NumPy / Python runs (they are slow)")
     parser.add_argument("--seed", type=int, default=42)

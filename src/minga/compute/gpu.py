@@ -137,13 +137,26 @@ def _word_bounds(xp: Any, text: Any) -> tuple[Any, Any]:
     return xp.flatnonzero(edge == 1), xp.flatnonzero(edge == -1)
 
 
-def _pack(xp: Any, padded: Any, starts: Any, lengths: Any, width: int) -> Any:
-    """``(width, n)`` uint64 keys: byte j of a word goes to key j // 8, bits 8 * (j % 8); zero-padded."""
-    keys = xp.zeros((width, int(starts.shape[0])), dtype=xp.uint64)
-    for j in range(8 * width):
-        byte = padded[starts + j].astype(xp.uint64)
-        byte *= (lengths > j).astype(xp.uint64)  # zero past the word's end
-        keys[j // 8] |= byte << xp.uint64(8 * (j % 8))
+# MASKS[k] keeps the low k bytes of a 64-bit key
+_MASKS = np.array([(1 << (8 * k)) - 1 for k in range(9)], dtype=np.uint64)
+
+
+def _pack(xp: Any, words: Any, starts: Any, lengths: Any, width: int) -> Any:
+    """``(width, n)`` uint64 keys: byte j of a word goes to key j // 8, bits 8 * (j % 8); zero-padded.
+
+    ``words`` is the zero-padded text viewed as little-endian uint64: the 8 bytes from any
+    offset are two aligned words shifted together, so each key costs two gathers, not eight.
+    """
+    keys = xp.empty((width, int(starts.shape[0])), dtype=xp.uint64)
+    masks = xp.asarray(_MASKS)
+    for c in range(width):
+        at = starts + 8 * c
+        shift = ((at % 8) * 8).astype(xp.uint64)
+        low = words[at // 8] >> shift
+        high = words[at // 8 + 1] << ((xp.uint64(64) - shift) & xp.uint64(63))
+        high *= (shift != 0).astype(xp.uint64)  # a shift by 64 is no shift at all in C
+        keep = xp.clip(lengths - 8 * c, 0, 8)
+        keys[c] = (low | high) & masks[keep]
     return keys
 
 
@@ -178,15 +191,17 @@ def count_packed(text: Any, backend: ArrayBackend, host_text: bytes | None = Non
         return PackedCounts([], [], Counter(data.split()))
     starts, ends = _word_bounds(xp, text)
     lengths = ends - starts
-    padded = xp.zeros(int(text.shape[0]) + 8 * MAX_PACKED_WORDS, dtype=xp.uint8)
-    padded[: text.shape[0]] = text
+    n = int(text.shape[0])
+    padded = xp.zeros((n + 8 * MAX_PACKED_WORDS + 16) // 8 * 8, dtype=xp.uint8)
+    padded[:n] = text
+    words = padded.view(xp.uint64)
     keys: list[Any] = []
     counts: list[Any] = []
     for width in range(1, MAX_PACKED_WORDS + 1):
         sel = xp.flatnonzero((lengths > 8 * (width - 1)) & (lengths <= 8 * width))
         if int(sel.shape[0]) == 0:
             continue
-        k, c = _count_rows(xp, _pack(xp, padded, starts[sel], lengths[sel], width))
+        k, c = _count_rows(xp, _pack(xp, words, starts[sel], lengths[sel], width))
         keys.append(k)
         counts.append(c)
     host: Counter[bytes] = Counter()
