@@ -10,6 +10,7 @@ from minga.bus._bus import Bus, Delivery, Handler
 from minga.bus._codec import ErrorAllowList, decode, encode
 from minga.bus._queue import Backoff, QueuePolicy
 from minga.bus._subjects import (
+    check_name,
     dead_letter_subject,
     event_subject,
     queue_stream,
@@ -17,7 +18,7 @@ from minga.bus._subjects import (
     rpc_subject,
 )
 from minga.bus._timeout import Timeout
-from minga.bus._trace import TraceContext, current_trace
+from minga.bus._trace import TraceContext, current_trace, incoming, outgoing
 
 __all__ = [
     "Backoff",
@@ -28,11 +29,14 @@ __all__ = [
     "QueuePolicy",
     "Timeout",
     "TraceContext",
+    "check_name",
     "current_trace",
     "dead_letter_subject",
     "decode",
     "encode",
     "event_subject",
+    "incoming",
+    "outgoing",
     "queue_stream",
     "queue_subject",
     "rpc_subject",

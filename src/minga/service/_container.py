@@ -1,0 +1,385 @@
+"""The service container: runs one replica of a service on a bus, from setup to close.
+
+Start order: dependency providers ``setup`` → ``start`` → entrypoints (RPC, events,
+queues, timers, HTTP with ``GET /healthz``) → register with discovery.
+
+Stop order, enforced by :meth:`ServiceContainer.stop`:
+
+1. **stop entrypoints**: unsubscribe RPC and events, end queue fetch loops, stop
+   timers, close the HTTP listener: no new work is taken;
+2. **finish in-flight work**, bounded by ``grace`` seconds; what is still running then
+   is cancelled (a cancelled RPC replies with an error, a cancelled job is naked and
+   redelivered elsewhere);
+3. **ack**: flush the connection so every reply and ack reaches the broker;
+4. **deregister** from discovery;
+5. **close**: dependency providers ``stop`` (in reverse order), the HTTP server closes.
+
+The bus connection itself belongs to whoever made it (the runner closes it last).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Protocol, Self
+
+from aiohttp import web
+
+from minga.bus import Bus, Delivery, TraceContext, current_trace
+from minga.errors import ServiceError, UsageError
+from minga.service._dependencies import Dependency, ServiceContext, WorkerContext
+from minga.service._entrypoints import ConsumeEntry, EventEntry, HttpEntry, RpcEntry, TimerEntry
+from minga.service._http import route_handler
+from minga.service._payload import Signature
+from minga.service._service import Service
+
+__all__ = ["ContainerState", "InstanceInfo", "Registrar", "ServiceContainer"]
+
+log = logging.getLogger("minga.service")
+
+
+class ContainerState(enum.StrEnum):
+    CREATED = "created"
+    STARTING = "starting"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    KILLED = "killed"
+
+
+@dataclass(frozen=True)
+class InstanceInfo:
+    """What a replica tells discovery about itself; ``started_at`` is Unix seconds."""
+
+    id: str
+    service: str
+    version: str = ""
+    host: str = "127.0.0.1"
+    ports: Mapping[str, int] = field(default_factory=dict)
+    started_at: float = field(default_factory=time.time)
+
+
+class Registrar(Protocol):
+    """Registers a replica with discovery and keeps its lease alive until :meth:`deregister`."""
+
+    async def register(self, info: InstanceInfo) -> None: ...
+
+    async def deregister(self) -> None: ...
+
+
+class ServiceContainer:
+    """One running replica of ``service`` on ``bus``.
+
+    ``replace`` maps dependency names to values injected instead of their providers
+    (tests); ``config`` and ``secrets`` default to the environment. ``http_port`` 0 picks
+    a free port (see :attr:`http_port` once started), None serves no HTTP at all.
+    ``grace`` bounds, in seconds, how long stopping waits for in-flight work.
+
+    Use it as an async context manager, or call :meth:`start` and :meth:`stop` from the same task.
+    """
+
+    def __init__(
+        self,
+        service: type[Service],
+        bus: Bus,
+        *,
+        name: str | None = None,
+        instance: str | None = None,
+        config: Mapping[str, str] | None = None,
+        secrets: Mapping[str, str] | None = None,
+        replace: Mapping[str, Any] | None = None,
+        http_host: str = "127.0.0.1",
+        http_port: int | None = 0,
+        registrar: Registrar | None = None,
+        grace: float = 10.0,
+    ) -> None:
+        self.service = service
+        self.name = name or service.name
+        if not self.name:
+            raise UsageError(f'{service.__qualname__} has no name: set `name = "..."` on the class')
+        self.instance = instance or f"{self.name}-{uuid.uuid4().hex[:12]}"
+        self.bus = bus
+        self.state = ContainerState.CREATED
+        self.grace = grace
+        self.http_host = http_host
+        self._http_port = http_port
+        self.registrar = registrar
+        self._replace = dict(replace or {})
+        unknown = set(self._replace) - set(service.dependencies)
+        if unknown:
+            raise UsageError(f"{service.__qualname__} has no dependencies named {sorted(unknown)}")
+        env = dict(os.environ)
+        secrets_dir = env.get("MINGA_SECRETS_DIR")
+        self.context = ServiceContext(
+            service=self.name,
+            instance=self.instance,
+            config=dict(config) if config is not None else env,
+            secrets=dict(secrets or {}),
+            secrets_dir=Path(secrets_dir) if secrets_dir else None,
+        )
+        self._deps: dict[str, Dependency[Any]] = {
+            attr: dep.bind() for attr, dep in service.dependencies.items() if attr not in self._replace
+        }
+        self._signatures = {method: Signature.of(getattr(service, method)) for method in service.entrypoints}
+        self._timers: list[asyncio.Task[None]] = []
+        self._tg: asyncio.TaskGroup | None = None
+        self._stopping = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self._site: web.TCPSite | None = None
+        self._registered = False
+        self.info: InstanceInfo | None = None
+
+    # -- calls ----------------------------------------------------------------------------
+
+    def worker(self, worker: WorkerContext) -> tuple[Service, dict[str, Any]]:
+        """A fresh service instance for one call, its dependencies injected; also returns the provided values."""
+        instance = self.service()
+        instance._minga_bus = self.bus
+        instance._minga_worker = worker
+        provided = {attr: dep.get(worker) for attr, dep in self._deps.items()}
+        vars(instance).update(provided)
+        vars(instance).update(self._replace)
+        return instance, provided
+
+    async def invoke(self, method: str, kwargs: dict[str, Any], trace: TraceContext | None = None) -> Any:
+        """Call ``method`` on a fresh worker with already validated ``kwargs``; return what it returns."""
+        trace = trace or current_trace.get() or TraceContext.new()
+        current_trace.set(trace)
+        worker = WorkerContext(self.name, self.instance, method, trace)
+        instance, provided = self.worker(worker)
+        error: BaseException | None = None
+        try:
+            return await getattr(instance, method)(**kwargs)
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            for attr, dep in self._deps.items():
+                try:
+                    await dep.release(worker, provided[attr], error)
+                except Exception:
+                    log.exception("dependency %s failed to release after %s", attr, method)
+
+    async def call(self, method: str, payload: Any = None) -> Any:
+        """Run entrypoint ``method`` as its entrypoint kind would: validate ``payload`` and invoke.
+
+        RPC and HTTP methods take a JSON object of keyword arguments; event and queue
+        methods take the event or job payload; timers take nothing.
+        """
+        entries = self.service.entrypoints.get(method)
+        if not entries:
+            raise UsageError(f"{self.service.__qualname__}.{method} is not an entrypoint")
+        sig = self._signatures[method]
+        if isinstance(entries[0], EventEntry | ConsumeEntry):
+            kwargs = sig.value(payload)
+        else:
+            kwargs = sig.kwargs(payload)
+        return await self.invoke(method, kwargs)
+
+    def _bus_handler(self, method: str, *, whole: bool) -> Any:
+        sig = self._signatures[method]
+
+        async def handle(d: Delivery) -> Any:
+            kwargs = sig.value(d.payload) if whole else sig.kwargs(d.payload)
+            return await self.invoke(method, kwargs, d.trace)
+
+        return handle
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    @property
+    def http_port(self) -> int | None:
+        """The port the HTTP server listens on, once started (None when HTTP is off)."""
+        return self._http_port
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc_type is not None and not issubclass(exc_type, Exception):
+            await self.kill()  # cancelled or interrupted: do not linger
+        else:
+            await self.stop()
+
+    async def start(self) -> None:
+        """Set up providers, start entrypoints, serve HTTP, register: ready when this returns."""
+        if self.state is not ContainerState.CREATED:
+            raise ServiceError(f"container for {self.name} is {self.state}, it can start only once")
+        self.state = ContainerState.STARTING
+        self._tg = asyncio.TaskGroup()
+        await self._tg.__aenter__()
+        try:
+            for dep in self._deps.values():
+                await dep.setup(self.context)
+            for dep in self._deps.values():
+                await dep.start()
+            app = web.Application()
+            app.router.add_get("/healthz", self._healthz)
+            for method, entries in self.service.entrypoints.items():
+                for entry in entries:
+                    await self._start_entrypoint(method, entry, app)
+            ports: dict[str, int] = {}
+            if self._http_port is not None:
+                await self._serve_http(app)
+                assert self._http_port is not None
+                ports["http"] = self._http_port
+            self.info = InstanceInfo(self.instance, self.name, self.service.version, self.http_host, ports)
+            if self.registrar is not None:
+                await self.registrar.register(self.info)
+                self._registered = True
+        except BaseException:
+            await self.kill()
+            raise
+        self.state = ContainerState.RUNNING
+        log.info("%s started", self.name, extra={"fields": {"http_port": self._http_port}})
+
+    async def _start_entrypoint(self, method: str, entry: Any, app: web.Application) -> None:
+        if isinstance(entry, RpcEntry):
+            await self.bus.serve(self.name, entry.name or method, self._bus_handler(method, whole=False))
+        elif isinstance(entry, EventEntry):
+            group = None if entry.broadcast else self.name
+            await self.bus.subscribe(entry.topic, self._bus_handler(method, whole=True), group=group)
+        elif isinstance(entry, ConsumeEntry):
+            await self.bus.consume(entry.queue, self._bus_handler(method, whole=True), policy=entry.policy)
+        elif isinstance(entry, HttpEntry):
+            resource = app.router.add_resource(entry.path)
+            params = {name for name in _path_params(entry.path)}
+            func = getattr(self.service, method)
+            resource.add_route(entry.method, route_handler(method, func, params, self.invoke))
+        elif isinstance(entry, TimerEntry):
+            assert self._tg is not None
+            self._timers.append(
+                self._tg.create_task(self._tick(method, entry.interval), name=f"every {method}")
+            )
+
+    async def _serve_http(self, app: web.Application) -> None:
+        self._runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=self.grace)
+        await self._runner.setup()
+        self._site = web.TCPSite(self._runner, self.http_host, self._http_port or 0)
+        try:
+            await self._site.start()
+        except OSError as exc:
+            raise UsageError(
+                f"cannot serve HTTP on {self.http_host}:{self._http_port}: {exc.strerror}"
+            ) from None
+        server = self._site._server
+        sockets: list[socket.socket] = list(getattr(server, "sockets", None) or [])
+        if sockets:
+            self._http_port = int(sockets[0].getsockname()[1])
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        passing = self.state is ContainerState.RUNNING
+        body = {
+            "status": "passing" if passing else "critical",
+            "state": str(self.state),
+            "service": self.name,
+            "instance": self.instance,
+            "inflight": self.bus.inflight,
+        }
+        return web.json_response(body, status=200 if passing else 503)
+
+    async def _tick(self, method: str, interval: float) -> None:
+        while not self._stopping.is_set():
+            try:
+                await asyncio.wait_for(self._stopping.wait(), interval)
+                return
+            except TimeoutError:
+                pass
+            try:
+                await self.invoke(method, {}, TraceContext.new())
+            except Exception:
+                log.exception("timer %s of %s raised", method, self.name)
+
+    async def stop(self) -> None:
+        """Stop in the documented order (module docstring); idempotent."""
+        if self.state in (ContainerState.STOPPING, ContainerState.STOPPED, ContainerState.KILLED):
+            return
+        self.state = ContainerState.STOPPING
+        deadline = time.monotonic() + self.grace
+        # 1. stop entrypoints
+        self._stopping.set()
+        await self.bus.stop_entrypoints()
+        if self._site is not None:
+            await self._site.stop()
+        # 2. finish in-flight work, bounded
+        await self.bus.finish(max(0.0, deadline - time.monotonic()))
+        if self._timers:
+            _, pending = await asyncio.wait(self._timers, timeout=max(0.0, deadline - time.monotonic()))
+            for task in pending:
+                task.cancel()
+        await self._close_http(max(0.0, deadline - time.monotonic()))
+        # 3. ack
+        await self.bus.flush()
+        # 4. deregister
+        await self._deregister()
+        # 5. close
+        for attr, dep in reversed(self._deps.items()):
+            try:
+                await dep.stop()
+            except Exception:
+                log.exception("dependency %s failed to stop", attr)
+        await self._exit_tasks()
+        self.state = ContainerState.STOPPED
+        log.info("%s stopped", self.name)
+
+    async def kill(self) -> None:
+        """Stop at once: cancel in-flight work, ``kill`` providers, close; no grace, no deregistration."""
+        if self.state in (ContainerState.STOPPED, ContainerState.KILLED):
+            return
+        self.state = ContainerState.KILLED
+        self._stopping.set()
+        for task in self._timers:
+            task.cancel()
+        await self.bus.stop_entrypoints()
+        await self.bus.finish(0)
+        for dep in reversed(self._deps.values()):
+            try:
+                await dep.kill()
+            except Exception:
+                log.exception("dependency %s failed to die", dep.name)
+        await self._close_http(0)
+        await self._exit_tasks()
+        log.warning("%s killed", self.name)
+
+    async def _deregister(self) -> None:
+        if self.registrar is not None and self._registered:
+            self._registered = False
+            try:
+                await self.registrar.deregister()
+            except Exception:
+                log.exception("deregistering %s failed", self.instance)
+
+    async def _close_http(self, within: float) -> None:
+        """Stop listening, wait up to ``within`` seconds for requests being handled, close."""
+        if self._runner is not None:
+            runner, self._runner = self._runner, None
+            # aiohttp takes the wait as a constructor argument only; the time left varies per stop
+            runner._shutdown_timeout = within
+            await runner.cleanup()
+
+    async def _exit_tasks(self) -> None:
+        if self._tg is not None:
+            tg, self._tg = self._tg, None
+            for task in self._timers:
+                task.cancel()
+            await tg.__aexit__(None, None, None)
+
+
+def _path_params(path: str) -> list[str]:
+    """Names of ``{param}`` (or ``{param:regex}``) segments in an aiohttp route path."""
+    names = []
+    for part in path.split("{")[1:]:
+        names.append(part.split("}", 1)[0].split(":", 1)[0])
+    return names

@@ -1,0 +1,153 @@
+"""Replicas on a real broker, built with the shipped fixtures: every entrypoint kind end to end."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import aiohttp
+import pytest
+from demo_services import Inventory, Journal, Orders, OutOfStock
+
+from minga.bus import Bus, TraceContext, current_trace
+from minga.errors import PayloadError, RemoteError, ServiceError
+from minga.service import ContainerState
+from minga.service.testing import ContainerFactory, entrypoint_hook
+
+SECRETS = {"INVENTORY_KEY": "s3cret"}
+
+
+def _journal(container: Any) -> Journal:
+    journal: Journal = container._deps["journal"].get(None)
+    return journal
+
+
+async def test_rpc_validates_typed_payloads_and_injects_dependencies(
+    container_factory: ContainerFactory, minga_broker: str
+) -> None:
+    config = {"INV_START": "5", "INV_CURRENCY": "PEN"}
+    async with (
+        container_factory(Inventory, config=config, secrets=SECRETS),
+        Bus(minga_broker, allowed_errors=[OutOfStock]) as client,
+    ):
+        assert await client.request("inventory", "reserve", {"sku": "a", "qty": 2}) == {
+            "sku": "a",
+            "qty": 2,
+            "left": 3,
+        }
+        with pytest.raises(PayloadError) as info:
+            await client.request("inventory", "reserve", {"sku": "a", "qty": "many"})
+        assert info.value.errors[0]["loc"] == "qty" and "integer" in info.value.errors[0]["msg"]
+        with pytest.raises(PayloadError, match="qty: Field required"):
+            await client.request("inventory", "reserve", {"sku": "a"})
+        with pytest.raises(PayloadError, match="color: Extra inputs are not permitted"):
+            await client.request("inventory", "reserve", {"sku": "a", "qty": 1, "color": "red"})
+        with pytest.raises(RemoteError) as remote:
+            await client.request("inventory", "reserve", {"sku": "a", "qty": 0})
+        assert (remote.value.remote_type, remote.value.remote_message) == (
+            "ValueError",
+            "qty must be positive",
+        )
+        with pytest.raises(OutOfStock, match="only 3 of a left"):
+            await client.request("inventory", "reserve", {"sku": "a", "qty": 9})
+        root = TraceContext.new()
+        current_trace.set(root)
+        who = await client.request("inventory", "whoami")
+    assert who == {"key": "s3cret", "currency": "PEN", "trace_id": root.trace_id, "entrypoint": "whoami"}
+
+
+async def test_a_service_calls_another_and_its_event_reaches_subscribers(
+    container_factory: ContainerFactory, minga_broker: str
+) -> None:
+    async with (
+        container_factory(Inventory, secrets=SECRETS) as inventory,
+        container_factory(Orders),
+        Bus(minga_broker) as client,
+    ):
+        placed = await client.request("orders", "place", {"id": 7, "sku": "a", "qty": 4})
+        assert placed == {"order": 7, "reservation": {"sku": "a", "qty": 4, "left": 6}}
+        await _journal(inventory).until(lambda e: ("order", 7) in e)
+
+
+async def test_http_routes_queue_jobs_and_health(container_factory: ContainerFactory) -> None:
+    async with (
+        container_factory(Inventory, secrets=SECRETS, http_port=0) as inventory,
+        aiohttp.ClientSession(f"http://127.0.0.1:{inventory.http_port}") as http,
+    ):
+        async with http.get("/healthz") as r:
+            assert r.status == 200
+            health = await r.json()
+            assert health["status"] == "passing" and health["instance"] == inventory.instance
+        async with http.post("/restock", json={"sku": "b", "qty": 3}) as r:
+            assert r.status == 200 and (await r.json())["seq"] >= 1
+        await _journal(inventory).until(lambda e: ("restocked", "b", 3) in e)
+        async with http.get("/stock/b") as r:
+            assert await r.json() == {"sku": "b", "qty": 3}
+        async with http.get("/search", params={"prefix": "", "limit": "1"}) as r:
+            assert await r.json() == ["a"]
+        async with http.post("/restock", json={"sku": "b", "qty": "lots"}) as r:
+            assert r.status == 400
+            error = (await r.json())["error"]
+            assert error["type"] == "PayloadError" and error["errors"][0]["loc"] == "job.qty"
+        async with http.post("/restock", data=b"{nope", headers={"content-type": "application/json"}) as r:
+            assert r.status == 400
+
+
+async def test_a_bad_job_is_dead_lettered_and_the_worker_carries_on(
+    container_factory: ContainerFactory, minga_broker: str
+) -> None:
+    async with container_factory(Inventory, secrets=SECRETS) as inventory, Bus(minga_broker) as client:
+        dead = await client.nats.subscribe("minga.dlq.restock")
+        await client.enqueue("restock", {"sku": "c"})
+        await client.enqueue("restock", {"sku": "c", "qty": 2})
+        letter = await dead.next_msg(timeout=10)
+        assert letter.headers is not None and "qty: Field required" in letter.headers["Minga-Error"]
+        await _journal(inventory).until(lambda e: ("restocked", "c", 2) in e)
+
+
+async def test_timers_run_every_interval(container_factory: ContainerFactory) -> None:
+    async with container_factory(Inventory, secrets=SECRETS) as inventory:
+        await _journal(inventory).until(lambda e: e.count(("tick",)) >= 3)
+
+
+async def test_entrypoint_hook_calls_an_entrypoint_directly(container_factory: ContainerFactory) -> None:
+    async with container_factory(Inventory, secrets=SECRETS) as inventory:
+        reserve = entrypoint_hook(inventory, "reserve")
+        result = await reserve(sku="a", qty=1)
+        assert result.left == 9  # the method's own return value (a Reservation), not its JSON
+        await entrypoint_hook(inventory, "on_order")({"id": 3, "sku": "a", "qty": 1})
+        assert ("order", 3) in _journal(inventory).entries
+        with pytest.raises(PayloadError):
+            await reserve(sku="a")
+        with pytest.raises(ServiceError, match="not an entrypoint"):
+            entrypoint_hook(inventory, "worker")
+
+
+async def test_a_missing_secret_refuses_to_start(container_factory: ContainerFactory) -> None:
+    with pytest.raises(ServiceError, match="secret 'INVENTORY_KEY' is not set"):
+        async with container_factory(Inventory, config={}):
+            pass
+
+
+async def test_replaced_dependencies_are_injected(
+    container_factory: ContainerFactory, minga_broker: str
+) -> None:
+    stock = {"a": 100}
+    async with (
+        container_factory(Inventory, secrets=SECRETS, replace={"stock": stock}) as inventory,
+        Bus(minga_broker) as client,
+    ):
+        assert (await client.request("inventory", "reserve", {"sku": "a", "qty": 1}))["left"] == 99
+        assert stock == {"a": 99} and inventory.state is ContainerState.RUNNING
+    assert inventory.state is ContainerState.STOPPED
+
+
+async def test_many_concurrent_calls(container_factory: ContainerFactory, minga_broker: str) -> None:
+    async with (
+        container_factory(Inventory, secrets=SECRETS, replace={"stock": {"a": 1000}}),
+        Bus(minga_broker) as c,
+    ):
+        replies = await asyncio.gather(
+            *(c.request("inventory", "reserve", {"sku": "a", "qty": 1}) for _ in range(200))
+        )
+    assert sorted(r["left"] for r in replies) == list(range(800, 1000))
