@@ -44,7 +44,7 @@ class DaskEngine(TaskEngine):
                 self.client = Client(self._cluster)
         except OSError as exc:
             raise UsageError(f"cannot reach the Dask scheduler at {address}: {exc}") from exc
-        self.workers = workers or max(1, len(self.client.scheduler_info(n_workers=-1)["workers"]))
+        self.workers = workers or max(1, len(self.client.nthreads()))
 
     def run_tasks(self, tasks: Sequence[Task], sink: TaskSink) -> None:
         running: dict[Future[Any], tuple[Task, int]] = {}
@@ -77,7 +77,8 @@ class DaskEngine(TaskEngine):
 
 
 def _describe(future: Any) -> str:
+    if future.status != "error":  # cancelled or lost with its worker
+        return f"the attempt ended as {future.status}"
     exc = future.exception()
     tb = future.traceback()
-    text = "".join(traceback.format_exception(type(exc), exc, tb)) if tb is not None else repr(exc)
-    return text
+    return "".join(traceback.format_exception(type(exc), exc, tb)) if tb is not None else repr(exc)

@@ -54,7 +54,7 @@ class RayEngine(TaskEngine):
                 task, attempt = running.pop(ref)
                 try:
                     result = ray.get(ref)
-                except (ray.exceptions.RayTaskError, ray.exceptions.WorkerCrashedError) as exc:
+                except ray.exceptions.RayError as exc:  # the task raised, or its worker died
                     attempt_failed(sink, task, attempt, str(exc), self.max_attempts)
                     submit(task, attempt + 1)
                     continue
