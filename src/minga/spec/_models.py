@@ -259,8 +259,101 @@ class DiscoverySpec(_Strict):
         return self
 
 
+def _listen(value: Any) -> Any:
+    if isinstance(value, dict) and "listen" in value:
+        value = dict(value)
+        listen = value.pop("listen")
+        if isinstance(listen, int) and not isinstance(listen, bool):
+            value.setdefault("port", listen)
+        elif isinstance(listen, str) and ":" in listen:
+            host, _, port = listen.rpartition(":")
+            value.setdefault("host", host.strip("[]"))
+            value.setdefault("port", int(port) if port.isdigit() else port)
+        elif isinstance(listen, str) and listen.isdigit():
+            value.setdefault("port", int(listen))
+        else:
+            value.setdefault("port", listen)
+    return value
+
+
+class GatewayTimeoutsSpec(_Strict):
+    """How long the gateway waits on an upstream, in seconds: to connect, for the response
+    headers once the request is sent, and between two reads of the response body."""
+
+    connect: Duration = Field(default=2.0, gt=0, description="seconds to open a connection")
+    response: Duration = Field(default=30.0, gt=0, description="seconds until the response headers")
+    idle: Duration = Field(default=60.0, gt=0, description="seconds between two reads of the body")
+
+
+class RouteSpec(_Strict):
+    """One gateway route: requests whose path starts with ``path`` (and whose Host is ``host``,
+    when set) go to ``service``; ``strip_prefix`` removes ``path`` before forwarding."""
+
+    path: str = Field(pattern=r"^/", description="a path prefix, matched at segment boundaries")
+    service: str = Field(pattern=NAME_PATTERN, description="the service that serves it")
+    host: str | None = Field(default=None, description="match only this Host header (no port)")
+    strip_prefix: bool = False
+    timeouts: GatewayTimeoutsSpec = Field(default_factory=GatewayTimeoutsSpec)
+    retries: int = Field(default=2, ge=0, le=10, description="extra attempts for idempotent requests")
+
+
+class RateLimitSpec(_Strict):
+    """A token bucket per client: ``rate`` requests per second, bursts of ``burst``.
+
+    ``key`` is ``ip`` (the client's address) or ``header:NAME`` (an API key header;
+    clients without it are limited by address).
+    """
+
+    rate: float = Field(gt=0, description="requests per second per client")
+    burst: int | None = Field(default=None, ge=1, description="bucket size (default: rate, at least 1)")
+    key: str = Field(default="ip", pattern=r"^(ip|header:[A-Za-z0-9-]+)$")
+
+
+class GatewayLimitsSpec(_Strict):
+    """What a client may send, and how slowly: bounds against big and slow requests."""
+
+    max_body: MemorySize = Field(default=10 * 1024**2, description="largest request body (413 beyond)")
+    max_header: MemorySize = Field(default=64 * 1024, description="largest request head (431 beyond)")
+    header_timeout: Duration = Field(default=10.0, gt=0, description="seconds to send a request's head")
+    body_timeout: Duration = Field(default=30.0, gt=0, description="seconds between two reads of a body")
+    idle_timeout: Duration = Field(default=60.0, gt=0, description="seconds a kept-alive connection idles")
+    rate: RateLimitSpec | None = None
+
+
+class BreakerSpec(_Strict):
+    """A circuit breaker per upstream instance: opens after ``failures`` in a row, probes after ``open_for``."""
+
+    failures: int = Field(default=5, ge=1)
+    open_for: Duration = Field(default=1.0, gt=0, description="seconds open before a probe")
+
+
+class GatewaySpec(_Strict):
+    """The API gateway the control plane starts: where it listens and its routes.
+
+    ``listen: "127.0.0.1:8080"`` (or a port) is shorthand for ``host`` and ``port``;
+    port 0 takes any free port. ``balance`` picks among healthy instances (``p2c``: power of
+    two choices on outstanding requests). ``retry_budget`` caps retries at that share of
+    requests.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    routes: list[RouteSpec] = Field(default_factory=list)
+    limits: GatewayLimitsSpec = Field(default_factory=GatewayLimitsSpec)
+    breaker: BreakerSpec = Field(default_factory=BreakerSpec)
+    balance: Literal["p2c", "round_robin", "random"] = "p2c"
+    retry_budget: float = Field(default=0.2, ge=0, le=1, description="retries per request, at most")
+    metrics_path: str | None = Field(default="/metrics", pattern=r"^/", description="Prometheus metrics")
+    access_log: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        return _listen(value)
+
+
 class OpenSection(BaseModel):
-    """A section whose fields later releases define (``gateway:``, ``alerts:``); kept as written."""
+    """A section whose fields later releases define (``alerts:``); kept as written."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
@@ -277,7 +370,7 @@ class Spec(_Strict):
     services: dict[str, ServiceSpec] = Field(default_factory=dict)
     broker: BrokerSpec = Field(default_factory=BrokerSpec)
     discovery: DiscoverySpec = Field(default_factory=DiscoverySpec)
-    gateway: OpenSection | None = None
+    gateway: GatewaySpec | None = None
     alerts: OpenSection | None = None
 
     _source: str | None = PrivateAttr(default=None)
@@ -377,6 +470,15 @@ def cross_checks(spec: Spec) -> list[tuple[Loc, str]]:
                     + (", ".join(svc.ports) or "(none declared: add `ports: [http]`)"),
                 )
             )
+    if spec.gateway is not None:
+        for i, route in enumerate(spec.gateway.routes):
+            if route.service not in spec.services:
+                problems.append(
+                    (
+                        ("gateway", "routes", i, "service"),
+                        f"found {route.service!r}, expected one of the services: {', '.join(names)}",
+                    )
+                )
     problems.extend(_cycles(spec))
     return problems
 

@@ -49,6 +49,11 @@ def json_schema() -> dict[str, Any]:
     top["discovery"] = _widen(
         top["discovery"], {"const": "embedded"}, {"type": "string", "pattern": r"^https?://"}
     )
+    gateway = defs["GatewaySpec"]["properties"]
+    gateway["listen"] = {
+        "anyOf": [{"type": "integer", "minimum": 0, "maximum": 65535}, {"type": "string", "pattern": r"^(.+:)?\d+$"}],
+        "description": 'shorthand for host and port: "127.0.0.1:8080" or a port',
+    }
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": SCHEMA_ID,
