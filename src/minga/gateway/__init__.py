@@ -14,21 +14,31 @@ reports (power of two choices on outstanding requests by default). Each instance
 keep-alive pool and a :class:`CircuitBreaker`; retries go to another instance, only for
 idempotent requests or connect failures, under a :class:`RetryBudget`; clients are rate
 limited by a :class:`TokenBucket` each. The state machines are pure and take ``now``.
+
+:class:`DiscoverySource` feeds the gateway from a discovery client's watched cache;
+:func:`render_haproxy` / :func:`follow_registry` write an haproxy.cfg from the same
+registry, and :class:`Haproxy` runs and gracefully reloads a real haproxy.
 """
 
 from minga.gateway._gateway import Gateway
+from minga.gateway._haproxy import Haproxy, follow_registry, render_haproxy, write_atomically
 from minga.gateway._resilience import BreakerPolicy, BreakerState, CircuitBreaker, RetryBudget, TokenBucket
-from minga.gateway._sources import Endpoint, StaticSource, UpstreamSource, parse_endpoint
+from minga.gateway._sources import DiscoverySource, Endpoint, StaticSource, UpstreamSource, parse_endpoint
 
 __all__ = [
     "BreakerPolicy",
     "BreakerState",
     "CircuitBreaker",
+    "DiscoverySource",
     "Endpoint",
     "Gateway",
+    "Haproxy",
     "RetryBudget",
     "StaticSource",
     "TokenBucket",
     "UpstreamSource",
+    "follow_registry",
     "parse_endpoint",
+    "render_haproxy",
+    "write_atomically",
 ]

@@ -90,12 +90,15 @@ class Gateway:
         async with Gateway(spec, source) as gateway:
             print(gateway.url)                  # http://127.0.0.1:PORT
             gateway.drain("instance-id")        # no new requests to it...
-            await gateway.wait_idle("instance-id", timeout=10)   # ...and those in flight have finished
+            async with asyncio.timeout(10):
+                await gateway.wait_idle("instance-id")   # ...and those in flight have finished
 
     Raises :class:`~minga.errors.UsageError` when it cannot listen on ``host:port``.
     """
 
-    def __init__(self, spec: GatewaySpec, source: UpstreamSource, *, rng: random.Random | None = None) -> None:
+    def __init__(
+        self, spec: GatewaySpec, source: UpstreamSource, *, rng: random.Random | None = None
+    ) -> None:
         self.spec = spec
         self.source = source
         self.routes = [_RouteState(r, spec.retry_budget) for r in spec.routes]
@@ -256,17 +259,11 @@ class Gateway:
         if state is not None:
             state.draining = False
 
-    async def wait_idle(self, instance_id: str, timeout: float) -> bool:
-        """Wait (up to ``timeout`` seconds) until no request to ``instance_id`` is in flight."""
+    async def wait_idle(self, instance_id: str) -> None:
+        """Return once no request to ``instance_id`` is in flight (bound it with ``asyncio.timeout``)."""
         state = self._upstreams.get(instance_id)
-        if state is None:
-            return True
-        try:
-            async with asyncio.timeout(timeout):
-                await state.idle.wait()
-        except TimeoutError:
-            return False
-        return True
+        if state is not None:
+            await state.idle.wait()
 
     # -- introspection -------------------------------------------------------------------------
 
@@ -289,14 +286,18 @@ class Gateway:
             "# TYPE minga_gateway_upstream_outstanding gauge",
         ]
         for state in sorted(self._upstreams.values(), key=lambda s: s.endpoint.address):
-            out.append(f'minga_gateway_upstream_outstanding{{upstream="{state.endpoint.address}"}} {state.outstanding}')
+            out.append(
+                f'minga_gateway_upstream_outstanding{{upstream="{state.endpoint.address}"}} {state.outstanding}'
+            )
         out += [
             "# HELP minga_gateway_upstream_breaker_open 1 while an instance's circuit breaker is open.",
             "# TYPE minga_gateway_upstream_breaker_open gauge",
         ]
         for state in sorted(self._upstreams.values(), key=lambda s: s.endpoint.address):
             is_open = int(state.breaker.state is not BreakerState.CLOSED)
-            out.append(f'minga_gateway_upstream_breaker_open{{upstream="{state.endpoint.address}"}} {is_open}')
+            out.append(
+                f'minga_gateway_upstream_breaker_open{{upstream="{state.endpoint.address}"}} {is_open}'
+            )
         out += [
             "# HELP minga_gateway_client_connections Open client connections.",
             "# TYPE minga_gateway_client_connections gauge",

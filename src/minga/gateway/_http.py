@@ -101,9 +101,7 @@ def error_response(
     extra: Headers | None = None,
 ) -> bytes:
     """A complete JSON error response the gateway answers by itself: ``{"error": {...}}``."""
-    body = json.dumps(
-        {"error": {"status": status, "message": message}}, separators=(",", ":")
-    ).encode()
+    body = json.dumps({"error": {"status": status, "message": message}}, separators=(",", ":")).encode()
     headers: Headers = [
         (b"Content-Type", b"application/json"),
         (b"Content-Length", str(len(body)).encode()),

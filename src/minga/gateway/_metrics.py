@@ -74,34 +74,62 @@ class GatewayMetrics:
     def render(self) -> str:
         """Every metric in the Prometheus text format."""
         out: list[str] = []
-        self._counter(out, "requests_total", "Requests answered, by route and status code.",
-                      ("route", "code"), self.requests)
-        self._histogram(out, "request_duration_seconds", "Time to answer a request, by route.",
-                        ("route",), self.durations)
-        self._counter(out, "upstream_requests_total",
-                      "Attempts sent to upstream instances, by outcome (error: no response or 5xx).",
-                      ("route", "upstream", "outcome"), self.upstream_requests)
-        self._histogram(out, "upstream_duration_seconds", "Time an upstream attempt took.",
-                        ("route", "upstream"), self.upstream_durations)
-        self._counter(out, "retries_total", "Attempts sent again to another instance.", ("route",),
-                      self.retries)
+        self._counter(
+            out,
+            "requests_total",
+            "Requests answered, by route and status code.",
+            ("route", "code"),
+            self.requests,
+        )
+        self._histogram(
+            out, "request_duration_seconds", "Time to answer a request, by route.", ("route",), self.durations
+        )
+        self._counter(
+            out,
+            "upstream_requests_total",
+            "Attempts sent to upstream instances, by outcome (error: no response or 5xx).",
+            ("route", "upstream", "outcome"),
+            self.upstream_requests,
+        )
+        self._histogram(
+            out,
+            "upstream_duration_seconds",
+            "Time an upstream attempt took.",
+            ("route", "upstream"),
+            self.upstream_durations,
+        )
+        self._counter(
+            out, "retries_total", "Attempts sent again to another instance.", ("route",), self.retries
+        )
         self._counter(out, "rate_limited_total", "Requests refused with 429.", ("route",), self.rate_limited)
         for gauge in self.gauges:
             out.extend(gauge())
         return "\n".join(out) + "\n"
 
     @staticmethod
-    def _counter(out: list[str], name: str, help: str, names: tuple[str, ...],
-                 values: dict[tuple[str, ...], int] | dict[tuple[str, str], int]
-                 | dict[tuple[str, str, str], int] | dict[tuple[str], int]) -> None:
+    def _counter(
+        out: list[str],
+        name: str,
+        help: str,
+        names: tuple[str, ...],
+        values: dict[tuple[str, ...], int]
+        | dict[tuple[str, str], int]
+        | dict[tuple[str, str, str], int]
+        | dict[tuple[str], int],
+    ) -> None:
         out.append(f"# HELP minga_gateway_{name} {help}")
         out.append(f"# TYPE minga_gateway_{name} counter")
         for key, value in sorted(values.items()):
             out.append(f"minga_gateway_{name}{_labels(names, key)} {value}")
 
     @staticmethod
-    def _histogram(out: list[str], name: str, help: str, names: tuple[str, ...],
-                   values: dict[tuple[str], _Histogram] | dict[tuple[str, str], _Histogram]) -> None:
+    def _histogram(
+        out: list[str],
+        name: str,
+        help: str,
+        names: tuple[str, ...],
+        values: dict[tuple[str], _Histogram] | dict[tuple[str, str], _Histogram],
+    ) -> None:
         out.append(f"# HELP minga_gateway_{name} {help}")
         out.append(f"# TYPE minga_gateway_{name} histogram")
         for key, hist in sorted(values.items()):

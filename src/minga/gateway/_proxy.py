@@ -322,12 +322,18 @@ class ClientConnection(asyncio.Protocol):
         """Answer ``reject`` once what is ahead of it is answered, then close."""
         if self.req is not None and self.req.body is not None:
             self.req.body.fail(ConnectionAbortedError(reject.message))
-        in_queue = self.req is not None and self.req in self.queue
+        current = self.req if self.req is not None and self.req in self.queue else None
         self.req = None
         self.pause_reading()
-        if in_queue and self.exchange is not None and not self.exchange.head_sent:
-            self.exchange.reject = reject  # the request in progress gets the answer
-            return
+        if current is not None:
+            # the request whose body broke the limit gets the answer, unless its answer has begun
+            if self.exchange is not None and self.exchange.req is current:
+                if not self.exchange.head_sent:
+                    self.exchange.reject = reject
+                    return
+            else:
+                current.error = reject
+                return
         bad = _Request()
         bad.error = reject
         self.queue.append(bad)
@@ -421,7 +427,9 @@ class Exchange:
         req = self.req
         gw = self.gw
         rid = header_value(req.headers, b"x-request-id")
-        self._request_id = rid if rid is not None and _REQUEST_ID.match(rid) else os.urandom(16).hex().encode()
+        self._request_id = (
+            rid if rid is not None and _REQUEST_ID.match(rid) else os.urandom(16).hex().encode()
+        )
         path_only = req.target.split(b"?", 1)[0]
         if gw.metrics_path is not None and path_only == gw.metrics_path and req.method == "GET":
             body = gw.metrics.render().encode()
@@ -460,6 +468,8 @@ class Exchange:
         headers = filter_headers(
             req.headers, drop=(b"x-request-id", b"traceparent", b"x-forwarded-for", b"content-length")
         )
+        if header_value(req.headers, b"host") is None:  # HTTP/1.0 clients may send none; upstreams want one
+            headers.append((b"Host", self.gw.url.removeprefix("http://").encode()))
         forwarded = header_value(req.headers, b"x-forwarded-for")
         peer = self.client.peer.encode()
         headers.append((b"X-Forwarded-For", forwarded + b", " + peer if forwarded else peer))
@@ -502,7 +512,9 @@ class Exchange:
             t0 = self.loop.time()
             retry = False
             try:
-                outcome = await self._attempt(upstream, head, timeouts.connect, timeouts.response, timeouts.idle)
+                outcome = await self._attempt(
+                    upstream, head, timeouts.connect, timeouts.response, timeouts.idle
+                )
             finally:
                 upstream.finished()
             if self.reject is not None:
@@ -706,24 +718,33 @@ class Exchange:
 
     def _answer(self, status: int, body: bytes, headers: Headers) -> None:
         self.status = status
-        headers = [*headers, (b"Content-Length", str(len(body)).encode()), (b"X-Request-ID", self._request_id)]
+        headers = [
+            *headers,
+            (b"Content-Length", str(len(body)).encode()),
+            (b"X-Request-ID", self._request_id),
+        ]
         if not self.req.keep_alive:
             headers.append((b"Connection", b"close"))
         self.client.write(response_head(status, headers) + body)
         self.head_sent = True
 
-    def _answer_error(self, status: int, message: str, extra: Headers | None = None, close: bool = False) -> None:
+    def _answer_error(
+        self, status: int, message: str, extra: Headers | None = None, close: bool = False
+    ) -> None:
         self.status = status
-        close = close or not self.req.keep_alive or self.req.body is not None and not self.req.body.done
+        close = close or not self.req.keep_alive or (self.req.body is not None and not self.req.body.done)
         self.close_after = self.close_after or close
-        self.client.write(error_response(status, message, request_id=self._request_id, close=close, extra=extra))
+        self.client.write(
+            error_response(status, message, request_id=self._request_id, close=close, extra=extra)
+        )
         self.head_sent = True
 
     def _finish_metrics(self, route: _RouteState, started: float) -> None:
         self.gw.metrics.request(route.name, self.status, self.loop.time() - started)
 
-    def _log(self, started: float, route: _RouteState | None, upstream: _UpstreamState | None,
-             attempts: int) -> None:
+    def _log(
+        self, started: float, route: _RouteState | None, upstream: _UpstreamState | None, attempts: int
+    ) -> None:
         if not access_log.isEnabledFor(logging.INFO) or not self.gw.spec.access_log:
             return
         access_log.info(
@@ -754,5 +775,3 @@ def outcome_text(outcome: str) -> str:
         "timeout": "the instance did not answer in time",
         "bad": "the instance failed",
     }.get(outcome, outcome)
-
-

@@ -11,7 +11,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["Endpoint", "StaticSource", "UpstreamSource", "parse_endpoint"]
+from minga.discovery import Instance, InstanceCache
+
+__all__ = ["DiscoverySource", "Endpoint", "StaticSource", "UpstreamSource", "parse_endpoint"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,3 +71,49 @@ class StaticSource:
 
     async def changed(self) -> None:
         await self._changed.wait()
+
+
+class DiscoverySource:
+    """The passing instances in a discovery :class:`~minga.discovery.InstanceCache` (the one a
+    :class:`~minga.discovery.DiscoveryClient` keeps current by its watch), at their ``port`` port.
+
+    Endpoints are recomputed only when the cache changed, so a pick costs a dict lookup.
+    """
+
+    def __init__(self, cache: InstanceCache, port: str = "http") -> None:
+        self.cache = cache
+        self.port = port
+        self._revision = -1
+        self._table: dict[str, tuple[Endpoint, ...]] = {}
+
+    def _endpoint(self, instance: Instance) -> Endpoint | None:
+        port = instance.ports.get(self.port)
+        if port is None and len(instance.ports) == 1:
+            port = next(iter(instance.ports.values()))
+        return None if port is None else Endpoint(instance.id, instance.host, port)
+
+    def _rebuild(self) -> None:
+        self._revision = self.cache.revision
+        self._table = {}
+
+    def endpoints(self, service: str) -> Sequence[Endpoint]:
+        if self.cache.revision != self._revision:
+            self._rebuild()
+        found = self._table.get(service)
+        if found is None:
+            found = tuple(
+                e for e in (self._endpoint(i) for i in self.cache.candidates(service)) if e is not None
+            )
+            self._table[service] = found
+        return found
+
+    async def changed(self) -> None:
+        first = True
+
+        def later(_: InstanceCache) -> bool:
+            nonlocal first
+            seen, first = not first, False
+            return seen
+
+        await self.cache.wait_for(later)
+        self._rebuild()  # a reset with an unchanged revision is a change too

@@ -173,11 +173,11 @@ class Pool:
                 return conn
         return None
 
-    async def connect(self, timeout: float) -> UpstreamConnection:
-        """A new connection; raises :class:`ConnectFailed` within ``timeout`` seconds."""
+    async def connect(self, seconds: float) -> UpstreamConnection:
+        """A new connection; raises :class:`ConnectFailed` within ``seconds``."""
         loop = asyncio.get_running_loop()
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(seconds):
                 _, conn = await loop.create_connection(
                     UpstreamConnection, self.endpoint.host, self.endpoint.port
                 )

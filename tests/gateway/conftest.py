@@ -1,0 +1,35 @@
+"""Real upstream replicas for the gateway tests: tests/gateway/replica.py as subprocesses."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from support import ServerProcess, free_port
+
+REPLICA = Path(__file__).with_name("replica.py")
+
+
+def replica(tmp: Path, name: str) -> ServerProcess:
+    """One replica on a free port (not started)."""
+    port = free_port()
+    return ServerProcess([sys.executable, str(REPLICA), str(port), name], port, log=tmp / f"{name}.log")
+
+
+@pytest.fixture
+def replicas(tmp_path: Path) -> Iterator[Callable[..., list[ServerProcess]]]:
+    """``replicas("a", "b")`` starts one replica per name; all are stopped after the test."""
+    started: list[ServerProcess] = []
+
+    def start(*names: str) -> list[ServerProcess]:
+        procs = [replica(tmp_path, n) for n in names]
+        for p in procs:
+            p.start()
+            started.append(p)
+        return procs
+
+    yield start
+    for p in started:
+        p.kill()

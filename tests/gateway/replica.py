@@ -1,0 +1,104 @@
+"""A small aiohttp app the gateway tests run as real upstream processes: ``replica.py PORT NAME``.
+
+- ``GET /healthz``                 200
+- ``GET /hello?ms=&drop=NAME``     {"replica": NAME}; waits ``ms``; drops the connection when ``drop`` names it
+- ``POST /echo?drop=NAME``         the body back, with what the replica saw in X-Seen-* headers
+- ``GET /stream``                  a chunked body in three parts
+- ``GET /ws``                      a WebSocket that echoes text frames
+- ``POST /mode?status=N``          answer /hello with status N from now on (200 restores)
+- ``GET /stats``                   {"requests": how many /hello and /echo requests arrived}
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from aiohttp import WSMsgType, web
+
+NAME = sys.argv[2] if len(sys.argv) > 2 else "replica"
+state = {"requests": 0, "status": 200}
+
+
+def _maybe_drop(request: web.Request) -> None:
+    if request.query.get("drop") == NAME and request.transport is not None:
+        request.transport.abort()
+        raise ConnectionResetError("dropped on purpose")
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.Response(text="ok")
+
+
+async def hello(request: web.Request) -> web.Response:
+    state["requests"] += 1
+    _maybe_drop(request)
+    ms = float(request.query.get("ms", "0"))
+    if ms:
+        await asyncio.sleep(ms / 1000)
+    return web.json_response({"replica": NAME}, status=state["status"])
+
+
+async def echo(request: web.Request) -> web.Response:
+    state["requests"] += 1
+    _maybe_drop(request)
+    body = await request.read()
+    return web.Response(
+        body=body,
+        headers={
+            "X-Seen-Path": request.path_qs,
+            "X-Seen-Request-ID": request.headers.get("X-Request-ID", ""),
+            "X-Seen-Traceparent": request.headers.get("traceparent", ""),
+            "X-Seen-Forwarded-For": request.headers.get("X-Forwarded-For", ""),
+            "X-Seen-Chunked": str("chunked" in request.headers.get("Transfer-Encoding", "")),
+            "X-Replica": NAME,
+        },
+    )
+
+
+async def stream(request: web.Request) -> web.StreamResponse:
+    response = web.StreamResponse()
+    await response.prepare(request)
+    for i in range(3):
+        await response.write(b"part%d;" % i)
+        await asyncio.sleep(0.01)
+    await response.write_eof()
+    return response
+
+
+async def ws(request: web.Request) -> web.WebSocketResponse:
+    sock = web.WebSocketResponse()
+    await sock.prepare(request)
+    async for msg in sock:
+        if msg.type == WSMsgType.TEXT:
+            await sock.send_str(f"{NAME}:{msg.data}")
+    return sock
+
+
+async def mode(request: web.Request) -> web.Response:
+    state["status"] = int(request.query["status"])
+    return web.json_response(state)
+
+
+async def stats(request: web.Request) -> web.Response:
+    return web.json_response(state)
+
+
+app = web.Application(client_max_size=64 * 1024**2)
+app.add_routes(
+    [
+        web.get("/healthz", healthz),
+        web.get("/hello", hello),
+        web.post("/echo", echo),
+        web.put("/echo", echo),
+        web.get("/stream", stream),
+        web.get("/ws", ws),
+        web.post("/mode", mode),
+        web.get("/stats", stats),
+    ]
+)
+
+if __name__ == "__main__":
+    web.run_app(
+        app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None, shutdown_timeout=10
+    )
