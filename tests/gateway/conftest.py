@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
 from support import ServerProcess, free_port
 
 REPLICA = Path(__file__).with_name("replica.py")
@@ -16,6 +17,20 @@ def replica(tmp: Path, name: str) -> ServerProcess:
     """One replica on a free port (not started)."""
     port = free_port()
     return ServerProcess([sys.executable, str(REPLICA), str(port), name], port, log=tmp / f"{name}.log")
+
+
+@pytest.fixture
+def make_replica(tmp_path: Path) -> Iterator[Callable[[str], ServerProcess]]:
+    """``make_replica("x")`` is a replica not started yet; it is killed after the test."""
+    made: list[ServerProcess] = []
+
+    def make(name: str) -> ServerProcess:
+        made.append(replica(tmp_path, name))
+        return made[-1]
+
+    yield make
+    for proc in made:
+        proc.kill()
 
 
 @pytest.fixture

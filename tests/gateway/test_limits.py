@@ -6,10 +6,10 @@ import asyncio
 from collections.abc import Callable
 
 import aiohttp
-from support import ServerProcess
 
 from minga.gateway import BreakerState, Gateway, StaticSource
 from minga.spec import GatewaySpec, RouteSpec
+from support import ServerProcess
 
 ROUTE = RouteSpec(path="/api/shop", service="shop", strip_prefix=True)
 

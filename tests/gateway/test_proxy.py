@@ -9,11 +9,11 @@ from collections.abc import AsyncIterator, Callable
 
 import aiohttp
 import pytest
-from support import ServerProcess
 
 from minga.bus import TraceContext
 from minga.gateway import Gateway, StaticSource
 from minga.spec import GatewaySpec, GatewayTimeoutsSpec, RouteSpec
+from support import ServerProcess
 
 
 def gateway_spec(**overrides: object) -> GatewaySpec:

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from minga._version import __version__
+from minga.cli import gateway as gateway_cmd
 from minga.cli import run as run_cmd
 from minga.cli import runtime
 from minga.cli import spec as spec_commands
@@ -52,6 +53,17 @@ app.command("logs")(runtime.logs)
 app.command("services")(runtime.services)
 app.command("server")(runtime.server)
 app.command("run")(run_cmd.run)
+
+gateway_group = typer.Typer(
+    help="The API gateway, and load balancer configs from the registry.", no_args_is_help=True
+)
+render_group = typer.Typer(
+    help="Render a load balancer's configuration from the registry.", no_args_is_help=True
+)
+gateway_group.command("serve")(gateway_cmd.serve)
+render_group.command("haproxy")(gateway_cmd.haproxy)
+gateway_group.add_typer(render_group, name="render")
+app.add_typer(gateway_group, name="gateway")
 
 
 def main() -> None:
