@@ -25,6 +25,9 @@ In a replica (or the gateway)::
             ...  # talk to inst.address
         await client.deregister(instance_id)                          # graceful stop
 
+A service replica run by ``python -m minga.service`` registers itself through
+``replica_registrar(MINGA_DISCOVERY_URL, env)``, a factory for its runner's registrar.
+
 Semantics:
 
 - :class:`Instance`: id, service, version, host, ports, tags, metadata, started_at (Unix s),
@@ -59,6 +62,7 @@ from minga.discovery._pickers import (
     make_picker,
 )
 from minga.discovery._registry import Registry
+from minga.discovery._replica import ReplicaInfo, ReplicaRegistrar, replica_registrar
 from minga.discovery._store import EmbeddedStore, Snapshot, Store, Watch
 
 __all__ = [
@@ -74,6 +78,8 @@ __all__ = [
     "PowerOfTwoChoices",
     "RandomPicker",
     "Registry",
+    "ReplicaInfo",
+    "ReplicaRegistrar",
     "RoundRobin",
     "Snapshot",
     "Store",
@@ -85,5 +91,6 @@ __all__ = [
     "make_picker",
     "new_instance_id",
     "registry_from_spec",
+    "replica_registrar",
     "store_from_spec",
 ]
