@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -10,14 +11,18 @@ import sys
 from pathlib import Path
 
 import aiohttp
+from aiohttp import web
 
 import support
 from minga.bus import Bus, TraceContext, current_trace
+from minga.discovery import API_PREFIX, EmbeddedStore, Registry, discovery_app
 
 HERE = Path(__file__).parent
 
 
-def _replica(url: str, port: int, *, target: str = "demo_services:Echo") -> subprocess.Popen[str]:
+def _replica(
+    url: str, port: int, *, target: str = "demo_services:Echo", discovery: str | None = None
+) -> subprocess.Popen[str]:
     env = dict(os.environ)
     env.update(
         {
@@ -28,6 +33,9 @@ def _replica(url: str, port: int, *, target: str = "demo_services:Echo") -> subp
             "MINGA_GRACE": "5",
         }
     )
+    env.pop("MINGA_DISCOVERY_URL", None)
+    if discovery is not None:
+        env["MINGA_DISCOVERY_URL"] = discovery
     return subprocess.Popen(
         [sys.executable, "-m", "minga.service", target],
         env=env,
@@ -75,3 +83,40 @@ def test_a_wrong_target_is_one_clear_line() -> None:
     assert out.stderr.strip().splitlines() == [
         "error: cannot import 'no_such_module': No module named 'no_such_module'"
     ]
+
+
+async def test_a_replica_registers_with_discovery_and_deregisters_on_sigterm(
+    minga_broker: str, tmp_path: Path
+) -> None:
+    registry = Registry(EmbeddedStore(tmp_path / "registry.json"))
+    async with registry:
+        root = web.Application()
+        root.add_subapp(API_PREFIX, discovery_app(registry))
+        runner = web.AppRunner(root)
+        await runner.setup()
+        control = support.free_port()
+        await web.TCPSite(runner, "127.0.0.1", control).start()
+        try:
+            async with registry.watch() as watch:
+                assert watch.snapshot.instances == []
+                port = support.free_port()
+                proc = _replica(minga_broker, port, discovery=f"http://127.0.0.1:{control}")
+                try:
+                    events = aiter(watch)
+                    async with asyncio.timeout(30):
+                        put = await anext(events)
+                    assert put.kind == "put" and put.instance.id == "echo-1"
+                    assert put.instance.service == "echo" and put.instance.ports == {"http": port}
+                    assert put.instance.metadata["registered_by"] == "replica"
+                    proc.send_signal(signal.SIGTERM)
+                    async with asyncio.timeout(20):
+                        gone = await anext(events)
+                    assert gone.kind == "delete" and gone.instance.id == "echo-1"
+                    _, err = await asyncio.to_thread(proc.communicate, timeout=20)
+                    assert proc.returncode == 0, err
+                finally:
+                    if proc.poll() is None:
+                        proc.kill()
+                        proc.communicate()
+        finally:
+            await runner.cleanup()

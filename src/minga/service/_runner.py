@@ -4,7 +4,7 @@ Reads ``MINGA_NATS_URL`` (default ``nats://127.0.0.1:4222``), ``MINGA_SERVICE`` 
 service's name on the bus; default: the class's ``name``), ``MINGA_INSTANCE`` (default:
 ``<service>-<random>``), ``MINGA_HTTP_PORT`` (default: a free port), ``MINGA_GRACE``
 (seconds a stop waits for in-flight work, default 10) and ``MINGA_DISCOVERY_URL`` (the
-control plane, to register with). Logs JSON lines to stdout. SIGTERM or SIGINT stop
+control plane, to register with, renewing a lease of ``MINGA_DISCOVERY_TTL`` seconds, default 5). Logs JSON lines to stdout. SIGTERM or SIGINT stop
 the replica in order (see :mod:`minga.service._container`); a second one kills it.
 """
 
@@ -22,14 +22,24 @@ from minga.bus import Bus
 from minga.errors import MingaError, UsageError
 from minga.service._container import Registrar, ServiceContainer
 from minga.service._logging import configure_logging
+from minga.service._registration import DiscoveryRegistrar
 from minga.service._service import Service
 
-__all__ = ["load_service", "main", "serve"]
+__all__ = ["discovery_registrar", "load_service", "main", "serve"]
 
 log = logging.getLogger("minga.service")
 
 RegistrarFactory = Callable[[str, Mapping[str, str]], Registrar]
-"""Makes the registrar for a discovery URL; the control plane's client plugs in here."""
+"""Makes the registrar for a discovery URL and the replica's environment."""
+
+
+def discovery_registrar(url: str, env: Mapping[str, str]) -> Registrar:
+    """The default: :class:`DiscoveryRegistrar` with a lease of ``MINGA_DISCOVERY_TTL`` seconds (default 5)."""
+    try:
+        ttl = float(env.get("MINGA_DISCOVERY_TTL") or 5)
+    except ValueError:
+        raise UsageError(f"MINGA_DISCOVERY_TTL must be seconds, got {env['MINGA_DISCOVERY_TTL']!r}") from None
+    return DiscoveryRegistrar(url, ttl=ttl)
 
 
 def load_service(target: str) -> type[Service]:
@@ -60,7 +70,7 @@ async def serve(
     service: type[Service],
     env: Mapping[str, str] | None = None,
     *,
-    registrar_factory: RegistrarFactory | None = None,
+    registrar_factory: RegistrarFactory | None = discovery_registrar,
 ) -> int:
     """Run one replica until SIGTERM or SIGINT; return the process exit status (0 after a clean stop)."""
     env = dict(os.environ) if env is None else env
@@ -118,7 +128,9 @@ async def serve(
     return 0
 
 
-def main(argv: list[str] | None = None, *, registrar_factory: RegistrarFactory | None = None) -> int:
+def main(
+    argv: list[str] | None = None, *, registrar_factory: RegistrarFactory | None = discovery_registrar
+) -> int:
     """Entry point of ``python -m minga.service MODULE:Class``."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1 or args[0] in ("-h", "--help"):
