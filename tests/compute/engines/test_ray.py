@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import logging
-import subprocess
-import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import ray
+from typer.testing import CliRunner
 
+from minga.cli import app
 from minga.compute import JobRef, get_engine, run
 from minga.compute.engines.ray_engine import RayEngine
 from minga.errors import JobFailed
@@ -75,14 +75,11 @@ def test_failed_attempts_are_retried_then_give_up(ray_address: str, tmp_path: Pa
         run(JobRef.from_file(HERE / "faulty_jobs.py", "AlwaysFails"), [tmp_path / "in.txt"], tmp_path / "o2", engine="ray")
 
 
-@pytest.mark.slow
 def test_minga_run_runs_a_job_on_ray(ray_address: str, examples: dict, tmp_path: Path) -> None:
+    # `minga run --engine ray` in this process: the engine finds the module's Ray and uses it
     example = examples["wordcount"]
     out = tmp_path / "out"
-    proc = subprocess.run(
-        [sys.executable, "-m", "minga", "run", str(example.job_file), *map(str, example.inputs), "-o", str(out),
-         "--engine", "ray", "--address", ray_address, "--reducers", str(example.reducers), "-q"],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
+    args = ["run", str(example.job_file), *map(str, example.inputs), "-o", str(out), "--engine", "ray", "-q"]
+    result = CliRunner().invoke(app, [*args, "--reducers", str(example.reducers)])
+    assert result.exit_code == 0, result.output
     assert {p.name: p.read_bytes() for p in sorted(out.glob("part-*"))} == example.expected

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from minga.cli import app
 from minga.compute import JobRef, get_engine, run
 from minga.compute.engines.spark_engine import SparkEngine
 from minga.errors import JobFailed
@@ -19,19 +19,6 @@ HERE = Path(__file__).parent
 pytestmark = pytest.mark.engine
 
 
-@pytest.mark.slow
-def test_minga_run_runs_a_job_on_spark(examples: dict, tmp_path: Path) -> None:
-    # its own local[1] in a fresh process, the path a user takes; first in the module, so it
-    # does not compete with the shared session's JVM for the CPUs
-    example = examples["wordcount"]
-    out = tmp_path / "out"
-    proc = subprocess.run(
-        [sys.executable, "-m", "minga", "run", str(example.job_file), *map(str, example.inputs), "-o", str(out),
-         "--engine", "spark", "--workers", "1", "--reducers", str(example.reducers), "-q"],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    assert {p.name: p.read_bytes() for p in sorted(out.glob("part-*"))} == example.expected
 
 
 @pytest.fixture(scope="module")
@@ -84,3 +71,13 @@ def test_failed_attempts_are_retried_then_give_up(spark: SparkEngine, tmp_path: 
     assert result.record["attempts"]["failed"] >= 1
     with pytest.raises(JobFailed, match="broken on purpose"):
         run(JobRef.from_file(HERE / "faulty_jobs.py", "AlwaysFails"), [tmp_path / "in.txt"], tmp_path / "o2", engine="spark")
+
+
+def test_minga_run_runs_a_job_on_spark(spark: SparkEngine, examples: dict, tmp_path: Path) -> None:
+    # `minga run --engine spark` in this process: the engine finds the module's session and uses it
+    example = examples["wordcount"]
+    out = tmp_path / "out"
+    args = ["run", str(example.job_file), *map(str, example.inputs), "-o", str(out), "--engine", "spark", "-q"]
+    result = CliRunner().invoke(app, [*args, "--reducers", str(example.reducers)])
+    assert result.exit_code == 0, result.output
+    assert {p.name: p.read_bytes() for p in sorted(out.glob("part-*"))} == example.expected
