@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -119,3 +120,15 @@ def python_module(module: str, args: Sequence[str]) -> list[str]:
     import sys
 
     return [sys.executable, "-m", module, *args]
+
+
+async def nats_barrier(nc: Any) -> None:
+    """Wait until the server has processed everything nats-py client ``nc`` sent before this call.
+
+    ``nc.flush()`` alone is not such a barrier: nats-py writes its PING straight to the socket
+    while SUB/PUB commands may still sit in its pending buffer, so the PONG can come back before
+    the server saw them. The first flush gets the pending commands written; the second PING
+    travels behind them.
+    """
+    await nc.flush()
+    await nc.flush()

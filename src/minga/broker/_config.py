@@ -1,0 +1,120 @@
+"""The broker's configuration: plain frozen values, validated once."""
+
+from __future__ import annotations
+
+import errno
+import os
+import ssl
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from minga.errors import UsageError
+
+__all__ = ["AuthConfig", "BrokerConfig", "BrokerTimeouts", "TLSConfig"]
+
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class AuthConfig:
+    """Client authentication: a ``token``, or a ``user`` with a ``password``; never both.
+
+    The secrets are left out of ``repr`` so that a logged config leaks nothing.
+    """
+
+    token: str | None = field(default=None, repr=False)
+    user: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.token is not None and (self.user is not None or self.password is not None):
+            raise UsageError("give either a token or a user and password, not both")
+        if (self.user is None) != (self.password is None):
+            raise UsageError("a user needs a password, and a password a user")
+        if self.token is None and self.user is None:
+            raise UsageError("authentication needs a token or a user and password")
+        if self.token == "" or self.user == "":
+            raise UsageError("an empty token or user name is not a credential")
+
+    def accepts(self, options: dict[str, object]) -> bool:
+        """True when a client's CONNECT ``options`` carry these credentials."""
+        if self.token is not None:
+            return options.get("auth_token") == self.token
+        return options.get("user") == self.user and options.get("pass") == self.password
+
+
+@dataclass(frozen=True, slots=True)
+class TLSConfig:
+    """Serve TLS with ``cert``/``key`` (PEM files); with ``ca``, also require and verify client certificates."""
+
+    cert: Path
+    key: Path
+    ca: Path | None = None
+
+    @property
+    def verify_clients(self) -> bool:
+        return self.ca is not None
+
+    def context(self) -> ssl.SSLContext:
+        """The server-side SSL context. Raises :class:`~minga.errors.UsageError` when a file is unusable."""
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        try:
+            ctx.load_cert_chain(self.cert, self.key)
+            if self.ca is not None:
+                ctx.load_verify_locations(cafile=self.ca)
+                ctx.verify_mode = ssl.CERT_REQUIRED
+        except (OSError, ssl.SSLError) as exc:
+            raise UsageError(f"cannot load TLS files ({self.cert}, {self.key}, {self.ca}): {exc}") from None
+        return ctx
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerTimeouts:
+    """The broker's timers, in seconds.
+
+    ``auth``: a client must send CONNECT within it when authentication or TLS is required.
+    ``ping_interval``: the server pings an idle client this often; ``max_pings_out`` unanswered pings
+    close it as stale. ``lame_duck``: how long a shutdown waits after the lame-duck notice before it
+    closes the remaining clients.
+    """
+
+    auth: float = 2.0
+    ping_interval: float = 120.0
+    max_pings_out: int = 2
+    lame_duck: float = 0.0
+
+
+@dataclass
+class BrokerConfig:
+    """Where the broker listens and what it enforces.
+
+    ``port`` 0 picks a free port (``Broker.port`` tells which). ``max_payload`` (bytes) is advertised in
+    INFO and enforced; ``max_pending`` (bytes) bounds what may wait to be written to one client before
+    it is disconnected as a slow consumer. ``monitor_port`` serves /varz and /connz over HTTP (0: any).
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 4222
+    auth: AuthConfig | None = None
+    tls: TLSConfig | None = None
+    max_payload: int = 1 * MiB
+    max_pending: int = 64 * MiB
+    max_control_line: int = 4096
+    monitor_port: int | None = None
+    server_name: str | None = None
+    timeouts: BrokerTimeouts = field(default_factory=BrokerTimeouts)
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise UsageError(f"port must be within 0..65535, not {self.port}")
+        if self.monitor_port is not None and not 0 <= self.monitor_port <= 65535:
+            raise UsageError(f"monitor port must be within 0..65535, not {self.monitor_port}")
+        if self.max_payload <= 0 or self.max_pending <= 0:
+            raise UsageError("max_payload and max_pending must be positive")
+
+
+def bind_error(host: str, port: int, exc: OSError, flag: str) -> str:
+    if exc.errno == errno.EADDRINUSE:
+        return f"{host}:{port} is already in use; choose another {flag}"
+    return f"cannot listen on {host}:{port}: {os.strerror(exc.errno) if exc.errno else exc}"

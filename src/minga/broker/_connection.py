@@ -1,0 +1,414 @@
+"""One client connection: the protocol state machine between the parser and the router."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import ssl
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from minga.broker._protocol import Connect, Invalid, Parser, Ping, Pong, Pub, Sub, Unsub
+from minga.broker._subjects import is_literal_subject, is_valid_subject
+
+if TYPE_CHECKING:
+    from minga.broker._api import Delivery
+    from minga.broker._server import Broker
+
+__all__: list[str] = []
+
+log = logging.getLogger("minga.broker")
+
+ERR_AUTH = "Authorization Violation"
+ERR_AUTH_TIMEOUT = "Authentication Timeout"
+ERR_STALE = "Stale Connection"
+ERR_INVALID_SUBJECT = "Invalid Subject"
+ERR_INVALID_PUB_SUBJECT = "Invalid Publish Subject"
+ERR_TLS_REQUIRED = "Secure Connection - TLS Required"
+
+# A consumer whose transport holds more than this (bytes) makes its producers pause reading
+# for a moment, so that a fast publisher does not bury a subscriber that is merely busy.
+STALL_HIGH_WATER = 4 * 1024 * 1024
+# The longest one such pause lasts (seconds): a consumer that does not drain at all must not
+# hold producers back, it is to be cut off as a slow consumer instead.
+STALL_MAX = 0.02
+
+
+class Subscription:
+    """A subscription of a client (``client`` set) or of the broker itself (``callback`` set)."""
+
+    __slots__ = ("callback", "client", "closed", "delivered", "max_msgs", "queue", "sid", "subject")
+
+    def __init__(
+        self,
+        client: ClientConnection | None,
+        subject: bytes,
+        queue: bytes | None,
+        sid: bytes,
+        callback: Callable[[Delivery], None] | None = None,
+    ) -> None:
+        self.client = client
+        self.subject = subject
+        self.queue = queue
+        self.sid = sid
+        self.callback = callback
+        self.max_msgs = 0
+        self.delivered = 0
+        self.closed = False
+
+
+class ClientConnection(asyncio.Protocol):
+    """The server side of one NATS client connection."""
+
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+        config = broker.config
+        self.cid = broker._next_client_id()
+        self.transport: asyncio.Transport | None = None
+        self.parser = Parser(config.max_payload, config.max_control_line)
+        self.subs: dict[bytes, Subscription] = {}
+        self.out: list[bytes] = []
+        self.out_size = 0
+        self.max_pending = config.max_pending
+        # CONNECT options
+        self.echo = True
+        self.headers = False
+        self.no_responders = False
+        self.verbose = False
+        self.pedantic = False
+        self.name = ""
+        self.lang = ""
+        self.version = ""
+        self.authorized = config.auth is None
+        self.connect_received = False
+        self.closed = False
+        self.close_reason = ""
+        # flow control
+        self.write_paused = False
+        self.stalled: set[ClientConnection] = set()
+        self.reading_paused = False
+        # statistics
+        self.in_msgs = 0
+        self.in_bytes = 0
+        self.out_msgs = 0
+        self.out_bytes = 0
+        self.started = time.time()
+        self.last_activity = self.started
+        self.host = ""
+        self.port = 0
+        self.tls_version = ""
+        self.pings_out = 0
+        self.awaiting_handshake = False
+        self._timer: asyncio.TimerHandle | None = None
+
+    # -- asyncio.Protocol --------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple):
+            self.host, self.port = str(peer[0]), int(peer[1])
+        broker = self.broker
+        broker._register(self)
+        timeouts = broker.config.timeouts
+        tls = broker._ssl_context
+        if tls is not None:
+            # the client starts its handshake once it has read INFO: hold reads until TLS is up
+            transport.pause_reading()
+        transport.write(broker._info_line(self))
+        if tls is not None:
+            broker._spawn(self._upgrade(tls, timeouts.auth))
+        self.awaiting_handshake = not self.authorized or tls is not None
+        if self.awaiting_handshake:
+            self._timer = asyncio.get_running_loop().call_later(timeouts.auth, self._auth_expired)
+        else:
+            self._arm_ping()
+        transport.set_write_buffer_limits(high=min(STALL_HIGH_WATER, self.max_pending // 2))
+
+    def data_received(self, data: bytes) -> None:
+        if self.closed:
+            return
+        for frame in self.parser.feed(data):
+            kind = type(frame)
+            if kind is Pub:
+                self._on_pub(frame)  # type: ignore[arg-type]
+            elif not self.authorized and kind is not Connect:
+                self.close(ERR_AUTH)
+            elif kind is Sub:
+                self._on_sub(frame)  # type: ignore[arg-type]
+            elif kind is Unsub:
+                self._on_unsub(frame)  # type: ignore[arg-type]
+            elif kind is Ping:
+                self.send(b"PONG\r\n")
+            elif kind is Pong:
+                self.pings_out = 0
+            elif kind is Connect:
+                self._on_connect(frame)  # type: ignore[arg-type]
+            elif kind is Invalid:
+                self.close(frame.message)  # type: ignore[union-attr]
+            if self.closed:
+                return
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.close_reason = self.close_reason or ("Client Closed" if exc is None else str(exc))
+        self._teardown()
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        self._release_producers()
+
+    # -- operations --------------------------------------------------------
+
+    def _on_connect(self, frame: Connect) -> None:
+        options = frame.options
+        auth = self.broker.config.auth
+        if auth is not None and not auth.accepts(options):
+            self.close(ERR_AUTH)
+            return
+        self.authorized = True
+        self.connect_received = True
+        self.verbose = bool(options.get("verbose", False))
+        self.pedantic = bool(options.get("pedantic", False))
+        self.echo = bool(options.get("echo", True))
+        self.headers = bool(options.get("headers", False))
+        self.no_responders = bool(options.get("no_responders", False)) and self.headers
+        self.name = str(options.get("name", ""))[:256]
+        self.lang = str(options.get("lang", ""))[:64]
+        self.version = str(options.get("version", ""))[:64]
+        self._maybe_ready()
+        if self.verbose:
+            self.send(b"+OK\r\n")
+
+    def _on_pub(self, frame: Pub) -> None:
+        if not self.authorized:
+            self.close(ERR_AUTH)
+            return
+        subject, reply, headers, payload = frame
+        if self.pedantic and not is_literal_subject(subject.decode("utf-8", "surrogateescape")):
+            self.send_err(ERR_INVALID_PUB_SUBJECT)
+            return
+        size = len(payload) if headers is None else len(payload) + len(headers)
+        self.in_msgs += 1
+        self.in_bytes += size
+        broker = self.broker
+        broker.in_msgs += 1
+        broker.in_bytes += size
+        if not broker._route(subject, reply, headers, payload, self) and reply and self.no_responders:
+            broker._no_responders(self, reply)
+        if self.verbose:
+            self.send(b"+OK\r\n")
+
+    def _on_sub(self, frame: Sub) -> None:
+        subject, queue, sid = frame
+        if not is_valid_subject(subject.decode("utf-8", "surrogateescape")) or (
+            queue is not None and not is_literal_subject(queue.decode("utf-8", "surrogateescape"))
+        ):
+            self.send_err(ERR_INVALID_SUBJECT)
+            return
+        if sid in self.subs:
+            # nats-server ignores a SUB that reuses a live sid
+            if self.verbose:
+                self.send(b"+OK\r\n")
+            return
+        sub = Subscription(self, subject, queue, sid)
+        self.subs[sid] = sub
+        self.broker._trie.insert(subject, sub, queue)
+        if self.verbose:
+            self.send(b"+OK\r\n")
+
+    def _on_unsub(self, frame: Unsub) -> None:
+        sub = self.subs.get(frame.sid)
+        if sub is not None:
+            if frame.max_msgs and sub.delivered < frame.max_msgs:
+                sub.max_msgs = frame.max_msgs
+            else:
+                self.broker._remove_subscription(sub)
+        if self.verbose:
+            self.send(b"+OK\r\n")
+
+    # -- output ------------------------------------------------------------
+
+    def send(self, data: bytes) -> None:
+        """Queue ``data`` for this client; queued data is written once per loop iteration."""
+        if self.closed:
+            return
+        if not self.out:
+            self.broker._mark_dirty(self)
+        self.out.append(data)
+        self.out_size += len(data)
+        if self.out_size > self.max_pending:
+            self._slow_consumer()
+
+    def send_err(self, message: str) -> None:
+        self.send(f"-ERR '{message}'\r\n".encode())
+
+    def flush(self) -> None:
+        out = self.out
+        if not out or self.closed or self.transport is None:
+            return
+        data = out[0] if len(out) == 1 else b"".join(out)
+        out.clear()
+        self.out_size = 0
+        transport = self.transport
+        transport.write(data)
+        if transport.get_write_buffer_size() > self.max_pending:
+            self._slow_consumer()
+
+    def pending_bytes(self) -> int:
+        transport = self.transport
+        buffered = transport.get_write_buffer_size() if transport is not None and not self.closed else 0
+        return self.out_size + buffered
+
+    def stall(self, producer: ClientConnection) -> None:
+        """Pause ``producer``'s reads until this congested client drains (or :data:`STALL_MAX` passes)."""
+        if producer is self or producer.reading_paused or producer.transport is None:
+            return
+        producer.reading_paused = True
+        producer.transport.pause_reading()
+        self.stalled.add(producer)
+        asyncio.get_running_loop().call_later(STALL_MAX, producer.unstall)
+
+    def unstall(self) -> None:
+        if self.reading_paused and not self.closed and self.transport is not None:
+            self.reading_paused = False
+            self.transport.resume_reading()
+
+    def _release_producers(self) -> None:
+        stalled, self.stalled = self.stalled, set()
+        for producer in stalled:
+            producer.unstall()
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def close(self, error: str | None = None, *, reason: str = "") -> None:
+        """Close after writing what is queued, and ``-ERR 'error'`` when given."""
+        if self.closed:
+            return
+        if error is not None:
+            self.send_err(error)
+        self.flush()
+        self.close_reason = reason or error or "Server Shutdown"
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+        self._teardown()
+
+    def _slow_consumer(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.close_reason = "Slow Consumer (Pending Bytes)"
+        self.out.clear()
+        self.out_size = 0
+        self.broker.slow_consumers += 1
+        log.warning("client %d (%s:%d) disconnected as a slow consumer", self.cid, self.host, self.port)
+        if self.transport is not None:
+            self.transport.abort()
+        self._teardown()
+
+    def _teardown(self) -> None:
+        self.closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        broker = self.broker
+        for sub in list(self.subs.values()):
+            broker._remove_subscription(sub)
+        self._release_producers()
+        broker._unregister(self)
+
+    async def _upgrade(self, context: ssl.SSLContext, handshake_timeout: float) -> None:
+        loop = asyncio.get_running_loop()
+        transport = self.transport
+        assert transport is not None
+        try:
+            async with asyncio.timeout(handshake_timeout):
+                tls = await loop.start_tls(transport, self, context, server_side=True)
+        except (OSError, ssl.SSLError, TimeoutError, ConnectionError) as exc:
+            log.info("client %d (%s:%d): TLS handshake failed: %s", self.cid, self.host, self.port, exc)
+            self.close_reason = "TLS Handshake Error"
+            transport.abort()
+            self._teardown()
+            return
+        if tls is None or self.closed:
+            return
+        self.transport = tls
+        tls.set_write_buffer_limits(high=min(STALL_HIGH_WATER, self.max_pending // 2))
+        ssl_object = tls.get_extra_info("ssl_object")
+        self.tls_version = ssl_object.version() if ssl_object is not None else "TLS"
+        self._maybe_ready()
+        if self.out:
+            self.flush()
+
+    def _maybe_ready(self) -> None:
+        """End the handshake timer once TLS (when required) and CONNECT (when auth is) are done."""
+        if not self.awaiting_handshake:
+            return
+        if self.broker._ssl_context is not None and not self.tls_version:
+            return
+        if not self.connect_received and self.broker.config.auth is not None:
+            return
+        self.awaiting_handshake = False
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._arm_ping()
+
+    def _auth_expired(self) -> None:
+        self._timer = None
+        if not self.tls_version and self.broker._ssl_context is not None:
+            self.close(ERR_TLS_REQUIRED, reason="TLS Handshake Timeout")
+        else:
+            self.close(ERR_AUTH_TIMEOUT)
+
+    def _arm_ping(self) -> None:
+        interval = self.broker.config.timeouts.ping_interval
+        if interval > 0 and not self.closed:
+            self._timer = asyncio.get_running_loop().call_later(interval, self._ping)
+
+    def _ping(self) -> None:
+        self._timer = None
+        if self.pings_out >= self.broker.config.timeouts.max_pings_out:
+            self.close(ERR_STALE)
+            return
+        self.pings_out += 1
+        self.send(b"PING\r\n")
+        self._arm_ping()
+
+    def describe(self) -> dict[str, Any]:
+        """This connection as a /connz entry."""
+        now = time.time()
+        return {
+            "cid": self.cid,
+            "ip": self.host,
+            "port": self.port,
+            "start": _rfc3339(self.started),
+            "uptime": f"{now - self.started:.0f}s",
+            "pending_bytes": self.pending_bytes(),
+            "in_msgs": self.in_msgs,
+            "out_msgs": self.out_msgs,
+            "in_bytes": self.in_bytes,
+            "out_bytes": self.out_bytes,
+            "subscriptions": len(self.subs),
+            "name": self.name,
+            "lang": self.lang,
+            "version": self.version,
+            "tls_version": self.tls_version,
+        }
+
+    def info_for(self, base: dict[str, Any]) -> bytes:
+        info = dict(base)
+        info["client_id"] = self.cid
+        if self.host:
+            info["client_ip"] = self.host
+        return b"INFO " + json.dumps(info, separators=(",", ":")).encode() + b"\r\n"
+
+
+def _rfc3339(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1e6):06d}Z"

@@ -1,0 +1,453 @@
+"""The broker: listener, routing through the subject trie, internal clients, lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import secrets
+import string
+import time
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+from minga._version import __version__
+from minga.broker._api import BrokerExtension, Delivery
+from minga.broker._config import BrokerConfig, bind_error
+from minga.broker._connection import ClientConnection, Subscription
+from minga.broker._headers import NO_RESPONDERS
+from minga.broker._monitor import Monitor
+from minga.broker._subjects import is_literal_subject, is_valid_subject
+from minga.broker._trie import SubjectTrie
+from minga.errors import BrokerError, UsageError
+
+__all__ = ["PROTOCOL_VERSION", "Broker"]
+
+log = logging.getLogger("minga.broker")
+
+PROTOCOL_VERSION = "2.10.0"
+"""The nats-server version whose client protocol the broker speaks, as advertised in INFO."""
+
+_random = random.random
+
+
+class Broker:
+    """An embedded NATS-protocol server.
+
+    >>> async def main() -> None:
+    ...     broker = Broker(BrokerConfig(port=0))
+    ...     await broker.start()           # listening on broker.url
+    ...     ...                            # nats.connect(broker.url) works as with nats-server
+    ...     await broker.stop()
+
+    Internal subscriptions (:meth:`subscribe_internal`) share the trie with client ones: they
+    count for no-responders and queue groups. Their callbacks run synchronously on the event
+    loop and must not block.
+    """
+
+    def __init__(self, config: BrokerConfig | None = None, extensions: Sequence[BrokerExtension] = ()) -> None:
+        self.config = config if config is not None else BrokerConfig()
+        self._extensions = list(extensions)
+        self._ssl_context = self.config.tls.context() if self.config.tls is not None else None
+        self._trie: SubjectTrie[Subscription] = SubjectTrie()
+        self._clients: dict[int, ClientConnection] = {}
+        self._cid = 0
+        self._internal: dict[int, Subscription] = {}
+        self._isid = 0
+        self._dirty: list[ClientConnection] = []
+        self._flush_scheduled = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._server: asyncio.Server | None = None
+        self._monitor: Monitor | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._started_extensions: list[BrokerExtension] = []
+        self._stopped = asyncio.Event()
+        self._stopping = False
+        self._running = False
+        self.server_id = "N" + "".join(secrets.choice(string.ascii_uppercase + string.digits) for _ in range(55))
+        self._info: dict[str, Any] = {}
+        self._extra_info: dict[str, Any] = {}
+        self.port = 0
+        self.started_at = 0.0
+        # statistics (/varz)
+        self.in_msgs = 0
+        self.in_bytes = 0
+        self.out_msgs = 0
+        self.out_bytes = 0
+        self.slow_consumers = 0
+        self.total_connections = 0
+
+    # -- lifecycle ---------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """``nats://host:port`` (``tls://`` with TLS) of the listening socket."""
+        scheme = "tls" if self._ssl_context is not None else "nats"
+        return f"{scheme}://{self.config.host}:{self.port}"
+
+    @property
+    def monitor_port(self) -> int | None:
+        """The bound port of the monitoring endpoint, or None when it is off."""
+        return self._monitor.port if self._monitor is not None else None
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    async def start(self) -> None:
+        """Bind, start extensions and the monitor, then accept clients.
+
+        Raises :class:`~minga.errors.UsageError` when the address cannot be bound (port taken).
+        """
+        if self._running:
+            raise BrokerError("the broker is already running")
+        config = self.config
+        self._loop = asyncio.get_running_loop()
+        self._stopped = asyncio.Event()
+        self._stopping = False
+        try:
+            self._server = await self._loop.create_server(
+                lambda: ClientConnection(self),
+                config.host,
+                config.port,
+                start_serving=False,
+                reuse_address=True,
+            )
+        except OSError as exc:
+            raise UsageError(bind_error(config.host, config.port, exc, "--port")) from None
+        self.port = int(self._server.sockets[0].getsockname()[1])
+        self.started_at = time.time()
+        self._info = self._base_info()
+        self._running = True
+        try:
+            if config.monitor_port is not None:
+                self._monitor = Monitor(self)
+                await self._monitor.start(config.host, config.monitor_port)
+            for extension in self._extensions:
+                await extension.start(self)
+                self._started_extensions.append(extension)
+            await self._server.start_serving()
+        except BaseException:
+            await self.stop()
+            raise
+        log.info("broker listening on %s", self.url)
+
+    async def serve_forever(self) -> None:
+        """Start when not started, then wait until :meth:`stop` has finished."""
+        if not self._running:
+            await self.start()
+        await self._stopped.wait()
+
+    async def stop(self) -> None:
+        """Shut down gracefully; idempotent.
+
+        The order: stop accepting; tell clients the broker goes away (INFO with ``ldm``); wait the
+        lame-duck grace; stop extensions (reverse order); flush and close every client; stop the monitor.
+        """
+        if self._stopping:
+            await self._stopped.wait()
+            return
+        self._stopping = True
+        try:
+            if self._server is not None:
+                self._server.close()
+            ldm = dict(self._info)
+            ldm["ldm"] = True
+            for client in list(self._clients.values()):
+                client.send(client.info_for(ldm))
+            self._flush_dirty()
+            grace = self.config.timeouts.lame_duck
+            if grace > 0 and self._clients:
+                await asyncio.sleep(grace)
+            while self._started_extensions:
+                extension = self._started_extensions.pop()
+                try:
+                    await extension.stop()
+                except Exception:
+                    log.exception("broker extension %r failed to stop", extension)
+            for client in list(self._clients.values()):
+                client.close(reason="Server Shutdown")
+            for task in list(self._tasks):
+                task.cancel()
+            if self._tasks:
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+            if self._server is not None:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(5.0):
+                        await self._server.wait_closed()
+                self._server = None
+            if self._monitor is not None:
+                await self._monitor.stop()
+                self._monitor = None
+        finally:
+            self._running = False
+            self._stopped.set()
+
+    # -- the extension interface -------------------------------------------
+
+    def update_info(self, **fields: Any) -> None:
+        """Add fields to the INFO that clients receive from now on (``jetstream=True``...)."""
+        self._info.update(fields)
+        self._extra_info.update(fields)
+
+    def subscribe_internal(
+        self, subject: str, callback: Callable[[Delivery], None], *, queue: str | None = None
+    ) -> int:
+        """Subscribe the broker itself to ``subject``; returns the subscription id.
+
+        Raises :class:`~minga.errors.BrokerError` when the subject or queue name is invalid.
+        """
+        if not is_valid_subject(subject):
+            raise BrokerError(f"invalid subject {subject!r}")
+        if queue is not None and not is_literal_subject(queue):
+            raise BrokerError(f"invalid queue group {queue!r}")
+        self._isid += 1
+        sid = self._isid
+        sub = Subscription(None, subject.encode(), queue.encode() if queue else None, b"%d" % sid, callback)
+        self._internal[sid] = sub
+        self._trie.insert(sub.subject, sub, sub.queue)
+        return sid
+
+    def unsubscribe_internal(self, sid: int) -> None:
+        """End an internal subscription; unknown ids are ignored."""
+        sub = self._internal.get(sid)
+        if sub is not None:
+            self._remove_subscription(sub)
+
+    def publish_internal(
+        self, subject: str, payload: bytes, *, reply: str | None = None, headers: bytes | None = None
+    ) -> int:
+        """Publish as the broker itself; returns how many subscriptions received the message.
+
+        Raises :class:`~minga.errors.BrokerError` for a subject that is not a valid literal.
+        """
+        if not is_literal_subject(subject):
+            raise BrokerError(f"cannot publish to {subject!r}: not a valid literal subject")
+        size = len(payload) + (len(headers) if headers else 0)
+        self.in_msgs += 1
+        self.in_bytes += size
+        return self._route(subject.encode(), reply.encode() if reply else None, headers, payload, None)
+
+    def has_interest(self, subject: str) -> bool:
+        """True when at least one subscription (client or internal) matches the literal ``subject``."""
+        match = self._trie.match(subject.encode())
+        return bool(match.plain or match.groups)
+
+    # -- monitoring ----------------------------------------------------------
+
+    def varz(self) -> dict[str, Any]:
+        """Server-wide figures, shaped like nats-server's /varz."""
+        now = time.time()
+        return {
+            "server_id": self.server_id,
+            "server_name": self._info.get("server_name", self.server_id),
+            "version": PROTOCOL_VERSION,
+            "minga_version": __version__,
+            "host": self.config.host,
+            "port": self.port,
+            "max_payload": self.config.max_payload,
+            "max_pending": self.config.max_pending,
+            "auth_required": self.config.auth is not None,
+            "tls_required": self._ssl_context is not None,
+            "start": _rfc3339(self.started_at),
+            "now": _rfc3339(now),
+            "uptime": f"{now - self.started_at:.0f}s",
+            "connections": len(self._clients),
+            "total_connections": self.total_connections,
+            "subscriptions": len(self._trie),
+            "in_msgs": self.in_msgs,
+            "out_msgs": self.out_msgs,
+            "in_bytes": self.in_bytes,
+            "out_bytes": self.out_bytes,
+            "slow_consumers": self.slow_consumers,
+        }
+
+    def connz(self, *, offset: int = 0, limit: int = 1024, subs: bool = False) -> dict[str, Any]:
+        """Open connections, shaped like nats-server's /connz."""
+        clients = sorted(self._clients.values(), key=lambda c: c.cid)
+        page = clients[offset : offset + limit]
+        entries = []
+        for client in page:
+            entry = client.describe()
+            if subs:
+                entry["subscriptions_list"] = sorted(s.subject.decode(errors="replace") for s in client.subs.values())
+            entries.append(entry)
+        return {
+            "server_id": self.server_id,
+            "now": _rfc3339(time.time()),
+            "num_connections": len(entries),
+            "total": len(clients),
+            "offset": offset,
+            "limit": limit,
+            "connections": entries,
+        }
+
+    # -- routing (the hot path) --------------------------------------------
+
+    def _route(
+        self,
+        subject: bytes,
+        reply: bytes | None,
+        headers: bytes | None,
+        payload: bytes,
+        origin: ClientConnection | None,
+    ) -> int:
+        plain, groups = self._trie.match(subject)
+        if not plain and not groups:
+            return 0
+        # the framing is built once per message; per subscription only the sid differs
+        if headers is None:
+            head = b"MSG " + subject + b" "
+            tail = (b" " + reply if reply else b"") + b" %d\r\n" % len(payload) + payload + b"\r\n"
+            plain_head, plain_tail = head, tail
+        else:
+            head = b"HMSG " + subject + b" "
+            tail = (
+                (b" " + reply if reply else b"")
+                + b" %d %d\r\n" % (len(headers), len(headers) + len(payload))
+                + headers
+                + payload
+                + b"\r\n"
+            )
+            plain_head = b"MSG " + subject + b" "
+            plain_tail = (b" " + reply if reply else b"") + b" %d\r\n" % len(payload) + payload + b"\r\n"
+        delivered = 0
+        for sub in plain:
+            client = sub.client
+            if client is origin and client is not None and not client.echo:
+                continue
+            self._deliver(sub, client, head, tail, plain_head, plain_tail, subject, reply, headers, payload, origin)
+            delivered += 1
+        for members in groups:
+            count = len(members)
+            start = int(_random() * count) if count > 1 else 0
+            for i in range(count):
+                sub = members[(start + i) % count]
+                client = sub.client
+                if sub.closed or (client is origin and client is not None and not client.echo):
+                    continue
+                self._deliver(sub, client, head, tail, plain_head, plain_tail, subject, reply, headers, payload, origin)
+                delivered += 1
+                break
+        return delivered
+
+    def _deliver(
+        self,
+        sub: Subscription,
+        client: ClientConnection | None,
+        head: bytes,
+        tail: bytes,
+        plain_head: bytes,
+        plain_tail: bytes,
+        subject: bytes,
+        reply: bytes | None,
+        headers: bytes | None,
+        payload: bytes,
+        origin: ClientConnection | None,
+    ) -> None:
+        if sub.closed:
+            return
+        size = len(payload) if headers is None else len(payload) + len(headers)
+        self.out_msgs += 1
+        self.out_bytes += size
+        sub.delivered += 1
+        if client is not None:
+            client.out_msgs += 1
+            client.out_bytes += size
+            if headers is None or client.headers:
+                client.send(head + sub.sid + tail)
+            else:
+                client.send(plain_head + sub.sid + plain_tail)
+            if client.write_paused and origin is not None:
+                client.stall(origin)
+        elif sub.callback is not None:
+            delivery = Delivery(
+                subject.decode("utf-8", "surrogateescape"),
+                reply.decode("utf-8", "surrogateescape") if reply else None,
+                headers,
+                payload,
+            )
+            try:
+                sub.callback(delivery)
+            except Exception:
+                log.exception("internal subscriber of %s failed", delivery.subject)
+        if sub.max_msgs and sub.delivered >= sub.max_msgs:
+            self._remove_subscription(sub)
+
+    def _no_responders(self, client: ClientConnection, reply: bytes) -> None:
+        """Tell a requester that nobody listens: a 503 status message on its own reply subscription."""
+        plain, groups = self._trie.match(reply)
+        for sub in (*plain, *(s for members in groups for s in members)):
+            if sub.client is client and not sub.closed:
+                client.send(b"HMSG %b %b %d %d\r\n%b\r\n" % (reply, sub.sid, len(NO_RESPONDERS), len(NO_RESPONDERS), NO_RESPONDERS))
+                return
+
+    def _remove_subscription(self, sub: Subscription) -> None:
+        if sub.closed:
+            return
+        sub.closed = True
+        self._trie.remove(sub.subject, sub, sub.queue)
+        if sub.client is not None:
+            sub.client.subs.pop(sub.sid, None)
+        else:
+            self._internal.pop(int(sub.sid), None)
+
+    # -- connections -------------------------------------------------------
+
+    def _next_client_id(self) -> int:
+        self._cid += 1
+        return self._cid
+
+    def _register(self, client: ClientConnection) -> None:
+        self._clients[client.cid] = client
+        self.total_connections += 1
+
+    def _unregister(self, client: ClientConnection) -> None:
+        self._clients.pop(client.cid, None)
+
+    def _mark_dirty(self, client: ClientConnection) -> None:
+        self._dirty.append(client)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            loop = self._loop or asyncio.get_running_loop()
+            loop.call_soon(self._flush_dirty)
+
+    def _flush_dirty(self) -> None:
+        self._flush_scheduled = False
+        dirty, self._dirty = self._dirty, []
+        for client in dirty:
+            client.flush()
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _base_info(self) -> dict[str, Any]:
+        config = self.config
+        info: dict[str, Any] = {
+            "server_id": self.server_id,
+            "server_name": config.server_name or self.server_id,
+            "version": PROTOCOL_VERSION,
+            "proto": 1,
+            "go": "python",
+            "host": config.host,
+            "port": self.port,
+            "headers": True,
+            "max_payload": config.max_payload,
+        }
+        if config.auth is not None:
+            info["auth_required"] = True
+        if self._ssl_context is not None:
+            info["tls_required"] = True
+            info["tls_verify"] = bool(config.tls and config.tls.verify_clients)
+        info.update(self._extra_info)
+        return info
+
+    def _info_line(self, client: ClientConnection) -> bytes:
+        return client.info_for(self._info)
+
+
+def _rfc3339(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1e6):06d}Z"

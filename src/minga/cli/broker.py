@@ -1,0 +1,81 @@
+"""``minga broker``: run the embedded NATS-protocol broker in the foreground."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from minga.broker import AuthConfig, Broker, BrokerConfig, BrokerExtension, TLSConfig
+from minga.errors import UsageError
+
+__all__ = ["broker", "run_broker"]
+
+console = Console(stderr=True)
+
+
+def broker(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on (loopback unless told).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Client port (0: any free port).")] = 4222,
+    token: Annotated[str | None, typer.Option("--token", help="Require this token from clients.")] = None,
+    user: Annotated[str | None, typer.Option("--user", help="Require this user (with --password).")] = None,
+    password: Annotated[str | None, typer.Option("--password", help="The password of --user.")] = None,
+    tls_cert: Annotated[Path | None, typer.Option("--tls-cert", help="Serve TLS with this certificate (PEM).")] = None,
+    tls_key: Annotated[Path | None, typer.Option("--tls-key", help="The private key of --tls-cert (PEM).")] = None,
+    tls_ca: Annotated[Path | None, typer.Option("--tls-ca", help="Require client certificates signed by this CA.")] = None,
+    monitor_port: Annotated[int | None, typer.Option("--monitor-port", help="Serve /varz and /connz on this port.")] = None,
+) -> None:
+    """Run the embedded NATS-protocol broker until SIGTERM or Ctrl-C."""
+    config = broker_config(host, port, token, user, password, tls_cert, tls_key, tls_ca, monitor_port)
+    # Extensions (JetStream...) add their options above and append themselves here.
+    extensions: list[BrokerExtension] = []
+    asyncio.run(run_broker(config, extensions))
+
+
+def broker_config(
+    host: str,
+    port: int,
+    token: str | None,
+    user: str | None,
+    password: str | None,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    tls_ca: Path | None,
+    monitor_port: int | None,
+) -> BrokerConfig:
+    """Check the command's options and turn them into a :class:`BrokerConfig` (UsageError when wrong)."""
+    auth = None
+    if token is not None or user is not None or password is not None:
+        auth = AuthConfig(token=token, user=user, password=password)
+    tls = None
+    if tls_cert is not None or tls_key is not None or tls_ca is not None:
+        if tls_cert is None or tls_key is None:
+            raise UsageError("TLS needs both --tls-cert and --tls-key")
+        for path in (tls_cert, tls_key, tls_ca):
+            if path is not None and not path.is_file():
+                raise UsageError(f"{path}: no such file")
+        tls = TLSConfig(cert=tls_cert, key=tls_key, ca=tls_ca)
+    return BrokerConfig(host=host, port=port, auth=auth, tls=tls, monitor_port=monitor_port)
+
+
+async def run_broker(config: BrokerConfig, extensions: list[BrokerExtension]) -> None:
+    """Serve until SIGTERM/SIGINT, then shut down gracefully (lame-duck notice, flush, close)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    server = Broker(config, extensions)
+    await server.start()
+    where = f"{server.url}"
+    if server.monitor_port is not None:
+        where += f", monitoring on http://{config.host}:{server.monitor_port}/varz"
+    console.print(f"[bold green]minga broker[/] listening on {where}", highlight=False)
+    try:
+        await stop.wait()
+    finally:
+        console.print("shutting down", highlight=False)
+        await server.stop()
