@@ -18,7 +18,6 @@ from minga.service._container import ContainerState, InstanceInfo, Registrar, Se
 from minga.service._dependencies import Config, Dependency, Resource, Secret, ServiceContext, WorkerContext
 from minga.service._entrypoints import consume, event, every, http, parse_duration, rpc
 from minga.service._logging import JsonFormatter, configure_logging
-from minga.service._registration import DiscoveryRegistrar
 from minga.service._runner import load_service, serve
 from minga.service._service import BusLike, RpcProxy, Service
 
@@ -27,7 +26,6 @@ __all__ = [
     "Config",
     "ContainerState",
     "Dependency",
-    "DiscoveryRegistrar",
     "InstanceInfo",
     "JsonFormatter",
     "Registrar",

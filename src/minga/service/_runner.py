@@ -19,27 +19,19 @@ import sys
 from collections.abc import Callable, Mapping
 
 from minga.bus import Bus
+from minga.discovery import replica_registrar
 from minga.errors import MingaError, UsageError
 from minga.service._container import Registrar, ServiceContainer
 from minga.service._logging import configure_logging
-from minga.service._registration import DiscoveryRegistrar
 from minga.service._service import Service
 
-__all__ = ["discovery_registrar", "load_service", "main", "serve"]
+__all__ = ["load_service", "main", "serve"]
 
 log = logging.getLogger("minga.service")
 
 RegistrarFactory = Callable[[str, Mapping[str, str]], Registrar]
-"""Makes the registrar for a discovery URL and the replica's environment."""
-
-
-def discovery_registrar(url: str, env: Mapping[str, str]) -> Registrar:
-    """The default: :class:`DiscoveryRegistrar` with a lease of ``MINGA_DISCOVERY_TTL`` seconds (default 5)."""
-    try:
-        ttl = float(env.get("MINGA_DISCOVERY_TTL") or 5)
-    except ValueError:
-        raise UsageError(f"MINGA_DISCOVERY_TTL must be seconds, got {env['MINGA_DISCOVERY_TTL']!r}") from None
-    return DiscoveryRegistrar(url, ttl=ttl)
+"""Makes the registrar for a discovery URL and the replica's environment (default:
+:func:`minga.discovery.replica_registrar`)."""
 
 
 def load_service(target: str) -> type[Service]:
@@ -70,7 +62,7 @@ async def serve(
     service: type[Service],
     env: Mapping[str, str] | None = None,
     *,
-    registrar_factory: RegistrarFactory | None = discovery_registrar,
+    registrar_factory: RegistrarFactory | None = replica_registrar,
 ) -> int:
     """Run one replica until SIGTERM or SIGINT; return the process exit status (0 after a clean stop)."""
     env = dict(os.environ) if env is None else env
@@ -129,7 +121,7 @@ async def serve(
 
 
 def main(
-    argv: list[str] | None = None, *, registrar_factory: RegistrarFactory | None = discovery_registrar
+    argv: list[str] | None = None, *, registrar_factory: RegistrarFactory | None = replica_registrar
 ) -> int:
     """Entry point of ``python -m minga.service MODULE:Class``."""
     args = sys.argv[1:] if argv is None else argv
