@@ -24,9 +24,7 @@ pytestmark = pytest.mark.engine
 @pytest.fixture(scope="module")
 def ray_address() -> Iterator[str]:
     # one local Ray for the module: starting it takes seconds; engines find it initialised
-    context = ray.init(
-        num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", logging_level=logging.WARNING
-    )
+    context = ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
     try:
         yield str(context.address_info["gcs_address"])
     finally:

@@ -21,8 +21,9 @@ class RayEngine(TaskEngine):
     """Runs tasks on Ray: a local ``ray.init`` with ``workers`` CPUs, or the cluster at ``address``.
 
     When Ray is already initialised in this process it is used as it is and left running;
-    otherwise the engine starts (or connects) it, bound to 127.0.0.1 without a dashboard when
-    local, and shuts it down on :meth:`close`.
+    otherwise the engine starts (or connects) it without a dashboard, and shuts it down on
+    :meth:`close`. Unlike the Dask and Spark engines, a local Ray cannot be kept on loopback:
+    Ray turns 127.0.0.1 into the node's reachable address and its gRPC servers listen there.
     """
 
     name = "ray"
@@ -35,7 +36,7 @@ class RayEngine(TaskEngine):
             if address is not None:
                 ray.init(address=address, **options)
             else:
-                ray.init(num_cpus=workers or 2, _node_ip_address="127.0.0.1", **options)
+                ray.init(num_cpus=workers or 2, **options)
         self.workers = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
 
     def run_tasks(self, tasks: Sequence[Task], sink: TaskSink) -> None:
