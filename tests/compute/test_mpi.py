@@ -114,11 +114,12 @@ def test_open_mpi_flags_for_root_and_oversubscription() -> None:
     cmd = mpi_command(OPENMPI, 4, ["python", "a.py"], as_root=True, cpus=2)
     assert cmd.argv == ["/usr/bin/mpirun", "-n", "4", "--allow-run-as-root", "--oversubscribe", "python", "a.py"]
     assert cmd.env["OMPI_MCA_oob_tcp_if_include"] == "lo"
+    assert cmd.env["OMPI_MCA_btl"] == "self,vader"
     plain = mpi_command(OPENMPI, 2, ["python", "a.py"], as_root=False, cpus=2)
     assert plain.argv == ["/usr/bin/mpirun", "-n", "2", "python", "a.py"]
     remote = mpi_command(OPENMPI, 2, ["python", "a.py"], as_root=False, cpus=8, hosts=["h1", "h2"])
     assert remote.argv == ["/usr/bin/mpirun", "-n", "2", "--host", "h1,h2", "python", "a.py"]
-    assert "OMPI_MCA_oob_tcp_if_include" not in remote.env
+    assert "OMPI_MCA_oob_tcp_if_include" not in remote.env and "OMPI_MCA_btl" not in remote.env
 
 
 def test_mpich_flags() -> None:

@@ -10,7 +10,9 @@ The launcher is ``mpirun`` (or ``mpiexec``) from ``PATH``; its flavour decides t
 
 - Open MPI refuses to start as root without ``--allow-run-as-root`` (containers often run as
   root), and refuses more ranks than cores without ``--oversubscribe``; minga passes both when
-  they are needed. A local run keeps Open MPI's own TCP traffic on the loopback interface.
+  they are needed. In a local run the ranks use shared memory only and Open MPI's runtime
+  traffic stays on the loopback interface (``mpirun`` itself still opens its out-of-band
+  listener on every interface: Open MPI has no setting to bind it).
 - MPICH's Hydra needs neither; a local run starts its ranks with the ``fork`` launcher.
 
 mpi4py's wheels from PyPI carry one build for each MPI ABI (MPICH and Open MPI) and load the
@@ -134,9 +136,10 @@ def mpi_command(
         if hosts:
             argv += ["--host", ",".join(hosts)]
         else:
-            # one machine: Open MPI's runtime and its TCP transport stay on loopback
+            # one machine: ranks talk through shared memory only (no TCP listener of their own),
+            # and the runtime's own traffic stays on loopback
+            env["OMPI_MCA_btl"] = "self,vader"
             env["OMPI_MCA_oob_tcp_if_include"] = "lo"
-            env["OMPI_MCA_btl_tcp_if_include"] = "lo"
         # containers forbid the cross-memory-attach syscalls the shared-memory transport tries first
         env["OMPI_MCA_btl_vader_single_copy_mechanism"] = "none"
     elif launcher.flavour == "mpich":
