@@ -1,0 +1,169 @@
+"""JetStream API errors with nats-server's status codes, error codes and descriptions.
+
+Only the subset this broker can produce is listed; the numbers and texts are the ones
+nats-server puts in the ``error`` object of an API response, so clients map them to the
+same exceptions (nats-py raises ``NotFoundError`` for 404, ``BadRequestError`` for 400...).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from minga.errors import JetStreamError
+
+__all__ = ["ApiError", "api_error"]
+
+
+class ApiError(JetStreamError):
+    """A JetStream API error that becomes ``{"error": {"code", "err_code", "description"}}`` in a reply."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"code": self.code, "err_code": self.err_code, "description": self.description}
+
+
+def api_error(code: int, err_code: int, description: str) -> ApiError:
+    return ApiError(code, err_code, description)
+
+
+def bad_request() -> ApiError:
+    return api_error(400, 10003, "bad request")
+
+
+def invalid_json(detail: str) -> ApiError:
+    return api_error(400, 10025, f"invalid JSON: {detail}")
+
+
+def stream_not_found() -> ApiError:
+    return api_error(404, 10059, "stream not found")
+
+
+def consumer_not_found() -> ApiError:
+    return api_error(404, 10014, "consumer not found")
+
+
+def no_message_found() -> ApiError:
+    return api_error(404, 10037, "no message found")
+
+
+def stream_name_exists() -> ApiError:
+    return api_error(400, 10058, "stream name already in use with a different configuration")
+
+
+def stream_subject_overlap() -> ApiError:
+    return api_error(400, 10065, "subjects overlap with an existing stream")
+
+
+def stream_mismatch() -> ApiError:
+    return api_error(400, 10056, "stream name in subject does not match request")
+
+
+def stream_invalid_config(detail: str) -> ApiError:
+    return api_error(500, 10052, detail)
+
+
+def stream_not_match() -> ApiError:
+    return api_error(400, 10060, "expected stream does not match")
+
+
+def wrong_last_sequence(seq: int) -> ApiError:
+    return api_error(400, 10071, f"wrong last sequence: {seq}")
+
+
+def wrong_last_msg_id(msg_id: str) -> ApiError:
+    return api_error(400, 10070, f"wrong last msg ID: {msg_id}")
+
+
+def message_too_big() -> ApiError:
+    return api_error(400, 10054, "message size exceeds maximum allowed")
+
+
+def store_failed(detail: str) -> ApiError:
+    return api_error(503, 10077, detail)
+
+
+def rollup_failed(detail: str) -> ApiError:
+    return api_error(500, 10111, detail)
+
+
+def msg_delete_failed(detail: str) -> ApiError:
+    return api_error(500, 10057, detail)
+
+
+def purge_failed(detail: str) -> ApiError:
+    return api_error(500, 10110, detail)
+
+
+def consumer_create_failed(detail: str) -> ApiError:
+    return api_error(500, 10012, detail)
+
+
+def consumer_name_exists() -> ApiError:
+    return api_error(400, 10013, "consumer name already in use")
+
+
+def consumer_already_exists() -> ApiError:
+    return api_error(400, 10148, "consumer already exists")
+
+
+def consumer_durable_mismatch() -> ApiError:
+    return api_error(400, 10017, "consumer name in subject does not match durable name in request")
+
+
+def consumer_name_mismatch() -> ApiError:
+    return api_error(400, 10132, "Consumer Durable and Name have to be equal if both are provided")
+
+
+def consumer_filter_mismatch() -> ApiError:
+    return api_error(400, 10131, "Consumer create request did not match filtered subject from create subject")
+
+
+def consumer_bad_durable() -> ApiError:
+    return api_error(400, 10103, "durable name can not contain '.', '*', '>'")
+
+
+def consumer_wq_requires_explicit_ack() -> ApiError:
+    return api_error(400, 10098, "workqueue stream requires explicit ack")
+
+
+def consumer_wq_multiple_unfiltered() -> ApiError:
+    return api_error(400, 10099, "multiple non-filtered consumers not allowed on workqueue stream")
+
+
+def consumer_wq_not_unique() -> ApiError:
+    return api_error(400, 10100, "filtered consumer not unique on workqueue stream")
+
+
+def consumer_wq_deliver_all() -> ApiError:
+    return api_error(400, 10101, "consumer must be deliver all on workqueue stream")
+
+
+def consumer_invalid_policy(detail: str) -> ApiError:
+    return api_error(400, 10094, detail)
+
+
+def consumer_push_max_waiting() -> ApiError:
+    return api_error(400, 10080, "consumer in push mode can not set max waiting")
+
+
+def consumer_deliver_wildcards() -> ApiError:
+    return api_error(400, 10079, "consumer deliver subject has wildcards")
+
+
+def consumer_max_pending_requires_ack() -> ApiError:
+    return api_error(400, 10082, "consumer requires ack policy for max ack pending")
+
+
+def consumer_filter_not_subset() -> ApiError:
+    return api_error(400, 10093, "consumer filter subject is not a valid subset of the interest subjects")
+
+
+def consumer_hb_requires_push() -> ApiError:
+    return api_error(400, 10088, "consumer idle heartbeat requires a push based consumer")
+
+
+def consumer_fc_requires_push() -> ApiError:
+    return api_error(400, 10089, "consumer flow control requires a push based consumer")
+
+
+def maximum_consumers() -> ApiError:
+    return api_error(400, 10026, "maximum consumers limit reached")
