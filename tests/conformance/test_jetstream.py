@@ -17,7 +17,7 @@ import nats.js.errors
 import pytest
 from nats.aio.client import Client
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, DiscardPolicy, RetentionPolicy, StreamConfig
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, DiscardPolicy, RetentionPolicy
 
 import support
 from minga.broker import Broker, BrokerConfig
@@ -54,9 +54,9 @@ def js(nc: Client) -> JetStreamContext:
     return nc.jetstream(timeout=3)
 
 
-async def eventually(check, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
+async def eventually(check, within: float = 5.0) -> None:  # type: ignore[no-untyped-def]
     """Poll an async check until it passes (bounded): used only for time-based server behaviour."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while True:
         try:
             await check()
@@ -198,8 +198,11 @@ async def test_pull_fetch_ack_nak_term_progress(js: JetStreamContext) -> None:
     await msgs[2].nak()
     await msgs[3].term()
     await msgs[4].in_progress()
-    info = await sub.consumer_info()
-    assert info.num_ack_pending == 2  # the nak'd message and the one in progress
+
+    async def two_pending() -> None:  # the nak'd message and the one in progress (acks are asynchronous)
+        assert (await sub.consumer_info()).num_ack_pending == 2
+
+    await eventually(two_pending, within=2)
     again = await sub.fetch(1, timeout=2)
     assert again[0].data == b"2" and again[0].metadata.num_delivered == 2
     await again[0].ack()
@@ -208,8 +211,12 @@ async def test_pull_fetch_ack_nak_term_progress(js: JetStreamContext) -> None:
     for m in rest:
         await m.ack()
     await msgs[4].ack()
-    info = await sub.consumer_info()
-    assert (info.num_pending, info.num_ack_pending, info.delivered.stream_seq) == (0, 0, 10)
+
+    async def all_acked() -> None:
+        info = await sub.consumer_info()
+        assert (info.num_pending, info.num_ack_pending, info.delivered.stream_seq) == (0, 0, 10)
+
+    await eventually(all_acked, within=2)
     with pytest.raises(nats.errors.TimeoutError):
         await sub.fetch(1, timeout=0.5)
 
@@ -246,14 +253,15 @@ async def test_max_deliver_publishes_the_advisory(nc: Client, js: JetStreamConte
     await nc.flush()
     await js.publish("m", b"poison")
     sub = await js.pull_subscribe("m", durable="m", config=ConsumerConfig(ack_wait=0.5, max_deliver=2))
-    (one,) = await sub.fetch(1, timeout=2)
+    await sub.fetch(1, timeout=2)
     (two,) = await sub.fetch(1, timeout=3)
     assert two.metadata.num_delivered == 2
-    event = json.loads((await advisories.next_msg(timeout=5)).data)
+    # no third delivery; a waiting pull request is what makes nats-server notice the limit
+    with pytest.raises(nats.errors.TimeoutError):
+        await sub.fetch(1, timeout=1.5)
+    event = json.loads((await advisories.next_msg(timeout=3)).data)
     assert event["type"] == "io.nats.jetstream.advisory.v1.max_deliver"
     assert (event["stream"], event["consumer"], event["stream_seq"], event["deliveries"]) == ("M", "m", 1, 2)
-    with pytest.raises(nats.errors.TimeoutError):
-        await sub.fetch(1, timeout=1)
 
 
 async def test_workqueue_retention(js: JetStreamContext) -> None:
@@ -367,8 +375,11 @@ async def test_kv_direct_get_and_ttl(js: JetStreamContext) -> None:
     assert (await kv.get("k")).value == b"v"
 
     async def expired() -> None:
-        with pytest.raises(nats.js.errors.KeyNotFoundError):
+        try:
             await kv.get("k")
+        except nats.js.errors.KeyNotFoundError:
+            return
+        raise AssertionError("the key outlived its TTL")
 
     await eventually(expired)
 

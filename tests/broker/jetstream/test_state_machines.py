@@ -203,3 +203,13 @@ def test_consumer_state_survives_save_and_restore() -> None:
     assert o is not None and o.msg.seq == 2 and o.deliveries == 2  # pending came back as a redelivery
     o = again.next_delivery(5)
     assert o is not None and o.msg.seq == 3
+
+
+def test_nak_of_the_last_allowed_delivery_gives_up() -> None:
+    s = make_stream()
+    pub(s, "orders.1")
+    c = consumer(s, max_deliver=1)
+    assert c.next_delivery(0) is not None
+    out = c.on_ack(1, b"-NAK", 0)
+    assert out.max_delivered == [(1, 1)] and c.num_ack_pending == 0
+    assert c.next_delivery(0) is None

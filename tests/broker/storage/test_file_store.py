@@ -2,13 +2,31 @@
 
 from __future__ import annotations
 
-import os
+import asyncio
 from pathlib import Path
 
 import pytest
 
 from minga.broker.storage import FileStore, FileStoreOptions, FsyncPolicy, MemoryStore
 from minga.broker.storage._record import DELETE, MSG, decode_records, encode_delete, encode_msg
+
+
+def segments(directory: Path) -> list[Path]:
+    return sorted(directory.glob("*.seg"))
+
+
+def truncate(path: Path, cut: int) -> int:
+    """Cut ``cut`` bytes off the end of ``path``, as a crash in the middle of a write would; return the old size."""
+    size = path.stat().st_size
+    with open(path, "r+b") as f:
+        f.truncate(size - cut)
+    return size
+
+
+def flip_byte(path: Path, offset: int) -> None:
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0x01
+    path.write_bytes(bytes(data))
 
 
 def test_records_round_trip() -> None:
@@ -78,13 +96,11 @@ async def test_torn_tail_is_dropped_and_the_rest_kept(tmp_path: Path) -> None:
     for i in range(20):
         store.append("s", None, b"z" * 100, i)
     await store.close()
-    (seg,) = sorted(tmp_path.glob("*.seg"))
-    size = seg.stat().st_size
-    with open(seg, "r+b") as f:
-        f.truncate(size - 37)  # a crash in the middle of the last record
+    (seg,) = segments(tmp_path)
+    size = truncate(seg, 37)  # a crash in the middle of the last record
     again = await FileStore.open(tmp_path)
     assert again.seqs() == list(range(1, 20))
-    assert seg.stat().st_size < size - 37  # the partial record was cut away
+    assert (await asyncio.to_thread(seg.stat)).st_size < size - 37  # the partial record was cut away
     assert again.append("s", None, b"after", 0).seq == 20
     await again.close()
     third = await FileStore.open(tmp_path)
@@ -97,11 +113,9 @@ async def test_a_corrupt_record_ends_recovery_of_that_segment(tmp_path: Path) ->
     for i in range(5):
         store.append("s", None, b"p" * 50, i)
     await store.close()
-    (seg,) = sorted(tmp_path.glob("*.seg"))
-    data = bytearray(seg.read_bytes())
-    rec = len(data) // 5
-    data[3 * rec + 20] ^= 0x01  # damage the fourth record
-    seg.write_bytes(bytes(data))
+    (seg,) = segments(tmp_path)
+    rec = (await asyncio.to_thread(seg.stat)).st_size // 5
+    flip_byte(seg, 3 * rec + 20)  # damage the fourth record
     again = await FileStore.open(tmp_path)
     assert again.seqs() == [1, 2, 3]
     await again.close()
@@ -112,13 +126,13 @@ async def test_segments_rotate_and_dead_segments_are_deleted(tmp_path: Path) -> 
     for i in range(100):
         store.append("s", None, b"q" * 100, i)
     await store.flush()
-    assert len(list(tmp_path.glob("*.seg"))) > 5
+    assert len(segments(tmp_path)) > 5
     store.remove(range(1, 91))
     store.append("s", None, b"tail", 0)  # give the writer a new batch after the removals
     await store.flush()
     store.append("s", None, b"tail2", 0)
     await store.flush()
-    remaining = len(list(tmp_path.glob("*.seg")))
+    remaining = len(segments(tmp_path))
     await store.close()
     again = await FileStore.open(tmp_path, FileStoreOptions(segment_bytes=1024))
     assert again.seqs() == [*range(91, 101), 101, 102]
@@ -135,9 +149,9 @@ async def test_durable_callback_runs_after_the_write(tmp_path: Path, policy: Fsy
         store.when_durable(lambda err, seq=msg.seq: seen.append((seq, err)))
     await store.flush()
     assert [s for s, _ in seen] == list(range(1, 51)) and all(e is None for _, e in seen)
-    (seg,) = sorted(tmp_path.glob("*.seg"))
+    (seg,) = segments(tmp_path)
     # what was acknowledged is in the file (readable by another process right now)
-    records, _ = decode_records(seg.read_bytes())
+    records, _ = decode_records(await asyncio.to_thread(seg.read_bytes))
     assert len(records) == 50
     await store.close()
 
@@ -155,6 +169,7 @@ async def test_group_commit_batches_concurrent_writes(tmp_path: Path) -> None:
     for i in range(500):
         store.append("s", None, b"g" * 10, i)
     await store.flush()
-    assert sum(batches) == os.path.getsize(next(tmp_path.glob("*.seg")))
+    (seg,) = segments(tmp_path)
+    assert sum(batches) == (await asyncio.to_thread(seg.stat)).st_size
     assert len(batches) < 500  # many appends shared one write + fsync
     await store.close()

@@ -221,7 +221,12 @@ class Consumer:
             out.acked = self._ack(sseq)
         elif kind == b"-NAK":
             p = self.pending.get(sseq)
-            if p is not None and not p.queued:
+            if p is not None and not p.queued and 0 < self.config.max_deliver <= p.deliveries:
+                # a nak of the last allowed delivery: no redelivery, the message is given up on
+                del self.pending[sseq]
+                out.max_delivered.append((sseq, p.deliveries))
+                self._advance_floor()
+            elif p is not None and not p.queued:
                 delay = 0
                 if rest:
                     try:
@@ -301,8 +306,9 @@ class Consumer:
 
     def forget(self, seqs: list[int]) -> None:
         """Messages were removed from the stream: stop tracking them."""
-        for s in seqs:
-            self.pending.pop(s, None)
+        dropped = [s for s in seqs if self.pending.pop(s, None) is not None]
+        if dropped:
+            self._advance_floor()
 
     # -- persistence and info --------------------------------------------------------------
 

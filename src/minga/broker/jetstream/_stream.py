@@ -8,10 +8,12 @@ consumers attached to the stream are told about removals through :meth:`Stream.r
 from __future__ import annotations
 
 import bisect
+import time
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 from minga.broker.jetstream import _errors as E
+from minga.broker.jetstream._headers import parse_headers
 from minga.broker.jetstream._models import StreamConfig, rfc3339
 from minga.broker.jetstream._subjects import is_literal, matches
 from minga.broker.storage import MemoryStore, StoredMessage
@@ -40,8 +42,15 @@ class Stream:
         self._by_subject: dict[str, list[int]] = {}
         self._dedupe: OrderedDict[str, tuple[int, int]] = OrderedDict()
         self._last_msg_id = ""
+        horizon = time.time_ns() - config.duplicate_window
         for msg in store.iter_from(0):
             self._by_subject.setdefault(msg.subject, []).append(msg.seq)
+            # the dedupe window outlives a restart: rebuild it from the recent messages' ids
+            if msg.headers and msg.time_ns > horizon and b"Nats-Msg-Id" in msg.headers:
+                msg_id = parse_headers(msg.headers).get(MSG_ID)
+                if msg_id:
+                    self._dedupe[msg_id] = (msg.seq, msg.time_ns)
+                    self._last_msg_id = msg_id
 
     @property
     def name(self) -> str:
@@ -233,6 +242,10 @@ class Stream:
                     del lst[i]
                 if not lst:
                     del self._by_subject[m.subject]
+        if gone and self.consumers:
+            seqs_gone = [m.seq for m in gone]
+            for c in self.consumers.values():
+                c.forget(seqs_gone)
         return gone
 
     def purge(self, filter_subject: str = "", seq: int = 0, keep: int = 0) -> int:

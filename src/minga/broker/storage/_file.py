@@ -309,7 +309,7 @@ class FileStore(MemoryStore):
                 view = view[n:]
             if fsync:
                 # chunks come one file after another: sync each before the next file is opened
-                os.fsync(fd)
+                os.fdatasync(fd)
             else:
                 self._dirty_since_sync.add(path)
         for path in obsolete:
