@@ -5,7 +5,8 @@ Run from the repository root (nats-server must be installed)::
     python bench/jetstream.py                 # 20,000 messages of 128 bytes per phase
     python bench/jetstream.py --count 5000    # quicker
 
-For each server, started as its own process on a free port with a fresh store directory:
+For each server, started as its own process on a free port with a fresh store directory
+(servers interleaved over ``--rounds`` rounds, medians reported, to even out a busy machine):
 
 1. **publish with ack**: ``--publishers`` coroutines (64) each await ``js.publish`` in turn, so
    that many publishes are in flight; the rate counts acknowledged messages per second;
@@ -28,6 +29,7 @@ import os
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -123,14 +125,23 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=20_000, help="messages per phase (default 20000)")
     parser.add_argument("--publishers", type=int, default=64, help="concurrent publishers (default 64)")
     parser.add_argument("--size", type=int, default=128, help="payload bytes (default 128)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds, servers interleaved; medians reported (default 3)")
     args = parser.parse_args()
-    results: dict[str, dict[str, float]] = {}
-    with tempfile.TemporaryDirectory(prefix="minga-bench-js-") as tmp:
-        for kind in ("nats-server", "embedded", "embedded-interval"):
-            with server(kind, Path(tmp)) as url:
-                results[kind] = asyncio.run(measure(url, args.count, args.publishers, args.size))
+    kinds = ("nats-server", "embedded", "embedded-interval")
+    runs: dict[str, list[dict[str, float]]] = {kind: [] for kind in kinds}
+    for _ in range(args.rounds):
+        for kind in kinds:
+            with tempfile.TemporaryDirectory(prefix="minga-bench-js-") as tmp, server(kind, Path(tmp)) as url:
+                runs[kind].append(asyncio.run(measure(url, args.count, args.publishers, args.size)))
+    results = {
+        kind: {key: statistics.median(r[key] for r in rs) for key in ("publish", "publish_1", "consume")}
+        for kind, rs in runs.items()
+    }
     anchor = results["nats-server"]
-    print(f"JetStream file store, {args.count} x {args.size} B, {args.publishers} concurrent publishers")
+    print(
+        f"JetStream file store, {args.count} x {args.size} B, {args.publishers} concurrent publishers, "
+        f"median of {args.rounds} interleaved rounds"
+    )
     print(f"{'server':<32}{'publish+ack/s':>16}{'1 in flight/s':>16}{'consume+ack/s':>16}")
     labels = {
         "nats-server": "nats-server -js",
