@@ -154,6 +154,19 @@ async def test_purge_and_message_get(js: JetStreamContext) -> None:
     assert (state.messages, state.first_seq) == (0, 7)
 
 
+async def test_direct_get(js: JetStreamContext) -> None:
+    await js.add_stream(name="DG", subjects=["dg.>"], allow_direct=True)
+    await js.publish("dg.a", b"one", headers={"X-K": "1"})
+    await js.publish("dg.b", b"two")
+    msg = await js.get_msg("DG", 1, direct=True)
+    assert (msg.subject, msg.seq, msg.data) == ("dg.a", 1, b"one")
+    assert msg.headers is not None and msg.headers["X-K"] == "1"
+    last = await js.get_last_msg("DG", "dg.b", direct=True)
+    assert (last.seq, last.data) == (2, b"two")
+    with pytest.raises(nats.js.errors.NotFoundError):
+        await js.get_msg("DG", 9, direct=True)
+
+
 # -- publish -----------------------------------------------------------------------------------
 
 
