@@ -33,6 +33,16 @@ def test_subject_overlap_and_subset() -> None:
     assert subset_of("orders.eu", "orders.*") and not subset_of("orders.>", "orders.*")
 
 
+def test_stream_config_validation() -> None:
+    with pytest.raises(ApiError) as err:
+        StreamConfig.from_request({"name": "ALL", "subjects": [">"]})
+    assert err.value.err_code == 10052
+    with pytest.raises(ApiError):
+        StreamConfig.from_request({"name": "a.b"})
+    cfg = StreamConfig.from_request({"name": "T", "max_age": 30 * S})
+    assert (cfg.subjects, cfg.duplicate_window) == (["T"], 30 * S)
+
+
 def test_headers_and_timestamps_round_trip() -> None:
     raw = header_block({"Nats-Msg-Id": "1"}, base=b"NATS/1.0\r\nA: b\r\nNats-Msg-Id: 0\r\n\r\n")
     assert parse_headers(raw) == {"A": "b", "Nats-Msg-Id": "1"}

@@ -17,7 +17,7 @@ from typing import Any
 
 from minga.broker.jetstream._models import ConsumerConfig, rfc3339, rfc3339_to_ns
 from minga.broker.jetstream._stream import Stream
-from minga.broker.jetstream._subjects import matches
+from minga.broker.jetstream._subjects import matches, subset_of
 from minga.broker.storage import StoredMessage
 
 __all__ = ["AckOutcome", "Consumer", "Outgoing", "PullRequest"]
@@ -75,7 +75,8 @@ class Consumer:
         self.name = name
         self.config = config
         self.created_ns = created_ns
-        self.filters = config.filters
+        self.filters: list[str] = []
+        self.refresh_filters()
         self.delivered_cseq = 0
         self.delivered_sseq = 0
         self.ack_floor_cseq = 0
@@ -89,6 +90,14 @@ class Consumer:
         self.last_active_ns = created_ns
         self.last_delivery_ns = 0
         self._start(created_ns)
+
+    def refresh_filters(self) -> None:
+        """Drop filters that cover every subject of the stream: an unfiltered consumer is much cheaper."""
+        filters = self.config.filters
+        subjects = self.stream.config.subjects
+        if filters and all(any(subset_of(s, f) for f in filters) for s in subjects):
+            filters = []
+        self.filters = filters
 
     # -- where to start --------------------------------------------------------------------
 

@@ -240,6 +240,8 @@ class JetStream:
             raise E.api_error(500, 10052, "stream configuration update can not change retention policy")
         self._check_overlap(config)
         stream.config = config
+        for c in stream.consumers.values():
+            c.refresh_filters()
         stream.enforce_all_limits()
         self._save_meta(stream)
         self._unsubscribe_stream(stream.name)

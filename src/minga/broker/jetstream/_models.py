@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from minga.broker.jetstream import _errors as E
-from minga.broker.jetstream._subjects import is_literal, is_valid_pattern
+from minga.broker.jetstream._subjects import is_literal, is_valid_pattern, overlaps
 
 __all__ = ["ConsumerConfig", "StreamConfig", "rfc3339", "rfc3339_to_ns"]
 
@@ -161,6 +161,8 @@ class StreamConfig:
             mirror_direct=_bool(req, "mirror_direct"),
             metadata={str(k): str(v) for k, v in meta.items()} if isinstance(meta, dict) else {},
         )
+        if not cfg.no_ack and any(overlaps(s, "$JS.API.>") for s in cfg.subjects):
+            raise E.stream_invalid_config("subjects that overlap with jetstream api require no-ack to be true")
         if cfg.discard_new_per_subject and (cfg.discard != "new" or cfg.max_msgs_per_subject <= 0):
             raise E.stream_invalid_config(
                 "discard new per subject requires discard new policy and max msgs per subject to be set"

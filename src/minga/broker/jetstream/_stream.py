@@ -79,9 +79,7 @@ class Stream:
     def next_matching(self, seq: int, filters: list[str]) -> StoredMessage | None:
         """The first message with sequence >= ``seq`` whose subject matches one of ``filters`` (any when empty)."""
         if not filters:
-            for msg in self.store.iter_from(seq):
-                return msg
-            return None
+            return self.store.next_from(seq)
         if len(filters) == 1 and is_literal(filters[0]):
             seqs = self._by_subject.get(filters[0], [])
             i = bisect.bisect_left(seqs, seq)

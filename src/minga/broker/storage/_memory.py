@@ -67,6 +67,11 @@ class MemoryStore:
         """How many stored messages have a sequence >= ``seq``."""
         return len(self._seqs) - bisect.bisect_left(self._seqs, seq)
 
+    def next_from(self, seq: int) -> StoredMessage | None:
+        """The stored message with the lowest sequence >= ``seq``."""
+        i = bisect.bisect_left(self._seqs, seq)
+        return self._msgs[self._seqs[i]] if i < len(self._seqs) else None
+
     def iter_from(self, seq: int) -> Iterator[StoredMessage]:
         """Stored messages with sequence >= ``seq``, in order; safe against removal while iterating."""
         i = bisect.bisect_left(self._seqs, seq)
