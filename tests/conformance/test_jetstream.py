@@ -8,8 +8,9 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import nats
 import nats.errors
@@ -19,25 +20,21 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, DiscardPolicy, RetentionPolicy
 
-import support
-from minga.broker import Broker, BrokerConfig
+from minga.broker import BrokerExtension
 from minga.broker.jetstream import JetStream, JetStreamConfig
 
 pytestmark = pytest.mark.engine
 
 
-@pytest.fixture(params=["embedded", "nats-server"])
-async def url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    if request.param == "embedded":
-        broker = Broker(BrokerConfig(port=0), [JetStream(JetStreamConfig(store_dir=tmp_path / "store"))])
-        await broker.start()
-        try:
-            yield broker.url
-        finally:
-            await broker.stop()
-    else:
-        with support.running(support.nats_server(tmp_path, jetstream=True)) as server:
-            yield f"nats://127.0.0.1:{server.port}"
+def with_jetstream(store: Path) -> list[BrokerExtension]:
+    return [JetStream(JetStreamConfig(store_dir=store / "js"))]
+
+
+@pytest.fixture
+async def url(start_server: Callable[..., Awaitable[Any]]) -> str:
+    """A server of the test's kind (embedded, nats-server) with JetStream on a file store."""
+    server = await start_server(jetstream=True, extensions=with_jetstream)
+    return str(server.url)
 
 
 @pytest.fixture

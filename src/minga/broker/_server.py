@@ -216,18 +216,28 @@ class Broker:
             self._remove_subscription(sub)
 
     def publish_internal(
-        self, subject: str, payload: bytes, *, reply: str | None = None, headers: bytes | None = None
+        self,
+        subject: str,
+        payload: bytes,
+        *,
+        reply: str | None = None,
+        headers: bytes | None = None,
+        to: str | None = None,
     ) -> int:
         """Publish as the broker itself; returns how many subscriptions received the message.
 
+        With ``to``, the message goes to the subscribers of ``to`` while it still carries
+        ``subject``: that is how JetStream hands a stored message to a consumer's inbox.
         Raises :class:`~minga.errors.BrokerError` for a subject that is not a valid literal.
         """
-        if not is_literal_subject(subject):
+        if to is None and not is_literal_subject(subject):
             raise BrokerError(f"cannot publish to {subject!r}: not a valid literal subject")
         size = len(payload) + (len(headers) if headers else 0)
         self.in_msgs += 1
         self.in_bytes += size
-        return self._route(subject.encode(), reply.encode() if reply else None, headers, payload, None)
+        return self._route(
+            subject.encode(), reply.encode() if reply else None, headers, payload, None, to.encode() if to else None
+        )
 
     def has_interest(self, subject: str) -> bool:
         """True when at least one subscription (client or internal) matches the literal ``subject``."""
@@ -292,8 +302,9 @@ class Broker:
         headers: bytes | None,
         payload: bytes,
         origin: ClientConnection | None,
+        to: bytes | None = None,
     ) -> int:
-        plain, groups = self._trie.match(subject)
+        plain, groups = self._trie.match(subject if to is None else to)
         if not plain and not groups:
             return 0
         # the framing is built once per message; per subscription only the sid differs

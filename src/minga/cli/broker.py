@@ -11,9 +11,11 @@ import typer
 from rich.console import Console
 
 from minga.broker import AuthConfig, Broker, BrokerConfig, BrokerExtension, TLSConfig
+from minga.broker.jetstream import JetStream, JetStreamConfig
+from minga.broker.storage import FsyncPolicy
 from minga.errors import UsageError
 
-__all__ = ["broker", "run_broker"]
+__all__ = ["broker", "jetstream_extension", "run_broker"]
 
 console = Console(stderr=True)
 
@@ -28,11 +30,27 @@ def broker(
     tls_key: Annotated[Path | None, typer.Option("--tls-key", help="The private key of --tls-cert (PEM).")] = None,
     tls_ca: Annotated[Path | None, typer.Option("--tls-ca", help="Require client certificates signed by this CA.")] = None,
     monitor_port: Annotated[int | None, typer.Option("--monitor-port", help="Serve /varz and /connz on this port.")] = None,
+    store: Annotated[
+        Path | None, typer.Option("--store", help="Enable JetStream, keeping streams in this directory.")
+    ] = None,
+    jetstream: Annotated[
+        bool, typer.Option("--jetstream", help="Enable JetStream in memory only (nothing survives a restart).")
+    ] = False,
+    fsync: Annotated[
+        FsyncPolicy,
+        typer.Option("--fsync", help="When the file store syncs: before each publish ack (always), every --sync-interval, or never."),
+    ] = FsyncPolicy.ALWAYS,
+    sync_interval: Annotated[
+        float, typer.Option("--sync-interval", help="Seconds between fsyncs under --fsync interval.")
+    ] = 120.0,
 ) -> None:
     """Run the embedded NATS-protocol broker until SIGTERM or Ctrl-C."""
     config = broker_config(host, port, token, user, password, tls_cert, tls_key, tls_ca, monitor_port)
     # Extensions (JetStream...) add their options above and append themselves here.
     extensions: list[BrokerExtension] = []
+    js = jetstream_extension(store, jetstream, fsync, sync_interval)
+    if js is not None:
+        extensions.append(js)
     asyncio.run(run_broker(config, extensions))
 
 
@@ -60,6 +78,21 @@ def broker_config(
                 raise UsageError(f"{path}: no such file")
         tls = TLSConfig(cert=tls_cert, key=tls_key, ca=tls_ca)
     return BrokerConfig(host=host, port=port, auth=auth, tls=tls, monitor_port=monitor_port)
+
+
+def jetstream_extension(
+    store: Path | None, memory_only: bool, fsync: FsyncPolicy, sync_interval: float
+) -> JetStream | None:
+    """The JetStream extension the options ask for, or None (UsageError when they contradict)."""
+    if store is not None and memory_only:
+        raise UsageError("--store keeps JetStream on disk and --jetstream in memory: give one of them")
+    if sync_interval <= 0:
+        raise UsageError("--sync-interval must be a positive number of seconds")
+    if store is None and not memory_only:
+        return None
+    if store is not None and store.exists() and not store.is_dir():
+        raise UsageError(f"{store}: not a directory")
+    return JetStream(JetStreamConfig(store_dir=store, fsync=fsync, sync_interval=sync_interval))
 
 
 async def run_broker(config: BrokerConfig, extensions: list[BrokerExtension]) -> None:
