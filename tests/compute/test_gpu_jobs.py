@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from minga.compute import JobRef, generate_corpus, run
+from minga.compute import JobRef, generate_corpus, run, verify_job
 from minga.compute.gpu import array_backend
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,6 +72,17 @@ def test_group_by_sum_equals_python(device: str, readings: Path, tmp_path: Path)
             expected[int(row["key"])] += int(row["value"])
     assert dict(result.read()) == expected
     assert set(result.counters["device"]) == {EXPECTED_DEVICE if device == "gpu" else "cpu"}
+
+
+@pytest.mark.parametrize(("job", "data"), [("wordcount_vectorized.py", "corpus"), ("groupby_sum.py", "readings")])
+def test_the_vectorised_jobs_pass_the_test_mode(job: str, data: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    # combiner run 0..n times, values shuffled, tasks re-executed: the output must not move
+    full: Path = request.getfixturevalue(data)
+    lines = full.read_text(encoding="utf-8").splitlines(keepends=True)[:400]  # the test mode cuts tiny splits
+    small = tmp_path / full.name
+    small.write_text("".join(lines), encoding="utf-8")
+    pairs = verify_job(JobRef.from_file(JOBS / job).load(), [small], seeds=(1, 2), reducers=2, work_dir=tmp_path)
+    assert pairs
 
 
 def _read_counts(out: Path) -> Counter[bytes]:
