@@ -254,3 +254,32 @@ async def test_an_unreachable_registry_is_a_clear_error() -> None:
     with pytest.raises(DiscoveryError, match=f"etcd at http://127.0.0.1:{port}"):
         async with Registry(EtcdStore(f"http://127.0.0.1:{port}", timeout=0.5)):
             pass
+
+
+async def test_the_long_poll_answers_when_the_revision_passes_the_index(
+    served_registry: tuple[Registry, str],
+) -> None:
+    registry, url = served_registry
+    await registry.register(Instance(id="orders-1", service="orders"))
+    async with aiohttp.ClientSession() as http:
+        async with http.get(url + "/instances") as resp:
+            index = (await resp.json())["revision"]
+        # nothing newer: the answer waits out `wait`, then gives the same revision
+        async with http.get(url + "/instances", params={"index": index, "wait": "0.2"}) as resp:
+            assert (await resp.json())["revision"] == index
+        # a change to another service does not answer a poll filtered on `pay`
+        poll = asyncio.ensure_future(
+            http.get(url + "/instances", params={"index": index, "wait": "5", "service": "pay"})
+        )
+        await asyncio.sleep(0.1)
+        await registry.register(Instance(id="orders-2", service="orders"))
+        await asyncio.sleep(0.1)
+        assert not poll.done()
+        await registry.register(Instance(id="pay-1", service="pay"))
+        async with asyncio.timeout(2):
+            resp = await poll
+        body = await resp.json()
+        resp.release()
+        assert [i["id"] for i in body["instances"]] == ["pay-1"] and body["revision"] == index + 2
+        async with http.get(url + "/instances", params={"index": "soon"}) as resp:
+            assert resp.status == 400

@@ -277,3 +277,11 @@ def test_the_docs_example_is_valid() -> None:
     assert orders.resources.memory == 268435456
     assert spec.location("services", "mailer") == "minga.yaml:21:3"
     assert sum(s.replicas for s in spec.services.values()) == 5
+
+
+def test_the_docs_mistakes_example_prints_what_the_docs_show() -> None:
+    page = (Path(__file__).parents[2] / "docs" / "spec.md").read_text()
+    bad = page.split("```yaml\n")[2].split("```", 1)[0]
+    shown = page.split("```console\n")[2].split("```", 1)[0].splitlines()
+    assert shown[0] == "$ minga check -f minga.yaml"
+    assert ["error: " + _problems(bad)[0], *_problems(bad)[1:]] == shown[1:]

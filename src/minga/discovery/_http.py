@@ -5,7 +5,8 @@
 =======  =============================  ==========================================================
 GET      /services                      ``{"services": [{"name", "instances", "passing", "warning", "critical"}]}``
 GET      /services/{service}            ``{"service", "instances": [...]}``; ``?passing=1`` keeps passing ones
-GET      /instances                     ``{"instances": [...], "revision"}``; ``?service=`` filters
+GET      /instances                     ``{"instances": [...], "revision"}``; ``?service=`` filters;
+                                        ``?index=REV&wait=30`` long-polls until the revision passes REV
 GET      /instances/{id}                one instance record
 PUT      /instances/{id}                register: ``{"instance": {...}, "ttl": 5}`` (ttl null: no lease)
 PATCH    /instances/{id}                replace a registered record, keeping its lease
@@ -24,12 +25,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
 from pydantic import ValidationError
 
-from minga.discovery._model import Health, Instance
+from minga.discovery._model import Health, Instance, WatchEvent
 from minga.discovery._registry import USE_DEFAULT_TTL, Registry
 from minga.errors import DiscoveryError
 
@@ -122,9 +124,29 @@ async def _service(request: web.Request) -> web.Response:
 
 
 async def _instances(request: web.Request) -> web.Response:
+    """Every instance and the revision; with ``?index=N``, a long poll: the answer waits until the
+    revision passes N (a change of ``?service=`` when given) or ``?wait=`` seconds (default 30) pass."""
     registry = request.app[REGISTRY_KEY]
-    snapshot = await registry.store.snapshot()
     service = request.query.get("service")
+    if "index" in request.query:
+        try:
+            index = int(request.query["index"])
+            wait = min(float(request.query.get("wait", "30")), 300.0)
+        except ValueError:
+            return _error(400, "index: expected a revision number; wait: expected seconds")
+        async with registry.watch() as watch:
+            if watch.snapshot.revision <= index:
+                events = aiter(watch)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(wait):
+                        while (
+                            event := await _next_or_closing(events, request.app[_CLOSING_KEY])
+                        ) is not None:
+                            if event.revision > index and (
+                                service is None or event.instance.service == service
+                            ):
+                                break
+    snapshot = await registry.store.snapshot()
     instances = sorted(
         (i for i in snapshot.instances if service is None or i.service == service),
         key=lambda i: (i.service, i.id),
@@ -196,6 +218,28 @@ async def _health(request: web.Request) -> web.Response:
     return web.json_response({"id": instance_id, "health": health.value})
 
 
+async def _next_or_closing(events: AsyncIterator[WatchEvent], closing: asyncio.Event) -> WatchEvent | None:
+    """The next event, or ``None`` when the watch ended or the server is shutting down."""
+    if closing.is_set():
+        return None
+    step = asyncio.ensure_future(anext(events))
+    ended = asyncio.ensure_future(closing.wait())
+    try:
+        await asyncio.wait({step, ended}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        ended.cancel()
+        if not step.done():
+            step.cancel()
+            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                await step
+    if step.cancelled():
+        return None
+    try:
+        return step.result()
+    except StopAsyncIteration:
+        return None
+
+
 async def _watch(request: web.Request) -> web.StreamResponse:
     """Stream the snapshot, then each change, one JSON object per line, until the client or server leaves."""
     registry = request.app[REGISTRY_KEY]
@@ -210,26 +254,12 @@ async def _watch(request: web.Request) -> web.StreamResponse:
             json.dumps({"snapshot": {"instances": instances, "revision": snapshot.revision}}).encode() + b"\n"
         )
         events = aiter(watch)
-        ended = asyncio.ensure_future(closing.wait())
         try:
-            while True:
-                step = asyncio.ensure_future(anext(events))
-                await asyncio.wait({step, ended}, return_when=asyncio.FIRST_COMPLETED)
-                if not step.done():
-                    step.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
-                        await step
-                    break
-                try:
-                    event = step.result()
-                except StopAsyncIteration:
-                    break
+            while (event := await _next_or_closing(events, closing)) is not None:
                 if service is None or event.instance.service == service:
                     await resp.write(json.dumps(event.to_json()).encode() + b"\n")
         except ConnectionResetError:
             pass  # the watcher left
-        finally:
-            ended.cancel()
     with contextlib.suppress(ConnectionResetError):
         await resp.write_eof()
     return resp
