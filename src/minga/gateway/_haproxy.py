@@ -41,14 +41,17 @@ def render_haproxy(
     host: str | None = None,
     port: int | None = None,
     check_path: str | None = "/healthz",
+    stats_socket: Path | None = None,
 ) -> str:
     """An haproxy.cfg that routes like the minga gateway ``spec`` to ``endpoints`` (service -> instances).
 
     Each route becomes an ACL on the path prefix (and Host when set) in one frontend listening
-    on ``host:port`` (the spec's by default); each service a backend balanced by ``leastconn``
-    (haproxy's nearest to power-of-two-choices on outstanding requests) with its instances as
-    servers, health-checked with ``GET check_path`` when given. Retries and redispatch follow
-    the spec's route retries; ``strip_prefix`` becomes ``replace-path``.
+    on ``host:port`` (the spec's by default); each service a backend balanced by
+    ``random(2)`` (power of two choices on the servers' current load, as the gateway does)
+    with its instances as servers, health-checked with ``GET check_path`` when given. Retries and redispatch follow
+    the spec's route retries; ``strip_prefix`` becomes ``replace-path``. A ``stats_socket``
+    that exposes the listeners lets a reload hand them over to the new workers, so no
+    connection is refused meanwhile.
     """
     host = host or spec.host
     port = spec.port if port is None else port
@@ -57,8 +60,12 @@ def render_haproxy(
     lines = [
         "# Written by `minga gateway render haproxy` from the registry; edits are overwritten.",
         "global",
-        "    maxconn 20000",
+        "    maxconn 4096",
         "    log stderr format short daemon notice",
+    ]
+    if stats_socket is not None:
+        lines.append(f"    stats socket {stats_socket} mode 600 level admin expose-fd listeners")
+    lines += [
         "",
         "defaults",
         "    mode http",
@@ -78,7 +85,9 @@ def render_haproxy(
         "    http-request set-header X-Forwarded-Proto http",
         "    option forwardfor",
     ]
+    # the route is chosen once, before any rewrite (ACLs are evaluated again at each use)
     order = sorted(range(len(spec.routes)), key=lambda i: -len(spec.routes[i].path.rstrip("/")))
+    uses = []
     for i in order:
         route = spec.routes[i]
         prefix = route.path.rstrip("/")
@@ -92,11 +101,15 @@ def render_haproxy(
         if route.host:
             lines.append(f"    acl {acl}_host hdr(host),field(1,:) -i {route.host}")
             cond = f"{acl} {acl}_host"
+        lines.append(f"    http-request set-var(txn.route) int({i}) if {cond} !{{ var(txn.route) -m found }}")
+        chosen = f"{{ var(txn.route) -m int {i} }}"
         if route.strip_prefix and prefix:
-            lines.append(f"    http-request replace-path ^{re.escape(prefix)}/?(.*)$ /\\1 if {cond}")
-        lines.append(f"    use_backend svc_{_name(route.service)} if {cond}")
+            uses.append(f"    http-request replace-path ^{re.escape(prefix)}/?(.*)$ /\\1 if {chosen}")
+        uses.append(f"    use_backend svc_{_name(route.service)} if {chosen}")
+    lines += [u for u in uses if u.startswith("    http-request")]
+    lines += [u for u in uses if u.startswith("    use_backend")]
     for service in sorted({r.service for r in spec.routes}):
-        lines += ["", f"backend svc_{_name(service)}", "    balance leastconn"]
+        lines += ["", f"backend svc_{_name(service)}", "    balance random(2)"]
         if check_path:
             lines.append(f"    option httpchk GET {check_path}")
         for endpoint in sorted(endpoints.get(service, ()), key=lambda e: e.id):
@@ -126,7 +139,9 @@ class Haproxy:
         if found is None:
             raise UsageError("haproxy is not installed: install the Debian package haproxy")
         self.binary = found
-        self.config = config
+        self.config = config.resolve()
+        self.socket = self.config.with_name(f"{self.config.stem}.sock")
+        """The stats socket (with the listeners exposed) that :func:`follow_registry` configures."""
         self.log = log
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -178,14 +193,23 @@ async def follow_registry(
     host: str | None = None,
     port: int | None = None,
     on_render: Callable[[str], None] | None = None,
+    check_path: str | None = "/healthz",
 ) -> None:
     """Render ``path`` now and after every change of ``source``; reload ``haproxy`` when the text changed.
 
     Runs until cancelled. ``on_render`` is called with each new text.
     """
     services = sorted({r.service for r in spec.routes})
+    sock = haproxy.socket if haproxy is not None else None
     while True:
-        text = render_haproxy(spec, {s: source.endpoints(s) for s in services}, host=host, port=port)
+        text = render_haproxy(
+            spec,
+            {s: source.endpoints(s) for s in services},
+            host=host,
+            port=port,
+            check_path=check_path,
+            stats_socket=sock,
+        )
         if write_atomically(path, text):
             if haproxy is not None:
                 if haproxy.proc is None:

@@ -415,6 +415,7 @@ class Exchange:
         self._done: asyncio.Future[None] | None = None
         self._last_read = 0.0
         self._request_id = b""
+        self._out: list[bytes] = []
         self._route: _RouteState | None = None
         self.trace_id: str | None = None
         if req.upgrade:
@@ -557,25 +558,33 @@ class Exchange:
         self._head = self.loop.create_future()
         self._done = self.loop.create_future()
         conn.sink = self
-        conn.write(head)
         pump: asyncio.Task[None] | None = None
         body = self.req.body
-        if body is not None:
-            if body.done and all(body.parts):
-                for part in body.parts:
-                    conn.write(chunk(part) if self.req.chunked else part)
-                if self.req.chunked:
-                    conn.write(LAST_CHUNK)
+        if body is None:
+            conn.write(head)
+        elif body.done and all(body.parts):
+            # the whole body is here: one write, one system call
+            if self.req.chunked:
+                conn.write(b"".join([head, *(chunk(p) for p in body.parts), LAST_CHUNK]))
             else:
-                pump = self.gw.spawn(self._pump(conn, body))
+                conn.write(b"".join([head, *body.parts]))
+        else:
+            conn.write(head)
+            pump = self.gw.spawn(self._pump(conn, body))
         try:
-            try:
-                async with asyncio.timeout(response):
+            if not self._head.done():
+                # a timer rather than asyncio.timeout: this is on every request's path
+                timer = self.loop.call_later(response, self._head_timed_out, self._head)
+                try:
                     await self._head
-            except TimeoutError:
-                conn.close()
-                return "timeout"
-            except _UpstreamLost:
+                except TimeoutError:
+                    conn.close()
+                    return "timeout"
+                except _UpstreamLost:
+                    return "client" if self.client.closed else "lost"
+                finally:
+                    timer.cancel()
+            elif self._head.exception() is not None:
                 return "client" if self.client.closed else "lost"
             if self.req.upgrade and self.status == 101:
                 await self._tunnel(conn)
@@ -603,6 +612,11 @@ class Exchange:
             if self.req.method == "HEAD" or self.req.upgrade:
                 conn.close()
             upstream.pool.give_back(conn)
+
+    @staticmethod
+    def _head_timed_out(head: asyncio.Future[None]) -> None:
+        if not head.done():
+            head.set_exception(TimeoutError())
 
     async def _pump(self, conn: UpstreamConnection, body: _Body) -> None:
         """Stream the request body upstream as it arrives (chunked when the client sent it so)."""
@@ -669,7 +683,7 @@ class Exchange:
         out.append((b"X-Request-ID", self._request_id))
         if self.close_after or not req.keep_alive or self.gw.stopping:
             out.append((b"Connection", b"close"))
-        self.client.write(response_head(status, out))
+        self._out.append(response_head(status, out))  # sent with the first body bytes (flush)
         self.head_sent = True
         if self._head is not None and not self._head.done():
             self._head.set_result(None)
@@ -681,15 +695,17 @@ class Exchange:
     def response_body(self, data: bytes) -> None:
         self.bytes_out += len(data)
         self._last_read = self.loop.time()
-        self.client.write(chunk(data) if self._chunk_out else data)
+        self._out.append(chunk(data) if self._chunk_out else data)
 
     def response_done(self) -> None:
         if self._chunk_out:
-            self.client.write(LAST_CHUNK)
+            self._out.append(LAST_CHUNK)
+        self.flush()
         if self._done is not None and not self._done.done():
             self._done.set_result(None)
 
     def upstream_lost(self, exc: BaseException | None) -> None:
+        self.flush()
         if self._head is not None and not self._head.done():
             self._head.set_exception(_UpstreamLost(str(exc or "connection closed")))
             self._done_quietly()
@@ -701,11 +717,19 @@ class Exchange:
             return
         self._done.set_exception(_UpstreamLost(str(exc or "connection closed")))
 
+    def flush(self) -> None:
+        """Write what the last read of the upstream produced, as one write."""
+        out = self._out
+        if out:
+            self.client.write(out[0] if len(out) == 1 else b"".join(out))
+            out.clear()
+
     def _done_quietly(self) -> None:
         if self._done is not None and not self._done.done():
             self._done.cancel()
 
     def tunnel_data(self, data: bytes) -> None:
+        self.flush()
         self.client.write(data)
 
     def client_lost(self) -> None:

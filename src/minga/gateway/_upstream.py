@@ -36,6 +36,8 @@ class ResponseSink(Protocol):
 
     def tunnel_data(self, data: bytes) -> None: ...
 
+    def flush(self) -> None: ...
+
 
 class UpstreamConnection(asyncio.Protocol):
     """One HTTP/1.1 connection to an upstream instance."""
@@ -70,7 +72,9 @@ class UpstreamConnection(asyncio.Protocol):
             return
         try:
             self.parser.feed_data(data)
+            sink.flush()
         except httptools.HttpParserUpgrade as upgrade:
+            sink.flush()
             self.tunnel = True
             rest = data[upgrade.args[0] :]
             if rest:

@@ -1,0 +1,151 @@
+"""haproxy.cfg rendered from the registry, checked and run by the real haproxy (Debian package)."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from minga.discovery import API_PREFIX, DiscoveryClient, EmbeddedStore, Instance, Registry, discovery_app
+from minga.gateway import DiscoverySource, Endpoint, Haproxy, follow_registry, render_haproxy
+from minga.spec import GatewaySpec, RouteSpec
+from support import ServerProcess, free_port, wait_for_port
+
+pytestmark = pytest.mark.engine
+
+SPEC = GatewaySpec(
+    port=0,
+    routes=[
+        RouteSpec(path="/api/shop", service="shop", strip_prefix=True),
+        RouteSpec(path="/", service="web", host="www.example"),
+    ],
+)
+
+
+def test_render_turns_routes_into_acls_backends_and_servers(tmp_path: Path) -> None:
+    text = render_haproxy(
+        SPEC,
+        {"shop": [Endpoint("shop-2", "127.0.0.1", 8002), Endpoint("shop-1", "127.0.0.1", 8001)]},
+        port=9000,
+    )
+    assert "    bind 127.0.0.1:9000" in text
+    assert "    acl route_0 path /api/shop\n    acl route_0 path_beg /api/shop/" in text
+    assert "    http-request set-var(txn.route) int(1) if route_1 route_1_host !{ var(txn.route) -m found }" in text
+    assert "    http-request replace-path ^/api/shop/?(.*)$ /\\1 if { var(txn.route) -m int 0 }" in text
+    assert "    use_backend svc_web if { var(txn.route) -m int 1 }" in text
+    assert text.index("use_backend svc_shop") < text.index("use_backend svc_web"), "longest prefix first"
+    assert "server shop-1 127.0.0.1:8001 check" in text
+    assert text.index("shop-1 ") < text.index("shop-2 "), "servers in a stable order"
+    assert "backend svc_web\n    balance random(2)\n    option httpchk GET /healthz\n" in text
+    cfg = tmp_path / "haproxy.cfg"
+    cfg.write_text(text)
+    Haproxy(cfg).check()  # the real haproxy accepts it
+
+
+async def _get(http: aiohttp.ClientSession, url: str) -> tuple[int, str]:
+    async with http.get(url) as r:
+        return r.status, (await r.json())["replica"] if r.status == 200 else ""
+
+
+async def test_haproxy_follows_the_registry_and_reloads_without_failing_requests(
+    tmp_path: Path, replicas: Callable[..., list[ServerProcess]]
+) -> None:
+    a, b, c = replicas("a", "b", "c")
+    port = free_port()
+    cfg = tmp_path / "haproxy.cfg"
+    runner = Haproxy(cfg, log=tmp_path / "haproxy.log")
+    async with (
+        Registry(EmbeddedStore()) as registry,
+        DiscoveryClient(registry.store, close_store=False) as client,
+        aiohttp.ClientSession() as http,
+    ):
+        for name, proc in (("a", a), ("b", b)):
+            await registry.register(
+                Instance(id=f"shop-{name}", service="shop", ports={"http": proc.port}), ttl=None
+            )
+        await client.cache.wait_for(lambda cache: len(cache.candidates("shop")) == 2)
+        follower = asyncio.create_task(
+            follow_registry(SPEC, DiscoverySource(client.cache), cfg, haproxy=runner, port=port)
+        )
+        try:
+            await asyncio.to_thread(wait_for_port, "127.0.0.1", port, 10.0)
+            url = f"http://127.0.0.1:{port}/api/shop/hello"
+            seen = {(await _get(http, url))[1] for _ in range(20)}
+            assert seen == {"a", "b"}
+            # c joins and a leaves while requests keep flowing through the reload
+            statuses: list[int] = []
+            stop = asyncio.Event()
+
+            async def load() -> None:
+                while not stop.is_set():
+                    statuses.append((await _get(http, url))[0])
+
+            loader = asyncio.create_task(load())
+            await registry.register(Instance(id="shop-c", service="shop", ports={"http": c.port}), ttl=None)
+            await registry.deregister("shop-a")
+            seen = set()
+            async with asyncio.timeout(10):
+                while seen != {"b", "c"}:
+                    seen = {(await _get(http, url))[1] for _ in range(20)}
+            stop.set()
+            await loader
+            assert "shop-c" in cfg.read_text() and "shop-a" not in cfg.read_text()
+            assert statuses and set(statuses) == {200}, "the graceful reload dropped no request"
+        finally:
+            follower.cancel()
+            await runner.stop()
+
+
+async def test_cli_renders_from_a_control_plane_url(
+    tmp_path: Path, replicas: Callable[..., list[ServerProcess]]
+) -> None:
+    (a,) = replicas("a")
+    spec = tmp_path / "minga.yaml"
+    spec.write_text(
+        "services:\n  shop: {command: [python, app.py], ports: [http]}\n"
+        "gateway:\n  listen: 127.0.0.1:18080\n  routes: [{path: /api/shop, service: shop, strip_prefix: true}]\n"
+    )
+    async with Registry(EmbeddedStore()) as registry:
+        await registry.register(Instance(id="shop-1", service="shop", ports={"http": a.port}), ttl=None)
+        app = web.Application()
+        app.add_subapp(API_PREFIX, discovery_app(registry))
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        try:
+            out = tmp_path / "out.cfg"
+            argv = [
+                sys.executable,
+                "-m",
+                "minga",
+                "gateway",
+                "render",
+                "haproxy",
+                "-f",
+                str(spec),
+                "--discovery",
+                url,
+                "-o",
+                str(out),
+            ]
+            result = await asyncio.to_thread(
+                subprocess.run, argv, capture_output=True, timeout=60, check=False
+            )
+            assert result.returncode == 0, result.stderr.decode()
+            text = out.read_text()
+            assert f"server shop-1 127.0.0.1:{a.port} check" in text and "bind 127.0.0.1:18080" in text
+        finally:
+            await runner.cleanup()
+
+
+def test_the_haproxy_binary_is_there() -> None:
+    assert shutil.which("haproxy"), "`make test` installs haproxy (Debian package haproxy)"
