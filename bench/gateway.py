@@ -109,12 +109,21 @@ async def registry_server(registry: Registry) -> AsyncIterator[str]:
         await runner.cleanup()
 
 
+_COUNT = re.compile(r"^\s+(\d+) requests in", re.M)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 _LATENCY = re.compile(r"^\s+99%\s+([\d.]+)(us|ms|s)\s*$", re.M)
 _RPS = re.compile(r"^Requests/sec:\s+([\d.]+)", re.M)
 
 
-async def wrk(url: str, duration: float, connections: int) -> tuple[float, float]:
-    """(requests per second, p99 in ms) of one wrk run; non-2xx answers count as failures."""
+async def wrk(url: str, duration: float, connections: int) -> tuple[float, float, int]:
+    """(requests per second, p99 in ms, requests) of one wrk run; non-2xx answers count as failures."""
     proc = await asyncio.create_subprocess_exec(
         "wrk",
         "-t1",
@@ -130,10 +139,11 @@ async def wrk(url: str, duration: float, connections: int) -> tuple[float, float
         raise RuntimeError(f"wrk saw errors against {url}:\n{out}")
     rps = _RPS.search(out)
     p99 = _LATENCY.search(out)
-    if rps is None or p99 is None:
+    count = _COUNT.search(out)
+    if rps is None or p99 is None or count is None:
         raise RuntimeError(f"cannot read wrk's output:\n{out}")
     scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99.group(2)]
-    return float(rps.group(1)), float(p99.group(1)) * scale
+    return float(rps.group(1)), float(p99.group(1)) * scale, int(count.group(1))
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -189,17 +199,33 @@ async def main(args: argparse.Namespace) -> None:
                     "haproxy (rendered)": f"http://127.0.0.1:{ha_port}/api/hello/hello",
                 }
                 results: dict[str, list[tuple[float, float]]] = {name: [] for name in targets}
+                cpu: dict[str, list[float]] = {
+                    "replica, direct": [],
+                    "replica, behind the gateway": [],
+                    "gateway": [],
+                }
                 for url in targets.values():
                     await wrk(url, 1, args.connections)  # warm up pools and code paths
+                replica, gw = procs[0].pid, gateway.pid
                 for _ in range(args.rounds):
                     for name, url in targets.items():
-                        results[name].append(await wrk(url, args.duration, args.connections))
+                        before = cpu_seconds(replica), cpu_seconds(gw)
+                        rps, p99, count = await wrk(url, args.duration, args.connections)
+                        used = cpu_seconds(replica) - before[0], cpu_seconds(gw) - before[1]
+                        results[name].append((rps, p99))
+                        if name.startswith("direct") and args.replicas == 1:
+                            cpu["replica, direct"].append(used[0] / count * 1e6)
+                        elif name == "minga gateway" and args.replicas == 1:
+                            cpu["replica, behind the gateway"].append(used[0] / count * 1e6)
+                            cpu["gateway"].append(used[1] / count * 1e6)
             finally:
                 await haproxy.stop()
-    report(results, args)
+    report(results, cpu, args)
 
 
-def report(results: dict[str, list[tuple[float, float]]], args: argparse.Namespace) -> None:
+def report(
+    results: dict[str, list[tuple[float, float]]], cpu: dict[str, list[float]], args: argparse.Namespace
+) -> None:
     rows = {
         name: (statistics.median(r for r, _ in runs), statistics.median(p for _, p in runs))
         for name, runs in results.items()
@@ -215,6 +241,10 @@ def report(results: dict[str, list[tuple[float, float]]], args: argparse.Namespa
     rps, p99 = rows["minga gateway"]
     ok = rps / anchor_rps >= 0.5 and p99 / anchor_p99 <= 2.0
     print(f"target (gateway >= 0.5x direct req/s, p99 <= 2x direct): {'met' if ok else 'NOT met'}")
+    if all(cpu.values()):
+        print("CPU time per request (median, microseconds; independent of other load on the machine):")
+        for name, values in cpu.items():
+            print(f"  {name:28} {statistics.median(values):6.1f} us")
 
 
 if __name__ == "__main__":

@@ -120,6 +120,7 @@ class Gateway:
         self._group: asyncio.TaskGroup | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._follower: asyncio.Task[None] | None = None
+        self._sweeper: asyncio.Task[None] | None = None
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -146,6 +147,7 @@ class Gateway:
             host = self.spec.host if ":" not in self.spec.host else f"[{self.spec.host}]"
             self.url = f"http://{host}:{self.port}"
             self._follower = self._group.create_task(self._follow_source(), name="minga-gateway-source")
+            self._sweeper = self._group.create_task(self._sweep(), name="minga-gateway-sweep")
         except BaseException:
             await self._close(0.0)
             raise
@@ -178,8 +180,9 @@ class Gateway:
             state.pool.close()
         group, self._group = self._group, None
         if group is not None:
-            if self._follower is not None:
-                self._follower.cancel()
+            for task in (self._follower, self._sweeper):
+                if task is not None:
+                    task.cancel()
             await group.__aexit__(None, None, None)
         if self._server is not None:
             await self._server.wait_closed()
@@ -200,6 +203,17 @@ class Gateway:
                     state.pool.close()
                     if state.outstanding == 0:
                         del self._upstreams[key]
+
+    async def _sweep(self) -> None:
+        """Enforce the client deadlines (head, body, idle) to within a tenth of the shortest limit."""
+        limits = self.spec.limits
+        tick = min(0.5, max(0.02, min(limits.header_timeout, limits.body_timeout, limits.idle_timeout) / 10))
+        while True:
+            await asyncio.sleep(tick)
+            now = self.loop.time()
+            for client in list(self.clients):
+                if client.deadline and now >= client.deadline:
+                    client.expire(now)
 
     def _all_endpoints(self) -> Iterable[Endpoint]:
         for name in {r.service for r in self.spec.routes}:

@@ -19,9 +19,10 @@ import contextlib
 import json
 import logging
 import os
+import random
 import re
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import httptools
 
@@ -47,6 +48,13 @@ __all__ = ["ClientConnection"]
 access_log = logging.getLogger("minga.gateway.access")
 
 _REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
+_ids = random.Random(os.urandom(16))  # ids need to be unique, not secret: no system call per request
+
+
+def _hex(bits: int) -> str:
+    return f"{_ids.getrandbits(bits) or 1:0{bits // 4}x}"
+
+
 KEEP_FOR_RETRY = 64 * 1024  # request bodies up to this size are kept so that a retry can resend them
 PAUSE_ABOVE = 1024 * 1024  # unread request body bytes above which the client is not read
 
@@ -170,13 +178,13 @@ class ClientConnection(asyncio.Protocol):
         self.upgrading = False
         self.write_paused = False
         self._read_paused = False
-        self._timer: asyncio.TimerHandle | None = None
+        self.deadline = 0.0  # loop time when the current client limit runs out; 0: none
+        self.deadline_kind = ""
 
     # -- asyncio.Protocol ----------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's transports are not subclasses
         peer = transport.get_extra_info("peername")
         self.peer = peer[0] if isinstance(peer, tuple) else ""
         self.gw.clients.add(self)
@@ -299,17 +307,20 @@ class ClientConnection(asyncio.Protocol):
     # -- limits --------------------------------------------------------------------------------
 
     def _arm(self, seconds: float, kind: str) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = self.loop.call_later(seconds, self._expired, kind)
+        # a deadline the gateway's sweeper checks (Gateway.sweep): cheaper than a timer per request
+        self.deadline = self.loop.time() + seconds
+        self.deadline_kind = kind
 
     def _disarm(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self.deadline = 0.0
+
+    def expire(self, now: float) -> None:
+        """Called by the gateway's sweeper: act on a deadline that has passed."""
+        if self.deadline and now >= self.deadline:
+            self.deadline = 0.0
+            self._expired(self.deadline_kind)
 
     def _expired(self, kind: str) -> None:
-        self._timer = None
         if self.closed:
             return
         if kind == "idle" or (kind == "header" and self.req is None and not self.queue):
@@ -428,9 +439,7 @@ class Exchange:
         req = self.req
         gw = self.gw
         rid = header_value(req.headers, b"x-request-id")
-        self._request_id = (
-            rid if rid is not None and _REQUEST_ID.match(rid) else os.urandom(16).hex().encode()
-        )
+        self._request_id = rid if rid is not None and _REQUEST_ID.match(rid) else _hex(128).encode()
         path_only = req.target.split(b"?", 1)[0]
         if gw.metrics_path is not None and path_only == gw.metrics_path and req.method == "GET":
             body = gw.metrics.render().encode()
@@ -478,7 +487,10 @@ class Exchange:
         headers.append((b"X-Request-ID", self._request_id))
         parent = header_value(req.headers, b"traceparent")
         remote = TraceContext.parse(parent.decode("latin-1")) if parent is not None else None
-        trace = remote.child() if remote is not None else TraceContext.new()
+        if remote is not None:
+            trace = TraceContext(remote.trace_id, _hex(64), remote.span_id, remote.sampled)
+        else:
+            trace = TraceContext(_hex(128), _hex(64))
         self.trace_id = trace.trace_id
         headers.append((b"traceparent", trace.header().encode()))
         if req.upgrade:
