@@ -105,12 +105,12 @@ class EmbeddedServer:
         tls = None
         if o.tls is not None:
             tls = TLSConfig(o.tls.server_cert, o.tls.server_key, o.tls.ca if o.verify_clients else None)
-        config = BrokerConfig(port=self.port, auth=auth, tls=tls, **o.extra)
+        limits: dict[str, int] = {}
         if o.max_payload is not None:
-            config.max_payload = o.max_payload
+            limits["max_payload"] = o.max_payload
         if o.max_pending is not None:
-            config.max_pending = o.max_pending
-        return config
+            limits["max_pending"] = o.max_pending
+        return BrokerConfig(port=self.port, auth=auth, tls=tls, **limits, **o.extra)
 
     @property
     def url(self) -> str:
@@ -150,6 +150,8 @@ class NatsServer:
         o = self.options
         # a name of our own, checked in INFO: another suite's server may have grabbed the port first
         lines = [f'server_name: "{self.name}"']
+        # a connection cut off as a slow consumer closes once its blocked write gives up (10s by default)
+        lines.append('write_deadline: "2s"')
         if o.max_payload is not None:
             lines.append(f"max_payload: {o.max_payload}")
         if o.max_pending is not None:

@@ -112,6 +112,8 @@ class BrokerConfig:
             raise UsageError(f"monitor port must be within 0..65535, not {self.monitor_port}")
         if self.max_payload <= 0 or self.max_pending <= 0:
             raise UsageError("max_payload and max_pending must be positive")
+        if self.max_payload > self.max_pending:
+            raise UsageError(f"max_payload ({self.max_payload}) cannot be higher than max_pending ({self.max_pending})")
 
 
 def bind_error(host: str, port: int, exc: OSError, flag: str) -> str:

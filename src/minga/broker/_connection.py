@@ -73,11 +73,12 @@ class ClientConnection(asyncio.Protocol):
         self.out_size = 0
         self.max_pending = config.max_pending
         # CONNECT options
+        # nats-server's defaults for a client that leaves an option out (or sends no CONNECT)
         self.echo = True
         self.headers = False
         self.no_responders = False
-        self.verbose = False
-        self.pedantic = False
+        self.verbose = True
+        self.pedantic = True
         self.name = ""
         self.lang = ""
         self.version = ""
@@ -173,8 +174,8 @@ class ClientConnection(asyncio.Protocol):
             return
         self.authorized = True
         self.connect_received = True
-        self.verbose = bool(options.get("verbose", False))
-        self.pedantic = bool(options.get("pedantic", False))
+        self.verbose = bool(options.get("verbose", True))
+        self.pedantic = bool(options.get("pedantic", True))
         self.echo = bool(options.get("echo", True))
         self.headers = bool(options.get("headers", False))
         self.no_responders = bool(options.get("no_responders", False)) and self.headers
@@ -191,18 +192,18 @@ class ClientConnection(asyncio.Protocol):
             return
         subject, reply, headers, payload = frame
         if self.pedantic and not is_literal_subject(subject.decode("utf-8", "surrogateescape")):
+            # nats-server warns and still routes the message
             self.send_err(ERR_INVALID_PUB_SUBJECT)
-            return
         size = len(payload) if headers is None else len(payload) + len(headers)
         self.in_msgs += 1
         self.in_bytes += size
         broker = self.broker
         broker.in_msgs += 1
         broker.in_bytes += size
-        if not broker._route(subject, reply, headers, payload, self) and reply and self.no_responders:
-            broker._no_responders(self, reply)
         if self.verbose:
             self.send(b"+OK\r\n")
+        if not broker._route(subject, reply, headers, payload, self) and reply and self.no_responders:
+            broker._no_responders(self, reply)
 
     def _on_sub(self, frame: Sub) -> None:
         subject, queue, sid = frame
