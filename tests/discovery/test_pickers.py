@@ -102,3 +102,6 @@ async def test_waiters_wake_on_the_change_they_wait_for() -> None:
     async with asyncio.timeout(1):
         await waiter
     assert cache.revision == 4
+    before = cache.generation
+    cache.reset(Snapshot([], 1))  # a store that lost its history: the revision goes back
+    assert cache.revision == 1 and cache.generation == before + 1

@@ -23,12 +23,15 @@ Strategy = Literal["round_robin", "random", "p2c"]
 class InstanceCache:
     """Instances by id, kept current by :meth:`apply`; :meth:`wait_for` wakes on every change.
 
-    ``revision`` is the store revision of the last change applied.
+    ``revision`` is the store revision of the last change applied (it may go back when a watch
+    reopens on a store that lost its history); ``generation`` counts every change applied here
+    and only grows, so a reader can tell that something changed since it last looked.
     """
 
     def __init__(self) -> None:
         self._instances: dict[str, Instance] = {}
         self.revision = 0
+        self.generation = 0
         self._changed = asyncio.Event()
 
     def reset(self, snapshot: Snapshot) -> None:
@@ -47,6 +50,7 @@ class InstanceCache:
         self._notify()
 
     def _notify(self) -> None:
+        self.generation += 1
         # waiters hold the old event, which is now set; later waiters get a fresh one
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
