@@ -43,7 +43,8 @@ class DaskEngine(TaskEngine):
                 )
                 self.client = Client(self._cluster)
         except OSError as exc:
-            raise UsageError(f"cannot reach the Dask scheduler at {address}: {exc}") from exc
+            where = f"reach the Dask scheduler at {address}" if address else "start a local Dask cluster"
+            raise UsageError(f"cannot {where}: {exc}") from exc
         self.workers = workers or max(1, len(self.client.nthreads()))
 
     def run_tasks(self, tasks: Sequence[Task], sink: TaskSink) -> None:
