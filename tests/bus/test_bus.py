@@ -184,3 +184,16 @@ async def test_stop_lets_in_flight_requests_finish(broker_url: str) -> None:
         assert await call == "done"
         with pytest.raises(ServiceUnavailable):
             await client.request("svc", "slow")
+
+
+async def test_a_method_answers_as_soon_as_serve_returns(broker_url: str) -> None:
+    # serve() must not return before the broker has the subscription: with a single flush,
+    # nats-py's PING can overtake the buffered SUB and a caller sees "no responders"
+    async def echo(d: Delivery) -> int:
+        return 1
+
+    async with Bus(broker_url) as client:
+        for n in range(40):
+            async with Bus(broker_url) as server:
+                await server.serve(f"svc{n}", "echo", echo)
+                assert await client.request(f"svc{n}", "echo") == 1

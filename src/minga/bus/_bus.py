@@ -201,6 +201,17 @@ class Bus:
         if self._nc is not None and not self._nc.is_closed:
             await self._nc.close()
 
+    async def _settle(self) -> None:
+        """Return once the broker has processed every subscription made so far.
+
+        One flush is not enough with nats-py: its PING is written to the socket at once while
+        a SUB may still wait in the client's buffer for the flusher task, so the PONG can
+        overtake the SUB. The first flush wakes the flusher (which writes the buffer before the
+        PONG can be read); the second PING is then queued behind the SUB.
+        """
+        await self.nats.flush()
+        await self.nats.flush()
+
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         if self._tg is None:
             coro.close()
@@ -262,7 +273,7 @@ class Bus:
             self._spawn(self._answer(msg, handler), name=f"rpc {subject}")
 
         self._subs.append(await self.nats.subscribe(subject, queue=group or service, cb=on_request))
-        await self.nats.flush()  # the broker knows of the subscription when this returns
+        await self._settle()
 
     async def _answer(self, msg: Msg, handler: Handler) -> None:
         headers = dict(msg.headers or {})
@@ -307,7 +318,7 @@ class Bus:
             self._spawn(self._deliver_event(msg, handler), name=f"event {msg.subject}")
 
         self._subs.append(await self.nats.subscribe(subject, queue=group or "", cb=on_event))
-        await self.nats.flush()
+        await self._settle()
 
     async def _deliver_event(self, msg: Msg, handler: Handler) -> None:
         headers = dict(msg.headers or {})
@@ -376,6 +387,7 @@ class Bus:
 
         advisory = f"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{stream}.{CONSUMER}"
         self._subs.append(await self.nats.subscribe(advisory, queue=f"minga-dlq-{queue}", cb=on_advisory))
+        await self._settle()
         assert self._tg is not None
         self._loops.append(
             self._tg.create_task(self._fetch_loop(queue, sub, handler, policy), name=f"fetch {queue}")

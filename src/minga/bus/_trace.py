@@ -7,13 +7,24 @@ The header is ``00-<trace-id: 32 hex>-<parent-id: 16 hex>-<flags: 2 hex>``.
 from __future__ import annotations
 
 import contextvars
+import random
 import re
-import secrets
 from dataclasses import dataclass
 
 __all__ = ["TRACEPARENT", "TraceContext", "current_trace"]
 
 TRACEPARENT = "traceparent"
+
+# ids must be unique, not secret (W3C Trace Context); a syscall per id would cost more than the rest
+_random = random.Random()
+
+
+def _hex(bits: int) -> str:
+    value = 0
+    while value == 0:  # all-zero ids are invalid
+        value = _random.getrandbits(bits)
+    return f"{value:0{bits // 4}x}"
+
 
 _HEADER = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 
@@ -30,7 +41,7 @@ class TraceContext:
     @classmethod
     def new(cls) -> TraceContext:
         """A root span of a fresh trace."""
-        return cls(trace_id=secrets.token_hex(16), span_id=secrets.token_hex(8))
+        return cls(trace_id=_hex(128), span_id=_hex(64))
 
     @classmethod
     def parse(cls, header: str | None) -> TraceContext | None:
@@ -50,7 +61,7 @@ class TraceContext:
 
     def child(self) -> TraceContext:
         """A new span in the same trace, caused by this one."""
-        return TraceContext(self.trace_id, secrets.token_hex(8), self.span_id, self.sampled)
+        return TraceContext(self.trace_id, _hex(64), self.span_id, self.sampled)
 
     def header(self) -> str:
         """This span as a ``traceparent`` value, naming it as the parent of whatever receives it."""
