@@ -37,7 +37,10 @@ def test_render_turns_routes_into_acls_backends_and_servers(tmp_path: Path) -> N
     )
     assert "    bind 127.0.0.1:9000" in text
     assert "    acl route_0 path /api/shop\n    acl route_0 path_beg /api/shop/" in text
-    assert "    http-request set-var(txn.route) int(1) if route_1 route_1_host !{ var(txn.route) -m found }" in text
+    assert (
+        "    http-request set-var(txn.route) int(1) if route_1 route_1_host !{ var(txn.route) -m found }"
+        in text
+    )
     assert "    http-request replace-path ^/api/shop/?(.*)$ /\\1 if { var(txn.route) -m int 0 }" in text
     assert "    use_backend svc_web if { var(txn.route) -m int 1 }" in text
     assert text.index("use_backend svc_shop") < text.index("use_backend svc_web"), "longest prefix first"

@@ -1,17 +1,18 @@
 """``minga server``: the broker, the registry, the supervisor and the HTTP API in one asyncio process.
 
 Start order: broker → registry → HTTP API (the registry's routes under ``/v1/discovery``) →
-state file → supervisor. Stop order, the reverse: every replica (reverse dependency order,
-grace then SIGKILL) → state file → HTTP API → registry → broker. A stop comes from SIGINT/SIGTERM (:meth:`ControlPlane.request_stop`)
+state file → gateway (when the spec has ``gateway:``) → supervisor. Stop order, the reverse: every
+replica (reverse dependency order, grace then SIGKILL) → gateway → state file → HTTP API → registry → broker. A stop comes from SIGINT/SIGTERM (:meth:`ControlPlane.request_stop`)
 or ``POST /api/stop``, which answers once no replica is left.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from minga.controlplane._state import ServerState
 from minga.deploy import Health as SupervisedHealth
 from minga.deploy import LocalSupervisor, ServicePlan, plan_from_spec
 from minga.discovery import (
+    DiscoveryClient,
     EmbeddedStore,
     Health,
     Instance,
@@ -32,7 +34,8 @@ from minga.discovery import (
     store_from_spec,
 )
 from minga.errors import UsageError
-from minga.spec import HealthCheckSpec, Spec
+from minga.gateway import DiscoverySource, Gateway
+from minga.spec import GatewaySpec, HealthCheckSpec, Spec
 
 DISCOVERY_PREFIX = "/v1/discovery"
 
@@ -74,6 +77,7 @@ class ControlPlane:
         store: Store | None = None,
         checks: Mapping[str, HealthCheckSpec] | None = None,
         default_ttl: float = 5.0,
+        gateway: GatewaySpec | None = None,
     ) -> None:
         self.plans = list(plans)
         self.home = home
@@ -91,6 +95,8 @@ class ControlPlane:
         self.default_ttl = default_ttl
         self.supervisor: LocalSupervisor | None = None
         self.registry: Registry | None = None
+        self.gateway_spec = gateway
+        self.gateway: Gateway | None = None
         self._registered: dict[str, Instance] = {}
         self._stop = asyncio.Event()
         self._services_stopped = asyncio.Event()
@@ -109,6 +115,7 @@ class ControlPlane:
             store=store_from_spec(spec.discovery, home),
             checks=registry_checks(spec),
             default_ttl=spec.discovery.ttl,
+            gateway=spec.gateway,
         )
 
     def request_stop(self) -> None:
@@ -133,7 +140,7 @@ class ControlPlane:
             "control": self.url,
             "broker": self.nats_url,
             "discovery": f"{self.url}{DISCOVERY_PREFIX}" if self.url else None,
-            "gateway": None,
+            "gateway": self.gateway.url if self.gateway is not None else None,
             "dashboard": None,
             "healthy": bool(self.supervisor and self.supervisor.all_healthy()),
             "services": services,
@@ -180,7 +187,7 @@ class ControlPlane:
                 )
                 state.write(self.home)
                 try:
-                    async with asyncio.TaskGroup() as tg:
+                    async with self._gateway_running(registry), asyncio.TaskGroup() as tg:
                         tg.create_task(sup.run())
                         watcher = tg.create_task(self._follow_registry(registry))
                         if ready is not None:
@@ -194,6 +201,25 @@ class ControlPlane:
                     ServerState.remove(self.home)
             finally:
                 await runner.cleanup()
+
+    @contextlib.asynccontextmanager
+    async def _gateway_running(self, registry: Registry) -> AsyncIterator[None]:
+        """The API gateway when the spec has ``gateway:``, routing to the registry's passing instances.
+
+        Entered before the replicas start and left after they stopped.
+        """
+        if self.gateway_spec is None:
+            yield
+            return
+        async with (
+            DiscoveryClient(registry.store, close_store=False) as client,
+            Gateway(self.gateway_spec, DiscoverySource(client.cache)) as gateway,
+        ):
+            self.gateway = gateway
+            try:
+                yield
+            finally:
+                self.gateway = None
 
     async def _on_critical(self, instance: str, service: str) -> None:
         """A replica died: take it out of every picker at once."""

@@ -1,0 +1,77 @@
+"""`minga up` starts the gateway that minga.yaml declares; its URL is in `minga status --json`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+import support
+
+pytestmark = [pytest.mark.slow, pytest.mark.engine]
+
+REPLICA = Path(__file__).with_name("replica.py")
+
+
+def minga(*args: str, home: Path, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "MINGA_HOME": str(home)}
+    return subprocess.run(
+        [sys.executable, "-m", "minga", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_up_starts_the_gateway_routing_to_the_registry(tmp_path: Path) -> None:
+    with support.running(support.nats_server(tmp_path)) as nats:
+        run_the_system(tmp_path, f"nats://127.0.0.1:{nats.port}")
+
+
+def run_the_system(tmp_path: Path, nats_url: str) -> None:
+    home = tmp_path / "home"
+    spec = tmp_path / "minga.yaml"
+    spec.write_text(
+        f"""\
+name: gw
+broker: {nats_url}
+services:
+  orders:
+    command: ["sh", "-c", "exec {sys.executable} {REPLICA} $MINGA_HTTP_PORT orders"]
+    replicas: 2
+    ports: [http]
+    health: {{http: /healthz, interval: 200ms, timeout: 200ms}}
+    stop_grace: 2s
+gateway:
+  listen: 127.0.0.1:0
+  routes: [{{path: /api/orders, service: orders, strip_prefix: true}}]
+""",
+        encoding="utf-8",
+    )
+    up = minga("up", "--detach", "-f", str(spec), "--timeout", "40", home=home, cwd=tmp_path, timeout=90)
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        status = minga("status", "--json", home=home, cwd=tmp_path)
+        doc = json.loads(status.stdout)
+        gateway = doc["gateway"]
+        assert gateway and gateway.startswith("http://127.0.0.1:")
+        with urllib.request.urlopen(f"{gateway}/api/orders/healthz", timeout=10) as r:
+            assert r.status == 200 and r.read() == b"ok"
+        seen = set()
+        for _ in range(20):
+            with urllib.request.urlopen(f"{gateway}/api/orders/echo?x=1", data=b"hi", timeout=10) as r:
+                assert r.read() == b"hi" and r.headers["X-Seen-Path"] == "/echo?x=1"
+                seen.add(r.headers["X-Replica"])
+        assert seen == {"orders"}
+        with urllib.request.urlopen(f"{gateway}/metrics", timeout=10) as r:
+            assert b'minga_gateway_requests_total{route="/api/orders",code="200"} 21' in r.read()
+    finally:
+        down = minga("down", home=home, cwd=tmp_path, timeout=60)
+        assert down.returncode == 0, down.stdout + down.stderr
