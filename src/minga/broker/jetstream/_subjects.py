@@ -1,35 +1,16 @@
-"""Subject questions a stream asks: is a pattern valid, does it match, do two patterns overlap."""
+"""Subject questions a stream asks beyond matching: do two patterns overlap, is one inside another.
+
+Validation and matching are the broker's own (:func:`minga.broker.subject_matches`...),
+re-exported here under short names for the JetStream modules.
+"""
 
 from __future__ import annotations
 
+from minga.broker import is_literal_subject as is_literal
+from minga.broker import is_valid_subject as is_valid_pattern
+from minga.broker import subject_matches as matches
+
 __all__ = ["is_literal", "is_valid_pattern", "matches", "overlaps", "subset_of"]
-
-
-def is_valid_pattern(subject: str) -> bool:
-    """True for a valid subject or subscription pattern (``*`` tokens, ``>`` last)."""
-    if not subject or any(c in subject for c in " \t\r\n"):
-        return False
-    tokens = subject.split(".")
-    return all(tok and (tok != ">" or i == len(tokens) - 1) for i, tok in enumerate(tokens))
-
-
-def is_literal(subject: str) -> bool:
-    """True for a valid subject without wildcard tokens."""
-    return is_valid_pattern(subject) and all(t not in ("*", ">") for t in subject.split("."))
-
-
-def matches(pattern: str, subject: str) -> bool:
-    """True when the literal ``subject`` matches ``pattern``."""
-    if pattern == subject or pattern == ">":
-        return True
-    p = pattern.split(".")
-    s = subject.split(".")
-    for i, tok in enumerate(p):
-        if tok == ">":
-            return len(s) > i
-        if i >= len(s) or (tok != "*" and tok != s[i]):
-            return False
-    return len(p) == len(s)
 
 
 def overlaps(a: str, b: str) -> bool:
