@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
@@ -11,7 +12,7 @@ from demo_services import Inventory, Journal, Orders, OutOfStock
 
 from minga.bus import Bus, TraceContext, current_trace
 from minga.errors import PayloadError, RemoteError, ServiceError
-from minga.service import ContainerState
+from minga.service import ContainerState, testing
 from minga.service.testing import ContainerFactory, entrypoint_hook
 
 SECRETS = {"INVENTORY_KEY": "s3cret"}
@@ -140,6 +141,13 @@ async def test_replaced_dependencies_are_injected(
         assert (await client.request("inventory", "reserve", {"sku": "a", "qty": 1}))["left"] == 99
         assert stock == {"a": 99} and inventory.state is ContainerState.RUNNING
     assert inventory.state is ContainerState.STOPPED
+
+
+@pytest.fixture(params=["embedded", "nats-server"])
+def minga_broker(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Both brokers: the shipped embedded one and a real nats-server."""
+    with testing.embedded_broker() if request.param == "embedded" else testing.nats_server() as url:
+        yield url
 
 
 async def test_many_concurrent_calls(container_factory: ContainerFactory, minga_broker: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 
 import pytest
 from demo_services import Inventory, Journal
@@ -17,8 +18,17 @@ from minga.service import (
     ServiceContainer,
     ServiceContext,
     WorkerContext,
+    testing,
 )
 from minga.service.testing import ContainerFactory, entrypoint_hook
+
+
+@pytest.fixture(params=["embedded", "nats-server"])
+def minga_broker(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Both brokers: the shipped embedded one and a real nats-server."""
+    with testing.embedded_broker() if request.param == "embedded" else testing.nats_server() as url:
+        yield url
+
 
 EVENTS: list[str] = []
 JOURNAL = Journal()  # replaced per test; announces "work begins"

@@ -2,7 +2,8 @@
 
 Installed with minga, the plugin (entry point ``pytest11: minga``) gives every test suite:
 
-- ``minga_broker``: the URL of a broker on a free loopback port, fresh for the test;
+- ``minga_broker``: the URL of minga's embedded broker (JetStream on) on a free loopback port,
+  fresh for the test (:func:`nats_server` gives a real nats-server instead);
 - ``container_factory``: ``async with container_factory(Inventory, replace={"db": fake}) as c``
   runs a real replica on that broker and stops it in order at the end of the block.
 
@@ -13,11 +14,13 @@ entrypoint of a running container directly, with the same validation as the wire
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -27,6 +30,8 @@ from unittest import mock
 
 import pytest
 
+from minga.broker import Broker, BrokerConfig
+from minga.broker.jetstream import JetStream, JetStreamConfig
 from minga.bus import Bus, Timeout
 from minga.errors import ServiceError, ServiceUnavailable
 from minga.service._container import ServiceContainer
@@ -35,10 +40,11 @@ from minga.service._service import Service
 
 __all__ = [
     "RecordingBus",
-    "broker",
     "container_factory",
+    "embedded_broker",
     "entrypoint_hook",
     "minga_broker",
+    "nats_server",
     "worker_factory",
 ]
 
@@ -128,14 +134,41 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def broker(*, jetstream: bool = True) -> Iterator[str]:
-    """A broker on a free loopback port for the duration of the block; yields its URL.
+def embedded_broker(*, jetstream: bool = True, store_dir: Path | None = None) -> Iterator[str]:
+    """minga's embedded broker on a free loopback port for the duration of the block; yields its URL.
 
-    Runs a ``nats-server`` (with JetStream) in a temporary directory.
+    It runs on its own event loop in a background thread, so it serves whatever loop (or
+    process) the test uses. JetStream is on unless ``jetstream=False``; streams are kept in
+    memory unless ``store_dir`` is given.
     """
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="minga-test-broker", daemon=True)
+    thread.start()
+
+    async def start() -> Broker:
+        extensions = [JetStream(JetStreamConfig(store_dir=store_dir))] if jetstream else []
+        server = Broker(BrokerConfig(port=0), extensions=extensions)
+        await server.start()
+        return server
+
+    try:
+        server = asyncio.run_coroutine_threadsafe(start(), loop).result(30)
+        try:
+            yield server.url
+        finally:
+            asyncio.run_coroutine_threadsafe(server.stop(), loop).result(30)
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+
+
+@contextlib.contextmanager
+def nats_server(*, jetstream: bool = True) -> Iterator[str]:
+    """A real ``nats-server`` (with JetStream) on a free loopback port, in a temporary directory."""
     binary = shutil.which("nats-server")
     if binary is None:
-        raise ServiceError("the broker fixture needs nats-server on PATH (Debian package nats-server)")
+        raise ServiceError("nats_server() needs nats-server on PATH (Debian package nats-server)")
     with tempfile.TemporaryDirectory(prefix="minga-broker-") as tmp:
         port = _free_port()
         argv = [binary, "-a", "127.0.0.1", "-p", str(port)]
@@ -144,7 +177,7 @@ def broker(*, jetstream: bool = True) -> Iterator[str]:
         proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             deadline = time.monotonic() + 10
-            while True:
+            while True:  # a child process announces nothing: wait for its port, bounded
                 if proc.poll() is not None:
                     raise ServiceError(f"nats-server exited with {proc.returncode} before listening")
                 try:
@@ -166,8 +199,12 @@ def broker(*, jetstream: bool = True) -> Iterator[str]:
 
 @pytest.fixture
 def minga_broker() -> Iterator[str]:
-    """The URL of a broker (with JetStream) on a free loopback port, stopped after the test."""
-    with broker() as url:
+    """The URL of minga's embedded broker (with JetStream, in memory) on a free loopback port, per test.
+
+    Override it in a conftest.py to run against something else, for example
+    ``with minga.service.testing.nats_server() as url: yield url``.
+    """
+    with embedded_broker() as url:
         yield url
 
 
