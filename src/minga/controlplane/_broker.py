@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from types import TracebackType
 
-from minga.errors import UsageError
+from minga.broker import Broker, BrokerConfig
+from minga.broker.jetstream import JetStream, JetStreamConfig
 
 __all__ = ["BrokerHandle"]
 
@@ -14,21 +15,31 @@ class BrokerHandle:
     """``async with BrokerHandle(url, host, port, home) as nats_url``: the URL replicas connect to.
 
     With ``url`` set, nothing is started; otherwise the embedded broker listens on
-    ``host:port`` (0: any free port) with JetStream stored under ``home/jetstream``.
+    ``host:port`` (0: any free port), with JetStream stored under ``home/jetstream`` when
+    ``jetstream`` is on.
     """
 
-    def __init__(self, url: str | None, host: str, port: int, home: Path) -> None:
+    def __init__(self, url: str | None, host: str, port: int, home: Path, *, jetstream: bool = True) -> None:
         self.url = url
         self.host = host
         self.port = port
         self.home = home
+        self.jetstream = jetstream
+        self.broker: Broker | None = None
 
     async def __aenter__(self) -> str:
         if self.url is not None:
             return self.url
-        raise UsageError("this build has no embedded broker yet: set `broker: nats://host:port` in minga.yaml")
+        extensions = []
+        if self.jetstream:
+            extensions.append(JetStream(JetStreamConfig(store_dir=self.home / "jetstream")))
+        self.broker = Broker(BrokerConfig(host=self.host, port=self.port), extensions)
+        await self.broker.start()  # UsageError when the port is taken
+        return self.broker.url
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        return None
+        if self.broker is not None:
+            await self.broker.stop()
+            self.broker = None
