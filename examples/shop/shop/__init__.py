@@ -1,0 +1,1 @@
+"""The example shop: orders, inventory, payments and notifications, run by `minga up`."""
