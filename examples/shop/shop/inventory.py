@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import uuid
 
-from minga.service import Resource
-
 from minga import Service, event, http, rpc
+from minga.service import Resource
 from shop.models import Order, Reservation, Stock
 
 START_STOCK = 1_000_000

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import uuid
 
-from minga.service import Resource
-
 from minga import Service, http, rpc
 from minga.errors import RemoteError
+from minga.service import Resource
 from shop.models import PRICES, Notify, Order, OrderRequest
 
 

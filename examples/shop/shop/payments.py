@@ -5,9 +5,8 @@ from __future__ import annotations
 import random
 import uuid
 
-from minga.service import Config
-
 from minga import Service, rpc
+from minga.service import Config
 from shop.models import Payment
 
 
