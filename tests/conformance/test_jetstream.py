@@ -231,6 +231,16 @@ async def test_pull_fetch_ack_nak_term_progress(js: JetStreamContext) -> None:
         await sub.fetch(1, timeout=0.5)
 
 
+async def test_fetch_with_heartbeats(js: JetStreamContext) -> None:
+    await js.add_stream(name="HB", subjects=["hb"])
+    sub = await js.pull_subscribe("hb", durable="hb")
+    with pytest.raises(nats.js.errors.FetchTimeoutError):  # heartbeats came, messages did not
+        await sub.fetch(2, timeout=1.5, heartbeat=0.2)
+    await js.publish("hb", b"x")
+    (msg,) = await sub.fetch(1, timeout=1.5, heartbeat=0.2)
+    assert msg.data == b"x"
+
+
 async def test_nak_with_delay(js: JetStreamContext) -> None:
     await js.add_stream(name="D", subjects=["d"])
     await js.publish("d", b"x")
@@ -286,6 +296,35 @@ async def test_workqueue_retention(js: JetStreamContext) -> None:
     with pytest.raises(nats.js.errors.BadRequestError) as err:
         await js.add_consumer("Q", ConsumerConfig(durable_name="other", ack_policy=AckPolicy.EXPLICIT))
     assert err.value.err_code == 10099
+
+
+async def test_ack_policies_none_and_all_and_filters(js: JetStreamContext) -> None:
+    await js.add_stream(name="AP", subjects=["ap.>"])
+    for i in range(4):
+        await js.publish(f"ap.{'x' if i % 2 else 'y'}", str(i).encode())
+    none = await js.pull_subscribe("ap.>", durable="none", config=ConsumerConfig(ack_policy=AckPolicy.NONE))
+    assert len(await none.fetch(4, timeout=1)) == 4
+    info = await none.consumer_info()
+    assert (info.num_ack_pending, info.ack_floor.stream_seq) == (0, 4)
+    every = await js.pull_subscribe("ap.>", durable="all", config=ConsumerConfig(ack_policy=AckPolicy.ALL))
+    msgs = await every.fetch(4, timeout=1)
+    await msgs[2].ack_sync()  # acknowledges the first three
+    info = await every.consumer_info()
+    assert (info.num_ack_pending, info.ack_floor.stream_seq) == (1, 3)
+    only_x = await js.pull_subscribe("ap.x", durable="x")
+    assert [m.data for m in await only_x.fetch(4, timeout=1)] == [b"1", b"3"]
+
+
+async def test_interest_retention(js: JetStreamContext) -> None:
+    await js.add_stream(name="I", subjects=["i"], retention=RetentionPolicy.INTEREST)
+    await js.publish("i", b"nobody listens")
+    assert (await js.stream_info("I")).state.messages == 0
+    sub = await js.pull_subscribe("i", durable="one")
+    await js.publish("i", b"kept")
+    assert (await js.stream_info("I")).state.messages == 1
+    (msg,) = await sub.fetch(1, timeout=2)
+    await msg.ack_sync()
+    assert (await js.stream_info("I")).state.messages == 0
 
 
 async def test_max_ack_pending_and_consumer_info(js: JetStreamContext) -> None:

@@ -327,5 +327,7 @@ def consumer_next(js: JetStream, args: list[str], d: Delivery) -> Reply:
         max_bytes = int(req.get("max_bytes") or 0)
         heartbeat = int(req.get("idle_heartbeat") or 0)
     now = time.time_ns()
-    js.pull(c, PullRequest(reply, max(batch, 1), now + expires if expires > 0 else 0, no_wait, max_bytes, heartbeat))
+    request = PullRequest(reply, max(batch, 1), now + expires if expires > 0 else 0, no_wait, max_bytes, heartbeat)
+    request.last_sent = now
+    js.pull(c, request)
     return None

@@ -54,7 +54,7 @@ class PullRequest:
     heartbeat: int = 0  # ns
     delivered: int = 0
     bytes: int = 0
-    last_sent: int = 0
+    last_sent: int = 0  # Unix ns of the last message or heartbeat sent for this request
 
 
 @dataclass(slots=True)

@@ -557,6 +557,11 @@ class JetStream:
         self._save_consumers()
 
     def _heartbeat(self, c: Consumer, now: int) -> None:
+        for req in c.waiting:
+            # a waiting pull request that asked for heartbeats hears that the consumer is alive
+            if req.heartbeat and now - req.last_sent >= req.heartbeat:
+                req.last_sent = now
+                self._status(req.reply, 100, "Idle Heartbeat")
         hb = c.config.idle_heartbeat
         if not hb or not c.config.is_push:
             return
