@@ -15,6 +15,7 @@ from rich.markup import escape
 from minga._version import __version__
 from minga.cli import broker as broker_cli
 from minga.cli import bus as bus_commands
+from minga.cli import demo as demo_cli
 from minga.cli import gateway as gateway_cmd
 from minga.cli import run as run_cmd
 from minga.cli import runtime
@@ -58,6 +59,7 @@ app.command("run")(run_cmd.run)
 app.command("call")(bus_commands.call)
 app.command("publish")(bus_commands.publish)
 app.command("broker")(broker_cli.broker)
+app.command("demo")(demo_cli.demo)
 
 gateway_group = typer.Typer(
     help="The API gateway, and load balancer configs from the registry.", no_args_is_help=True

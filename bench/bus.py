@@ -1,0 +1,249 @@
+"""The bus benchmark: the same nats-py harness against nats-server and the embedded broker.
+
+    python bench/bus.py [--messages 200000] [--size 128] [--requests 5000]
+
+For each server, started fresh as its own process on a free port:
+
+- publish-only: one process publishes ``--messages`` messages of ``--size`` bytes to a subject
+  nobody listens on, and flushes; messages per second.
+- end to end: a subscriber process and a publisher process (separate from each other and from
+  the server); from the first publish to the last message received; messages per second.
+- request/reply: a responder process; this process sends ``--requests`` sequential requests and
+  reports the latency percentiles.
+
+Prints each figure and the embedded/nats-server ratio. Targets: end to end >= 0.5x,
+request/reply p50 <= 2x nats-server's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+import nats
+
+SUBJECT = "bench.data"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"nothing listened on {port}") from None
+            time.sleep(0.05)
+
+
+@dataclass
+class Server:
+    name: str
+    argv: list[str]
+    port: int
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> Server:
+        self.proc = subprocess.Popen(self.argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for_port(self.port, self.proc)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.proc is not None
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
+def servers() -> list[Server]:
+    binary = shutil.which("nats-server")
+    if binary is None:
+        raise SystemExit("nats-server is not installed (`make test` installs it)")
+    p1, p2 = free_port(), free_port()
+    return [
+        Server("nats-server", [binary, "-a", "127.0.0.1", "-p", str(p1)], p1),
+        Server("embedded", [sys.executable, "-m", "minga", "broker", "--port", str(p2)], p2),
+    ]
+
+
+# -- child roles (run as `python bench/bus.py --role ...`) ------------------
+
+
+async def role_publish(url: str, count: int, size: int, subject: str) -> None:
+    nc = await nats.connect(url)
+    payload = b"x" * size
+    # wait for the go signal on stdin, so that the subscriber is surely listening
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    started = time.monotonic()
+    publish = nc.publish
+    for _ in range(count):
+        await publish(subject, payload)
+    await nc.flush(timeout=120)
+    ended = time.monotonic()
+    print(json.dumps({"started": started, "ended": ended}), flush=True)
+    await nc.close()
+
+
+async def role_subscribe(url: str, count: int) -> None:
+    nc = await nats.connect(url)
+    done = asyncio.Event()
+    received = 0
+    last = 0.0
+
+    async def on_message(msg: object) -> None:
+        nonlocal received, last
+        received += 1
+        if received == count:
+            last = time.monotonic()
+            done.set()
+
+    await nc.subscribe(SUBJECT, cb=on_message, pending_msgs_limit=count + 1, pending_bytes_limit=-1)
+    await nc.flush()
+    await nc.flush()
+    print("ready", flush=True)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(done.wait(), 300)
+    print(json.dumps({"received": received, "last": last}), flush=True)
+    await nc.close()
+
+
+async def role_respond(url: str) -> None:
+    nc = await nats.connect(url)
+
+    async def on_request(msg: nats.aio.msg.Msg) -> None:
+        await msg.respond(msg.data)
+
+    await nc.subscribe("bench.echo", cb=on_request)
+    await nc.flush()
+    await nc.flush()
+    print("ready", flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    await nc.close()
+
+
+# -- measurements --------------------------------------------------------------
+
+
+def child(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, __file__, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+
+
+def publish_only(url: str, count: int, size: int) -> float:
+    pub = child("--role", "publish", "--url", url, "--messages", str(count), "--size", str(size), "--subject", "bench.void")
+    assert pub.stdin is not None and pub.stdout is not None
+    pub.stdin.write("go\n")
+    pub.stdin.flush()
+    result = json.loads(pub.stdout.readline())
+    pub.wait(60)
+    return count / (result["ended"] - result["started"])
+
+
+def end_to_end(url: str, count: int, size: int) -> float:
+    sub = child("--role", "subscribe", "--url", url, "--messages", str(count))
+    assert sub.stdout is not None
+    if sub.stdout.readline().strip() != "ready":
+        raise RuntimeError("subscriber failed to start")
+    pub = child("--role", "publish", "--url", url, "--messages", str(count), "--size", str(size), "--subject", SUBJECT)
+    assert pub.stdin is not None and pub.stdout is not None
+    pub.stdin.write("go\n")
+    pub.stdin.flush()
+    published = json.loads(pub.stdout.readline())
+    received = json.loads(sub.stdout.readline())
+    pub.wait(60)
+    sub.wait(60)
+    if received["received"] != count:
+        raise RuntimeError(f"the subscriber got {received['received']} of {count} messages")
+    return count / (received["last"] - published["started"])
+
+
+async def request_latency(url: str, requests: int, size: int) -> tuple[float, float]:
+    responder = child("--role", "respond", "--url", url)
+    assert responder.stdout is not None and responder.stdin is not None
+    if responder.stdout.readline().strip() != "ready":
+        raise RuntimeError("responder failed to start")
+    nc = await nats.connect(url)
+    payload = b"x" * size
+    for _ in range(200):  # warm up
+        await nc.request("bench.echo", payload, timeout=5)
+    samples = []
+    for _ in range(requests):
+        started = time.perf_counter()
+        await nc.request("bench.echo", payload, timeout=5)
+        samples.append(time.perf_counter() - started)
+    await nc.close()
+    responder.stdin.write("stop\n")
+    responder.stdin.flush()
+    responder.wait(30)
+    samples.sort()
+    return statistics.median(samples), samples[int(len(samples) * 0.99) - 1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--messages", type=int, default=200_000)
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--requests", type=int, default=5000)
+    parser.add_argument("--role", choices=["publish", "subscribe", "respond"])
+    parser.add_argument("--url")
+    parser.add_argument("--subject", default=SUBJECT)
+    args = parser.parse_args()
+    if args.role == "publish":
+        asyncio.run(role_publish(args.url, args.messages, args.size, args.subject))
+        return
+    if args.role == "subscribe":
+        asyncio.run(role_subscribe(args.url, args.messages))
+        return
+    if args.role == "respond":
+        asyncio.run(role_respond(args.url))
+        return
+
+    results: dict[str, dict[str, float]] = {}
+    for server in servers():
+        with server:
+            pub_rate = publish_only(server.url, args.messages, args.size)
+            e2e_rate = end_to_end(server.url, args.messages, args.size)
+            p50, p99 = asyncio.run(request_latency(server.url, args.requests, args.size))
+        results[server.name] = {"publish": pub_rate, "e2e": e2e_rate, "p50": p50, "p99": p99}
+        print(
+            f"{server.name:>12}: publish-only {pub_rate:>10,.0f} msg/s   end-to-end {e2e_rate:>10,.0f} msg/s   "
+            f"request/reply p50 {p50 * 1e6:>7.1f} us  p99 {p99 * 1e6:>7.1f} us",
+            flush=True,
+        )
+    ours, anchor = results["embedded"], results["nats-server"]
+    print()
+    print(f"embedded / nats-server, {args.messages:,} messages of {args.size} bytes, {args.requests:,} requests:")
+    print(f"  publish-only throughput  {ours['publish'] / anchor['publish']:.2f}x")
+    print(f"  end-to-end throughput    {ours['e2e'] / anchor['e2e']:.2f}x   (target >= 0.5x)")
+    print(f"  request/reply p50        {ours['p50'] / anchor['p50']:.2f}x   (target <= 2x)")
+    print(f"  request/reply p99        {ours['p99'] / anchor['p99']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
