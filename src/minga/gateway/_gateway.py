@@ -43,6 +43,10 @@ class _UpstreamState:
         self.idle = asyncio.Event()
         self.idle.set()
 
+    def started(self) -> None:
+        self.outstanding += 1
+        self.idle.clear()
+
     def finished(self) -> None:
         self.outstanding -= 1
         if self.outstanding <= 0:
@@ -212,7 +216,9 @@ class Gateway:
             await asyncio.sleep(tick)
             now = self.loop.time()
             for client in list(self.clients):
-                if client.deadline and now >= client.deadline:
+                if (client.deadline and now >= client.deadline) or (
+                    client.upstream_deadline and now >= client.upstream_deadline
+                ):
                     client.expire(now)
 
     def _all_endpoints(self) -> Iterable[Endpoint]:
@@ -253,7 +259,6 @@ class Gateway:
             a, b = candidates[i], candidates[j]
             chosen = a if a.outstanding <= b.outstanding else b
         chosen.breaker.acquire(now)
-        chosen.idle.clear()
         return chosen
 
     # -- draining ------------------------------------------------------------------------------

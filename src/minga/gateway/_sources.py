@@ -83,7 +83,7 @@ class DiscoverySource:
     def __init__(self, cache: InstanceCache, port: str = "http") -> None:
         self.cache = cache
         self.port = port
-        self._revision = -1
+        self._generation = -1
         self._table: dict[str, tuple[Endpoint, ...]] = {}
 
     def _endpoint(self, instance: Instance) -> Endpoint | None:
@@ -93,11 +93,11 @@ class DiscoverySource:
         return None if port is None else Endpoint(instance.id, instance.host, port)
 
     def _rebuild(self) -> None:
-        self._revision = self.cache.revision
+        self._generation = self.cache.generation
         self._table = {}
 
     def endpoints(self, service: str) -> Sequence[Endpoint]:
-        if self.cache.revision != self._revision:
+        if self.cache.generation != self._generation:
             self._rebuild()
         found = self._table.get(service)
         if found is None:
@@ -116,4 +116,3 @@ class DiscoverySource:
             return seen
 
         await self.cache.wait_for(later)
-        self._rebuild()  # a reset with an unchanged revision is a change too
