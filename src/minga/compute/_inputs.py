@@ -121,9 +121,12 @@ def format_of(path: str, forced: str | None) -> str:
 
 
 def split_size_for(total_bytes: int, parallelism: int) -> int:
-    """A split size giving each worker about four tasks (even finish, room for backups),
-    between 1 MiB and 64 MiB."""
-    return max(1 << 20, min(64 << 20, total_bytes // max(1, parallelism * 4) + 1))
+    """A split size giving each worker about two tasks, between 1 MiB and 256 MiB.
+
+    Few large splits keep the shuffle small (each map emits its distinct keys once when it
+    combines); two per worker leave room to even out the finish and to back up a straggler.
+    Memory does not grow with the split: inputs are read in batches of ``BATCH_BYTES``."""
+    return max(1 << 20, min(256 << 20, total_bytes // max(1, parallelism * 2) + 1))
 
 
 def plan_splits(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -41,19 +41,27 @@ class PartWriter:
         if fmt in ("jsonl", "tsv"):
             self._file = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
         self._dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+        #: write(key, value): one pair; bound to the format's writer once, not tested per pair
+        self.write: Callable[[Any, Any], None] = {"jsonl": self._write_jsonl, "tsv": self._write_tsv}.get(fmt, self._write_pair)
 
-    def write(self, key: Any, value: Any) -> None:
+    def _write_pair(self, key: Any, value: Any) -> None:
         self.records += 1
-        if self._file is None:
-            self._pairs.append((key, value))
-            return
-        if self.fmt == "jsonl":
-            if type(key) is str and type(value) is int:  # the common case, without the encoder's overhead
-                self._lines.append(f"[{_json_str(key)},{value}]")
-            else:
-                self._lines.append(self._dumps([key, value]))
+        self._pairs.append((key, value))
+
+    def _write_jsonl(self, key: Any, value: Any) -> None:
+        self.records += 1
+        if type(key) is str and type(value) is int:  # the common case, without the encoder's overhead
+            self._lines.append(f"[{_json_str(key)},{value}]")
         else:
-            self._lines.append(f"{_cell(key)}\t{_cell(value)}")
+            self._lines.append(self._dumps([key, value]))
+        if len(self._lines) >= _FLUSH:
+            self._flush()
+
+    def _write_tsv(self, key: Any, value: Any) -> None:
+        self.records += 1
+        self._lines.append(
+            f"{key if type(key) is str else _cell(key)}\t{value if type(value) is str else _cell(value)}"
+        )
         if len(self._lines) >= _FLUSH:
             self._flush()
 

@@ -275,10 +275,17 @@ def _bump(counters: dict[tuple[str, str], int], name: str, n: int) -> None:
         counters[k] = counters.get(k, 0) + n
 
 
+def _read_segment_blocks(seg: Segment) -> Iterator[list[Any]]:
+    path, offset, length, _ = seg
+    with open(path, "rb") as f:
+        f.seek(offset)
+        yield from _read_blocks(f, length)
+
+
 def iter_groups(
     segments: Sequence[Segment], budget: int, tmp_dir: str, counters: dict[tuple[str, str], int] | None = None
-) -> Iterator[tuple[Any, list[list[Any]]]]:
-    """Each key of a partition once, in sorted order, with the value lists of every run.
+) -> Iterator[tuple[Any, list[Any]]]:
+    """Each key of a partition once, in sorted order, with all its values from every run.
 
     Runs whose encoded size fits in a quarter of ``budget`` are merged in a dict; larger
     inputs are k-way merged from disk with at most ``FAN_IN`` runs open at once.
@@ -287,15 +294,16 @@ def iter_groups(
     counters = counters if counters is not None else {}
     _bump(counters, "reduce runs", len(segments))
     if total * 4 <= budget:
-        merged: dict[Any, list[list[Any]]] = {}
+        merged: dict[Any, list[Any]] = {}
         get = merged.get
         for seg in segments:
-            for key, values in read_segment(seg):
-                lst = get(key)
-                if lst is None:
-                    merged[key] = [values]
-                else:
-                    lst.append(values)
+            for block in _read_segment_blocks(seg):
+                for key, values in block:
+                    lst = get(key)
+                    if lst is None:
+                        merged[key] = values  # a fresh list, decoded for this task alone
+                    else:
+                        lst.extend(values)
         for key in sorted(merged):
             yield key, merged[key]
         return
@@ -310,8 +318,8 @@ def iter_groups(
             with open(path, "wb") as f:
                 length = 0
                 buf: list[Any] = []
-                for key, lists in _merge(group):
-                    buf.append((key, [v for vs in lists for v in vs]))
+                for item in _merge(group):
+                    buf.append(item)
                     count += 1
                     if len(buf) >= _BLOCK:
                         length += _write_blocks(f, buf)
@@ -324,22 +332,22 @@ def iter_groups(
     yield from _merge(runs)
 
 
-def _merge(runs: Sequence[Segment]) -> Iterator[tuple[Any, list[list[Any]]]]:
+def _merge(runs: Sequence[Segment]) -> Iterator[tuple[Any, list[Any]]]:
     if len(runs) == 1:
-        for key, values in read_segment(runs[0]):
-            yield key, [values]
+        for block in _read_segment_blocks(runs[0]):
+            yield from block
         return
     current: Any = None
-    lists: list[list[Any]] = []
+    acc: list[Any] = []
     first = True
     for key, values in heapq.merge(*(read_segment(r) for r in runs), key=itemgetter(0)):
         if not first and key == current:
-            lists.append(values)
+            acc.extend(values)
             continue
         if not first:
-            yield current, lists
+            yield current, acc
         first = False
         current = key
-        lists = [values]
+        acc = values
     if not first:
-        yield current, lists
+        yield current, acc

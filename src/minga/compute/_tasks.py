@@ -262,24 +262,16 @@ def _reduce_task(
     groups = records_in = 0
     write = writer.write
     inst.setup()
-    for key, lists in iter_groups(segments, job.memory_budget, attempt_dir, inst.counters):
+    for key, values in iter_groups(segments, job.memory_budget, attempt_dir, inst.counters):
         groups += 1
+        records_in += len(values)
         if rng is not None:
-            values: Any = [v for vs in lists for v in vs]
             rng.shuffle(values)
-            records_in += len(values)
-            values = iter(values)
-        elif len(lists) == 1:
-            records_in += len(lists[0])
-            values = iter(lists[0])
-        else:
-            records_in += sum(map(len, lists))
-            values = itertools.chain.from_iterable(lists)
         if reduce is None:
             for v in values:
                 write(key, v)
         else:
-            for k2, v2 in reduce(key, values) or ():
+            for k2, v2 in reduce(key, iter(values)) or ():
                 write(k2, v2)
         if progress is not None and groups % 65536 == 0:
             progress(0, 65536)
