@@ -44,9 +44,8 @@ class TeraSort(MapReduce):
     def setup(self) -> None:
         self.bounds: list[str] = self.config["boundaries"]
 
-    def map_batch(self, records: Lines) -> Iterator[tuple[str, str]]:
-        for line in records:
-            yield line[:10], line[11:]
+    def map_batch(self, records: Lines) -> list[tuple[str, str]]:
+        return [(line[:10], line[11:]) for line in records]
 
     def partition(self, key: str, partitions: int) -> int:
         return bisect.bisect_right(self.bounds, key)

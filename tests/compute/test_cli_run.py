@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
+
+from rich.console import Console
+
+from minga.compute import demo
 
 JOBS = Path(__file__).resolve().parents[2] / "examples" / "jobs"
 TEXT = "".join(f"alpha beta{i % 3} gamma{i % 5}\n" for i in range(2000))
@@ -77,3 +82,12 @@ def test_mistakes_are_one_line(tmp_path: Path) -> None:
         assert proc.returncode == 2, proc.stderr
         assert message in " ".join(proc.stderr.split())  # rich wraps long lines
         assert "Traceback" not in proc.stderr
+
+
+def test_the_demo_step(tmp_path: Path) -> None:
+    console = Console(file=io.StringIO(), width=120)
+    top = demo(console, size=300_000, work_dir=tmp_path)
+    shown = console.file.getvalue()  # type: ignore[attr-defined]
+    assert "WordCount" in shown and "map input records" in shown and "top words" in shown
+    assert len(top) == 10 and all(top[i][1] >= top[i + 1][1] for i in range(9))
+    assert list(tmp_path.iterdir()) == []

@@ -206,3 +206,12 @@ def test_engines_agree_whatever_the_workers(tmp_path: Path) -> None:
             engine.close()
     assert outputs[0] == outputs[1] == outputs[2]
     assert dict(outputs[0]) == _expected(corpus)
+
+
+def test_job_classes_must_be_findable_by_workers(tmp_path: Path) -> None:
+    class Local(WordCount):
+        pass
+
+    (tmp_path / "in.txt").write_text(TEXT)
+    with pytest.raises(UsageError, match="module level"):
+        run(Local, [tmp_path / "in.txt"], tmp_path / "out")

@@ -186,6 +186,10 @@ class JobRef:
 
     @classmethod
     def of(cls, job_class: type[MapReduce]) -> JobRef:
+        """Raises :class:`~minga.errors.UsageError` for a class defined inside a function,
+        which no worker could find again."""
+        if "<locals>" in job_class.__qualname__:
+            raise UsageError(f"{job_class.__qualname__} is defined inside a function: define job classes at module level")
         module = sys.modules.get(job_class.__module__)
         path = getattr(module, "__file__", None)
         return cls(job_class.__module__, job_class.__qualname__, str(Path(path).resolve()) if path else None)

@@ -111,7 +111,7 @@ def format_of(path: str, forced: str | None) -> str:
             raise UsageError(f"unknown input format {forced!r}: use one of {', '.join(FORMATS[:4])}")
         return forced
     name = path.lower().removesuffix(".gz")
-    if name.endswith((".jsonl", ".ndjson", ".json")):
+    if name.endswith((".jsonl", ".ndjson")):
         return "jsonl"
     if name.endswith(".csv"):
         return "csv"
