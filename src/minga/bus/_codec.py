@@ -41,8 +41,8 @@ def decode(data: bytes) -> Any:
     if not data:
         return None
     try:
-        return json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return pydantic_core.from_json(data)  # several times faster than json.loads on small bodies
+    except ValueError as exc:
         raise PayloadError(f"payload is not valid JSON: {exc}") from None
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 from minga.errors import UsageError
@@ -43,11 +44,13 @@ def _check_topic(topic: str, *, wildcards: bool) -> str:
     return topic
 
 
+@functools.lru_cache(maxsize=4096)  # called for every request: validate each name once
 def rpc_subject(service: str, method: str) -> str:
     """``minga.rpc.<service>.<method>``."""
     return f"minga.rpc.{check_name('service', service)}.{check_name('method', method)}"
 
 
+@functools.lru_cache(maxsize=4096)
 def event_subject(topic: str, *, wildcards: bool = False) -> str:
     """``minga.evt.<topic>``; a subscription may use NATS wildcards in ``topic``."""
     return f"minga.evt.{_check_topic(topic, wildcards=wildcards)}"

@@ -26,7 +26,9 @@ def _hex(bits: int) -> str:
     return f"{value:0{bits // 4}x}"
 
 
-_HEADER = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
+_HEADER = re.compile(r"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}\Z")
+_ZERO_TRACE = "0" * 32
+_ZERO_SPAN = "0" * 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,13 +53,15 @@ class TraceContext:
         """
         if not header:
             return None
-        m = _HEADER.match(header.strip().lower())
-        if m is None:
+        value = header.strip().lower()
+        # split and check lengths first: a regex costs more than everything else on this path
+        parts = value.split("-")
+        if len(parts) != 4 or tuple(map(len, parts)) != (2, 32, 16, 2) or _HEADER.match(value) is None:
             return None
-        version, trace_id, span_id, flags = m.groups()
-        if version == "ff" or trace_id == "0" * 32 or span_id == "0" * 16:
+        version, trace_id, span_id, flags = parts
+        if version == "ff" or trace_id == _ZERO_TRACE or span_id == _ZERO_SPAN:
             return None
-        return cls(trace_id=trace_id, span_id=span_id, sampled=bool(int(flags, 16) & 1))
+        return cls(trace_id, span_id, None, bool(int(flags, 16) & 1))
 
     def child(self) -> TraceContext:
         """A new span in the same trace, caused by this one."""

@@ -85,7 +85,7 @@ class Signature:
             validated = self.model.model_validate(payload)
         except pydantic.ValidationError as exc:
             raise _errors(exc) from None
-        return {p.name: getattr(validated, p.name) for p in self.params}
+        return dict(validated.__dict__)  # the model's fields are exactly the parameters
 
     def value(self, payload: Any) -> dict[str, Any]:
         """Keyword arguments from an event or job payload.
