@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from minga.bus import Bus, Timeout
@@ -58,6 +59,10 @@ async def test_shop_survives_a_sigkill_and_down_leaves_nothing(tmp_path: Path) -
         cp = ControlPlaneClient(state.url)
         doc = await cp.status()
         assert [s["name"] for s in doc["services"]] == ["inventory", "payments", "notifications", "orders"]
+        gateway = doc["gateway"]
+        assert gateway, "minga.yaml's gateway: section starts the gateway"
+        async with aiohttp.ClientSession() as http, http.get(f"{gateway}/api/orders/healthz") as r:
+            assert r.status == 200, await r.text()
         assert all(s["replicas"] == 2 and len(s["instances"]) == 2 for s in doc["services"])
         seen_pids |= {i["pid"] for s in doc["services"] for i in s["instances"]}
         victim = next(s for s in doc["services"] if s["name"] == "orders")["instances"][0]

@@ -80,6 +80,8 @@ def status_table(doc: dict[str, Any]) -> Table:
 
 def _print_endpoints(doc: dict[str, Any]) -> None:
     console.print(f"control plane  {doc['control']}   broker  {doc['broker']}   home  {doc['home']}")
+    if doc.get("gateway"):
+        console.print(f"gateway        {doc['gateway']}")
 
 
 def _last_lines(home: Path, service: str, n: int = 10) -> list[str]:
