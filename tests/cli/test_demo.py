@@ -17,6 +17,7 @@ async def test_the_demo_walks_through_every_step() -> None:
     assert "bob (orders.>)" in text and "orders.eu.paid" in text
     assert "every job handled exactly once: True" in text
     assert "no responders" in text
+    assert "MapReduce: word count" in text and "top words" in text
     assert "broker stopped" in text
 
 

@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from minga.broker import Broker, BrokerConfig
+from minga.compute import demo as compute_demo
 
 __all__ = ["STEPS", "DemoContext", "DemoStep", "demo", "run_demo"]
 
@@ -141,7 +142,14 @@ async def request_reply(ctx: DemoContext) -> None:
         ctx.console.print("  client asks [cyan]svc.nobody.home[/] -> no responders (status 503, at once)")
 
 
-STEPS: list[DemoStep] = [publish_subscribe, queue_group, request_reply]
+async def mapreduce(ctx: DemoContext) -> None:
+    """examples/jobs/wordcount.py on a small generated corpus, with the local engine's progress."""
+    ctx.console.rule("[bold]4. MapReduce: word count[/]")
+    # the job forks worker processes and blocks while it runs: keep it off the event loop
+    await asyncio.to_thread(compute_demo, ctx.console, size=8 << 20)
+
+
+STEPS: list[DemoStep] = [publish_subscribe, queue_group, request_reply, mapreduce]
 """The walk ``minga demo`` takes, in order."""
 
 

@@ -308,7 +308,8 @@ class _Driver:
         job = self.job
         p = self.progress
         record: dict[str, Any] = {
-            "job": f"{job.job.module}:{job.job.qualname}",
+            "job": f"{os.path.basename(job.job.path) if job.job.path else job.job.module}:{job.job.qualname}",
+            "job_module": job.job.module,
             "job_file": job.job.path,
             "engine": self.engine.name,
             "status": status,
