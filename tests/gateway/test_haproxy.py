@@ -146,8 +146,38 @@ async def test_cli_renders_from_a_control_plane_url(
             assert result.returncode == 0, result.stderr.decode()
             text = out.read_text()
             assert f"server shop-1 127.0.0.1:{a.port} check" in text and "bind 127.0.0.1:18080" in text
+            await _serve_through_the_cli(tmp_path, spec, url)
         finally:
             await runner.cleanup()
+
+
+async def _serve_through_the_cli(tmp_path: Path, spec: Path, url: str) -> None:
+    """`minga gateway serve` on the same registry answers through the gateway and logs JSON lines."""
+    port = free_port()
+    log = tmp_path / "serve.log"
+    argv = [
+        sys.executable,
+        "-m",
+        "minga",
+        "gateway",
+        "serve",
+        "-f",
+        str(spec),
+        "--discovery",
+        url,
+        "--listen",
+        f"127.0.0.1:{port}",
+        "--access-log",
+    ]
+    server = ServerProcess(argv, port, log=log)
+    await asyncio.to_thread(server.start, 30.0)
+    try:
+        async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/api/shop/hello") as r:
+            assert r.status == 200 and (await r.json()) == {"replica": "a"}
+    finally:
+        await asyncio.to_thread(server.stop)
+    lines = [line for line in log.read_text().splitlines() if line.startswith("{")]
+    assert lines and '"path":"/api/shop/hello"' in lines[-1] and '"status":200' in lines[-1]
 
 
 def test_the_haproxy_binary_is_there() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 from pathlib import Path
 from typing import Annotated
@@ -60,8 +61,22 @@ async def _until_signalled() -> None:
     await stop.wait()
 
 
-def serve(file: SpecFile = Path("minga.yaml"), discovery: Discovery = None, listen: Listen = None) -> None:
+def serve(
+    file: SpecFile = Path("minga.yaml"),
+    discovery: Discovery = None,
+    listen: Listen = None,
+    access_log: Annotated[
+        bool, typer.Option("--access-log", help="print one JSON line per request on stderr")
+    ] = False,
+) -> None:
     """Run the minga gateway in this process, routing to the registry's healthy instances (Ctrl-C stops it)."""
+    if access_log:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger = logging.getLogger("minga.gateway.access")
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
     gateway_spec = _gateway_spec(file)
     host, port = _listen(gateway_spec, listen)
     gateway_spec = gateway_spec.model_copy(update={"host": host, "port": port})
