@@ -8,15 +8,15 @@ from pathlib import Path
 import pytest
 
 import support
+from minga.service.testing import embedded_broker
 
 
 @pytest.fixture(params=["nats-server", "embedded"])
 def broker_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "nats-server":
-        server = support.nats_server(tmp_path, jetstream=True)
+        with support.running(support.nats_server(tmp_path, jetstream=True)) as server:
+            yield f"nats://127.0.0.1:{server.port}"
     else:
-        port = support.free_port()
-        argv = support.python_module("minga", ["broker", "--port", str(port), "--store", str(tmp_path / "js")])
-        server = support.ServerProcess(argv, port, log=tmp_path / "broker.log")
-    with support.running(server):
-        yield f"nats://127.0.0.1:{server.port}"
+        # in a thread of this process (starts in milliseconds), with JetStream's file store
+        with embedded_broker(store_dir=tmp_path / "js") as url:
+            yield url
