@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from minga.broker._protocol import Connect, Invalid, Parser, Ping, Pong, Pub, Sub, Unsub
+from minga.broker._protocol import Connect, Frame, Invalid, Parser, Ping, Pong, Pub, Sub, Unsub
 from minga.broker._subjects import is_literal_subject, is_valid_subject
 
 if TYPE_CHECKING:
@@ -100,6 +100,7 @@ class ClientConnection(asyncio.Protocol):
         self.host = ""
         self.port = 0
         self.tls_version = ""
+        self.handshaking = False
         self.pings_out = 0
         self.awaiting_handshake = False
         self._timer: asyncio.TimerHandle | None = None
@@ -121,6 +122,7 @@ class ClientConnection(asyncio.Protocol):
             transport.pause_reading()
         transport.write(broker._info_line(self))
         if tls is not None:
+            self.handshaking = True
             broker._spawn(self._upgrade(tls, timeouts.auth))
         self.awaiting_handshake = not self.authorized or tls is not None
         if self.awaiting_handshake:
@@ -132,26 +134,50 @@ class ClientConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.closed:
             return
-        for frame in self.parser.feed(data):
-            kind = type(frame)
-            if kind is Pub:
-                self._on_pub(frame)  # type: ignore[arg-type]
-            elif not self.authorized and kind is not Connect:
-                self.close(ERR_AUTH)
-            elif kind is Sub:
-                self._on_sub(frame)  # type: ignore[arg-type]
-            elif kind is Unsub:
-                self._on_unsub(frame)  # type: ignore[arg-type]
-            elif kind is Ping:
-                self.send(b"PONG\r\n")
-            elif kind is Pong:
-                self.pings_out = 0
-            elif kind is Connect:
-                self._on_connect(frame)  # type: ignore[arg-type]
-            elif kind is Invalid:
-                self.close(frame.message)  # type: ignore[union-attr]
+        frames = self.parser.feed(data)
+        if not frames:
+            return
+        broker = self.broker
+        route = broker._route
+        count = 0
+        total = 0
+        for frame in frames:
+            if type(frame) is Pub and self.authorized and not self.pedantic and not self.verbose:
+                # the hot path: what nats-py sends, inlined; the counters are added once per read
+                subject, reply, headers, payload = frame
+                size = len(payload) if headers is None else len(payload) + len(headers)
+                count += 1
+                total += size
+                if not route(subject, reply, headers, payload, self) and reply and self.no_responders:
+                    broker._no_responders(self, reply)
+            else:
+                self._dispatch(frame)
             if self.closed:
-                return
+                break
+        if count:
+            self.in_msgs += count
+            self.in_bytes += total
+            broker.in_msgs += count
+            broker.in_bytes += total
+
+    def _dispatch(self, frame: Frame) -> None:
+        kind = type(frame)
+        if kind is Pub:
+            self._on_pub(frame)  # type: ignore[arg-type]
+        elif not self.authorized and kind is not Connect:
+            self.close(ERR_AUTH)
+        elif kind is Sub:
+            self._on_sub(frame)  # type: ignore[arg-type]
+        elif kind is Unsub:
+            self._on_unsub(frame)  # type: ignore[arg-type]
+        elif kind is Ping:
+            self.send(b"PONG\r\n")
+        elif kind is Pong:
+            self.pings_out = 0
+        elif kind is Connect:
+            self._on_connect(frame)  # type: ignore[arg-type]
+        elif kind is Invalid:
+            self.close(frame.message)  # type: ignore[union-attr]
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.close_reason = self.close_reason or ("Client Closed" if exc is None else str(exc))
@@ -253,6 +279,8 @@ class ClientConnection(asyncio.Protocol):
         out = self.out
         if not out or self.closed or self.transport is None:
             return
+        if self.handshaking:
+            return  # the TLS handshake owns the socket; _upgrade flushes once it is done
         data = out[0] if len(out) == 1 else b"".join(out)
         out.clear()
         self.out_size = 0
@@ -291,7 +319,7 @@ class ClientConnection(asyncio.Protocol):
         """Close after writing what is queued, and ``-ERR 'error'`` when given."""
         if self.closed:
             return
-        if error is not None:
+        if error is not None and not self.handshaking:
             self.send_err(error)
         self.flush()
         self.close_reason = reason or error or "Server Shutdown"
@@ -337,6 +365,7 @@ class ClientConnection(asyncio.Protocol):
             transport.abort()
             self._teardown()
             return
+        self.handshaking = False
         if tls is None or self.closed:
             return
         self.transport = tls

@@ -323,68 +323,81 @@ class Broker:
             )
             plain_head = b"MSG " + subject + b" "
             plain_tail = (b" " + reply if reply else b"") + b" %d\r\n" % len(payload) + payload + b"\r\n"
+        size = len(payload) if headers is None else len(payload) + len(headers)
         delivered = 0
         for sub in plain:
-            client = sub.client
-            if client is origin and client is not None and not client.echo:
+            if sub.closed:
                 continue
-            self._deliver(sub, client, head, tail, plain_head, plain_tail, subject, reply, headers, payload, origin)
+            client = sub.client
+            if client is None:
+                self._deliver_internal(sub, subject, reply, headers, payload)
+            elif client is origin and not client.echo:
+                continue
+            else:
+                # the common case, inlined: queue the framed message on the client
+                data = head + sub.sid + tail if headers is None or client.headers else plain_head + sub.sid + plain_tail
+                out = client.out
+                if not out and not client.closed:
+                    self._mark_dirty(client)
+                out.append(data)
+                client.out_size += len(data)
+                client.out_msgs += 1
+                client.out_bytes += size
+                if client.out_size > client.max_pending:
+                    client._slow_consumer()
+                elif client.write_paused and origin is not None:
+                    client.stall(origin)
+                sub.delivered += 1
+                if sub.max_msgs and sub.delivered >= sub.max_msgs:
+                    self._remove_subscription(sub)
             delivered += 1
         for members in groups:
             count = len(members)
-            start = int(_random() * count) if count > 1 else 0
+            first = int(_random() * count) if count > 1 else 0
             for i in range(count):
-                sub = members[(start + i) % count]
+                sub = members[(first + i) % count]
                 client = sub.client
                 if sub.closed or (client is origin and client is not None and not client.echo):
                     continue
-                self._deliver(sub, client, head, tail, plain_head, plain_tail, subject, reply, headers, payload, origin)
+                if client is None:
+                    self._deliver_internal(sub, subject, reply, headers, payload)
+                else:
+                    client.out_msgs += 1
+                    client.out_bytes += size
+                    if headers is None or client.headers:
+                        client.send(head + sub.sid + tail)
+                    else:
+                        client.send(plain_head + sub.sid + plain_tail)
+                    if client.write_paused and origin is not None:
+                        client.stall(origin)
+                    sub.delivered += 1
+                    if sub.max_msgs and sub.delivered >= sub.max_msgs:
+                        self._remove_subscription(sub)
                 delivered += 1
                 break
+        self.out_msgs += delivered
+        self.out_bytes += size * delivered
         return delivered
 
-    def _deliver(
-        self,
-        sub: Subscription,
-        client: ClientConnection | None,
-        head: bytes,
-        tail: bytes,
-        plain_head: bytes,
-        plain_tail: bytes,
-        subject: bytes,
-        reply: bytes | None,
-        headers: bytes | None,
-        payload: bytes,
-        origin: ClientConnection | None,
+    def _deliver_internal(
+        self, sub: Subscription, subject: bytes, reply: bytes | None, headers: bytes | None, payload: bytes
     ) -> None:
-        if sub.closed:
-            return
-        size = len(payload) if headers is None else len(payload) + len(headers)
-        self.out_msgs += 1
-        self.out_bytes += size
         sub.delivered += 1
-        if client is not None:
-            client.out_msgs += 1
-            client.out_bytes += size
-            if headers is None or client.headers:
-                client.send(head + sub.sid + tail)
-            else:
-                client.send(plain_head + sub.sid + plain_tail)
-            if client.write_paused and origin is not None:
-                client.stall(origin)
-        elif sub.callback is not None:
-            delivery = Delivery(
-                subject.decode("utf-8", "surrogateescape"),
-                reply.decode("utf-8", "surrogateescape") if reply else None,
-                headers,
-                payload,
-            )
-            try:
-                sub.callback(delivery)
-            except Exception:
-                log.exception("internal subscriber of %s failed", delivery.subject)
         if sub.max_msgs and sub.delivered >= sub.max_msgs:
             self._remove_subscription(sub)
+        callback = sub.callback
+        if callback is None:
+            return
+        delivery = Delivery(
+            subject.decode("utf-8", "surrogateescape"),
+            reply.decode("utf-8", "surrogateescape") if reply else None,
+            headers,
+            payload,
+        )
+        try:
+            callback(delivery)
+        except Exception:
+            log.exception("internal subscriber of %s failed", delivery.subject)
 
     def _no_responders(self, client: ClientConnection, reply: bytes) -> None:
         """Tell a requester that nobody listens: a 503 status message on its own reply subscription."""
