@@ -147,6 +147,7 @@ async def test_cli_renders_from_a_control_plane_url(
             text = out.read_text()
             assert f"server shop-1 127.0.0.1:{a.port} check" in text and "bind 127.0.0.1:18080" in text
             await _serve_through_the_cli(tmp_path, spec, url)
+            await _watch_and_run_through_the_cli(tmp_path, spec, url, registry, a.port)
         finally:
             await runner.cleanup()
 
@@ -182,3 +183,45 @@ async def _serve_through_the_cli(tmp_path: Path, spec: Path, url: str) -> None:
 
 def test_the_haproxy_binary_is_there() -> None:
     assert shutil.which("haproxy"), "`make test` installs haproxy (Debian package haproxy)"
+
+
+async def _watch_and_run_through_the_cli(
+    tmp_path: Path, spec: Path, url: str, registry: Registry, port: int
+) -> None:
+    """`render haproxy --watch --run` runs haproxy, re-renders on a registry change, and stops it on SIGTERM."""
+    cfg = tmp_path / "watched.cfg"
+    listen = free_port()
+    argv = [
+        sys.executable,
+        "-m",
+        "minga",
+        "gateway",
+        "render",
+        "haproxy",
+        "-f",
+        str(spec),
+        "--discovery",
+        url,
+        "-o",
+        str(cfg),
+        "--listen",
+        f"127.0.0.1:{listen}",
+        "--watch",
+        "--run",
+    ]
+    cli = ServerProcess(argv, listen, log=tmp_path / "watch.log")
+    await asyncio.to_thread(cli.start, 30.0)
+    try:
+        async with aiohttp.ClientSession() as http:
+            assert (await _get(http, f"http://127.0.0.1:{listen}/api/shop/hello")) == (200, "a")
+        await registry.register(Instance(id="shop-2", service="shop", ports={"http": port}), ttl=None)
+        async with asyncio.timeout(10), aiohttp.ClientSession() as http:
+            # the new server is in the file, then in the reloaded haproxy's answers (both replicas are `a`)
+            while "shop-2" not in cfg.read_text():  # noqa: ASYNC110 - another process writes it: no event to await
+                await asyncio.sleep(0.05)
+            assert (await _get(http, f"http://127.0.0.1:{listen}/api/shop/hello")) == (200, "a")
+    finally:
+        await asyncio.to_thread(cli.stop)
+    assert cli.proc is not None and cli.proc.returncode == 0
+    with pytest.raises(OSError):  # haproxy went away with the command
+        await asyncio.wait_for(asyncio.open_connection("127.0.0.1", listen), 2)

@@ -9,6 +9,7 @@ connections while new ones take the new ones.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
 import shutil
@@ -22,6 +23,8 @@ from minga.gateway._sources import Endpoint, UpstreamSource
 from minga.spec import GatewaySpec
 
 __all__ = ["Haproxy", "follow_registry", "render_haproxy", "write_atomically"]
+
+log = logging.getLogger("minga.gateway")
 
 _SAFE = re.compile(r"[^A-Za-z0-9_.:-]")
 
@@ -147,8 +150,11 @@ class Haproxy:
 
     def check(self) -> None:
         """Raise UsageError when haproxy refuses the configuration file."""
-        result = subprocess.run(
-            [self.binary, "-c", "-q", "-f", str(self.config)], capture_output=True, check=False
+        result = subprocess.run(  # its own session: a Ctrl-C meant for us must not fail the check
+            [self.binary, "-c", "-q", "-f", str(self.config)],
+            capture_output=True,
+            check=False,
+            start_new_session=True,
         )
         if result.returncode != 0:
             raise UsageError(
@@ -211,11 +217,13 @@ async def follow_registry(
             stats_socket=sock,
         )
         if write_atomically(path, text):
-            if haproxy is not None:
-                if haproxy.proc is None:
-                    haproxy.start()
-                else:
-                    haproxy.reload()
+            if haproxy is not None and haproxy.proc is None:
+                await asyncio.to_thread(haproxy.start)
+            elif haproxy is not None:
+                try:
+                    await asyncio.to_thread(haproxy.reload)
+                except UsageError as exc:
+                    log.error("not reloaded, haproxy keeps its previous configuration: %s", exc)
             if on_render is not None:
                 on_render(text)
         await source.changed()
