@@ -16,7 +16,15 @@ from nats.aio.msg import Msg
 from typer.testing import CliRunner
 
 import support
-from minga.broker import Broker, BrokerConfig, Delivery, decode_headers, encode_headers
+from minga.broker import (
+    AuthConfig,
+    Broker,
+    BrokerConfig,
+    BrokerTimeouts,
+    Delivery,
+    decode_headers,
+    encode_headers,
+)
 from minga.cli import app
 from minga.errors import BrokerError, UsageError
 
@@ -236,3 +244,63 @@ def test_command_checks_its_options(tmp_path: Path) -> None:
         result = CliRunner().invoke(app, ["broker", "--port", "0", *args])
         assert isinstance(result.exception, UsageError), (args, result.output)
         assert message in str(result.exception)
+
+
+async def read_all(reader: asyncio.StreamReader, wait: float = 5.0) -> bytes:
+    chunks = []
+    async with asyncio.timeout(wait):
+        while chunk := await reader.read(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def test_a_client_must_authenticate_in_time() -> None:
+    b = Broker(BrokerConfig(port=0, auth=AuthConfig(token="t"), timeouts=BrokerTimeouts(auth=0.2)))
+    await b.start()
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", b.port)
+        assert (await reader.readline()).startswith(b"INFO ")
+        assert await read_all(reader) == b"-ERR 'Authentication Timeout'\r\n"
+        writer.close()
+    finally:
+        await b.stop()
+
+
+async def test_a_client_that_stops_answering_pings_is_stale() -> None:
+    b = Broker(BrokerConfig(port=0, timeouts=BrokerTimeouts(ping_interval=0.1, max_pings_out=2)))
+    await b.start()
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", b.port)
+        await reader.readline()
+        writer.write(b'CONNECT {"verbose":false}\r\n')
+        assert await read_all(reader) == b"PING\r\nPING\r\n-ERR 'Stale Connection'\r\n"
+        writer.close()
+        # one that answers stays
+        reader, writer = await asyncio.open_connection("127.0.0.1", b.port)
+        await reader.readline()
+        writer.write(b'CONNECT {"verbose":false}\r\n')
+        for _ in range(4):
+            assert await reader.readline() == b"PING\r\n"
+            writer.write(b"PONG\r\n")
+        assert b.varz()["connections"] == 1
+        writer.close()
+    finally:
+        await b.stop()
+
+
+async def test_shutdown_does_not_wait_forever_for_a_client_that_does_not_read() -> None:
+    b = Broker(BrokerConfig(port=0, timeouts=BrokerTimeouts(shutdown_flush=0.3)))
+    await b.start()
+    reader, writer = await asyncio.open_connection("127.0.0.1", b.port, limit=1024)
+    writer.write(b'CONNECT {"verbose":false}\r\nSUB big 1\r\nPING\r\n')
+    await reader.readuntil(b"PONG\r\n")
+    nc = await nats.connect(b.url)
+    for _ in range(64):  # 32 MiB queued for a client that reads nothing
+        await nc.publish("big", b"x" * 512 * 1024)
+    await support.nats_barrier(nc)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await b.stop()
+    assert loop.time() - started < 5
+    await nc.close()
+    writer.close()

@@ -76,13 +76,15 @@ class BrokerTimeouts:
     ``auth``: a client must send CONNECT within it when authentication or TLS is required.
     ``ping_interval``: the server pings an idle client this often; ``max_pings_out`` unanswered pings
     close it as stale. ``lame_duck``: how long a shutdown waits after the lame-duck notice before it
-    closes the remaining clients.
+    closes the remaining clients. ``shutdown_flush``: how long it then lets them read what is still
+    queued for them before their connections are cut.
     """
 
     auth: float = 2.0
     ping_interval: float = 120.0
     max_pings_out: int = 2
     lame_duck: float = 0.0
+    shutdown_flush: float = 2.0
 
 
 @dataclass

@@ -103,6 +103,7 @@ class ClientConnection(asyncio.Protocol):
         self.handshaking = False
         self.pings_out = 0
         self.awaiting_handshake = False
+        self.gone = asyncio.Event()  # set once the socket is closed
         self._timer: asyncio.TimerHandle | None = None
 
     # -- asyncio.Protocol --------------------------------------------------
@@ -180,6 +181,7 @@ class ClientConnection(asyncio.Protocol):
             self.close(frame.message)  # type: ignore[union-attr]
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.gone.set()
         self.close_reason = self.close_reason or ("Client Closed" if exc is None else str(exc))
         self._teardown()
 
@@ -364,7 +366,13 @@ class ClientConnection(asyncio.Protocol):
             self.close_reason = "TLS Handshake Error"
             transport.abort()
             self._teardown()
+            self.gone.set()
             return
+        except asyncio.CancelledError:
+            transport.abort()
+            self._teardown()
+            self.gone.set()
+            raise
         self.handshaking = False
         if tls is None or self.closed:
             return

@@ -166,12 +166,21 @@ class Broker:
                     await extension.stop()
                 except Exception:
                     log.exception("broker extension %r failed to stop", extension)
-            for client in list(self._clients.values()):
-                client.close(reason="Server Shutdown")
-            for task in list(self._tasks):
+            for task in list(self._tasks):  # TLS handshakes still under way
                 task.cancel()
             if self._tasks:
                 await asyncio.gather(*self._tasks, return_exceptions=True)
+            closing = list(self._clients.values())
+            for client in closing:
+                client.close(reason="Server Shutdown")
+            # a client that does not read what is left for it must not hold the shutdown up
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.config.timeouts.shutdown_flush):
+                    for client in closing:
+                        await client.gone.wait()
+            for client in closing:
+                if client.transport is not None and not client.gone.is_set():
+                    client.transport.abort()
             if self._server is not None:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(5.0):
