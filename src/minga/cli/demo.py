@@ -1,4 +1,4 @@
-"""``minga demo``: start the embedded broker and walk through what the bus does, step by step.
+"""``minga demo``: walk through what the bus does, count words with MapReduce, then run the example shop.
 
 The walk is a list of steps (:data:`STEPS`), each an async function of a :class:`DemoContext`;
 :func:`run_demo` runs any list of them, so a larger demo extends the list rather than this module.
@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from minga.broker import Broker, BrokerConfig
+from minga.cli.shopdemo import shop_demo
 from minga.compute import demo as compute_demo
 
 __all__ = ["STEPS", "DemoContext", "DemoStep", "demo", "run_demo"]
@@ -188,7 +189,11 @@ async def run_demo(
 
 
 def demo(
-    once: Annotated[bool, typer.Option("--once", help="Exit at the end instead of keeping the broker up.")] = False,
+    once: Annotated[bool, typer.Option("--once", help="Exit at the end instead of keeping the shop up.")] = False,
 ) -> None:
-    """Start the embedded broker and walk through pub/sub, a queue group and request/reply."""
-    asyncio.run(run_demo(once=once))
+    """Walk the bus (pub/sub, a queue group, request/reply), count words with MapReduce, then run the
+    example shop under `minga up`: traffic, a killed replica, the status table; Ctrl-C stops it."""
+    console = Console(highlight=False)
+    asyncio.run(run_demo(once=True, console=console))  # the walk ends with the word count
+    console.rule("[bold]5. a system of services[/]")
+    shop_demo(once=once)

@@ -90,11 +90,12 @@ def _last_lines(home: Path, service: str, n: int = 10) -> list[str]:
 
 
 def log_to(handler: logging.Handler) -> None:
-    """Send minga's own log records (INFO and up) to ``handler``."""
+    """Send minga's own log records to ``handler``: the supervisor's from INFO, the rest from WARNING."""
     handler.setLevel(logging.INFO)
     root = logging.getLogger("minga")
-    root.setLevel(logging.INFO)
+    root.setLevel(logging.WARNING)
     root.addHandler(handler)
+    logging.getLogger("minga.deploy").setLevel(logging.INFO)
 
 
 # -- the server -----------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from minga.discovery import DiscoveryClient
 from minga.errors import BusError, UsageError
 from minga.spec import home_dir, load_spec
 
-__all__ = ["find_shop", "shop_demo"]
+__all__ = ["find_shop", "run_shop", "shop_demo"]
 
 console = Console(highlight=False)
 
@@ -98,6 +98,7 @@ async def _traffic(cp: ControlPlane, state: ServerState, home: Path, orders: int
             ok += order["status"] in ("paid", "declined")
         async with asyncio.timeout(30):
             await disc.cache.wait_for(lambda c: victim["id"] in {i.id for i in c.candidates("inventory")})
+            await cp.supervisor.wait_healthy()
         back = time.perf_counter() - k0
         console.print(
             f"SIGKILL {victim['id']} (pid {victim['pid']}): out of every picker after {gone * 1000:.0f} ms; "
@@ -106,7 +107,9 @@ async def _traffic(cp: ControlPlane, state: ServerState, home: Path, orders: int
     console.print(status_table(cp.status()))
 
 
-async def _run(spec_path: Path, once: bool, orders: int) -> None:
+async def run_shop(spec_path: Path, once: bool, orders: int) -> None:
+    """Run the shop of ``spec_path`` under a control plane in this process, drive ``orders`` orders and
+    a replica kill, print what happened; then stop (``once``) or stay up until SIGINT/SIGTERM."""
     spec = load_spec(spec_path)
     home = home_dir(spec_path)
     if read_state(home, required=False) is not None:
@@ -149,7 +152,7 @@ async def _run(spec_path: Path, once: bool, orders: int) -> None:
 
 def shop_demo(once: bool = False, orders: int = 60) -> None:
     """Run examples/shop, drive traffic, kill a replica, print what happened; stay up unless ``once``."""
-    console.rule("the shop: minga up on examples/shop/minga.yaml")
+    console.print("the example shop (examples/shop/minga.yaml) under the control plane, as `minga up` runs it")
     log_to(RichHandler(console=console, show_path=False, markup=False))
-    asyncio.run(_run(find_shop(), once, orders))
+    asyncio.run(run_shop(find_shop(), once, orders))
 
