@@ -13,8 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner, Result
 
 import support
+from minga.cli import app
+from minga.errors import UsageError
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 
@@ -64,9 +67,14 @@ def pid_alive(pid: int) -> bool:
         return False
 
 
-def status(home: Path, cwd: Path) -> dict[str, Any]:
-    out = minga("status", "--json", home=home, cwd=cwd)
-    assert out.returncode == 0, out.stderr
+def cli(*args: str, home: Path) -> Result:
+    """A `minga` command run in this process (an interpreter per command is slow on a busy machine)."""
+    return CliRunner().invoke(app, list(args), env={"MINGA_HOME": str(home), "COLUMNS": "200"})
+
+
+def status(home: Path) -> dict[str, Any]:
+    out = cli("status", "--json", home=home)
+    assert out.exit_code == 0, out.output
     doc: dict[str, Any] = json.loads(out.stdout)
     return doc
 
@@ -88,10 +96,10 @@ def test_up_status_kill_logs_down(tmp_path: Path) -> None:
             assert up.returncode == 0, up.stdout + up.stderr
             assert "web-2" in up.stdout and "passing" in up.stdout
 
-            again = minga("up", "--detach", "-f", str(spec), home=home, cwd=tmp_path)
-            assert again.returncode == 2 and "already runs" in again.stderr
+            again = cli("up", "--detach", "-f", str(spec), home=home)
+            assert isinstance(again.exception, UsageError) and "already runs" in str(again.exception)
 
-            doc = status(home, tmp_path)
+            doc = status(home)
             assert doc["name"] == "trial" and doc["healthy"]
             assert {"gateway", "dashboard", "broker", "control"} <= doc.keys()
             web = next(s for s in doc["services"] if s["name"] == "web")
@@ -111,21 +119,21 @@ def test_up_status_kill_logs_down(tmp_path: Path) -> None:
                 time.sleep(0.2)
             assert inst["pid"] != victim["pid"]
 
-            logs = minga("logs", "db", "--since", "5m", home=home, cwd=tmp_path)
-            assert logs.returncode == 0 and "db says hello" in logs.stdout
-            services = minga("services", home=home, cwd=tmp_path)
-            assert services.returncode == 0, services.stderr
+            logs = cli("logs", "db", "--since", "5m", home=home)
+            assert logs.exit_code == 0 and "db says hello" in logs.stdout
+            services = cli("services", home=home)
+            assert services.exit_code == 0, services.output
             assert "2/2" in services.stdout and "web-1@127.0.0.1" in services.stdout
 
             pids = [i["pid"] for s in api_status(home)["services"] for i in s["instances"]]
             server_pid = json.loads((home / "server.json").read_text())["pid"]
         finally:
-            down = minga("down", home=home, cwd=tmp_path)
-        assert down.returncode == 0, down.stderr
+            down = cli("down", home=home)
+        assert down.exit_code == 0, down.output
         assert not (home / "server.json").exists()
         assert not pid_alive(server_pid)
         assert not any(pid_alive(p) for p in pids), "a replica outlived `minga down`"
-        assert minga("status", home=home, cwd=tmp_path).returncode == 2
+        assert isinstance(cli("status", home=home).exception, UsageError)
 
 
 def test_detach_names_the_service_that_is_not_healthy(tmp_path: Path) -> None:
@@ -141,11 +149,11 @@ def test_detach_names_the_service_that_is_not_healthy(tmp_path: Path) -> None:
         try:
             up = minga("up", "--detach", "-f", str(spec), "--timeout", "3", home=home, cwd=tmp_path)
         finally:
-            down = minga("down", home=home, cwd=tmp_path)
+            down = cli("down", home=home)
         assert up.returncode == 1
         assert "service broken is not healthy" in up.stderr
         assert "cannot open the database" in up.stdout
-        assert down.returncode == 0
+        assert down.exit_code == 0
 
 
 def test_a_spec_mistake_is_one_line(tmp_path: Path) -> None:
@@ -173,7 +181,7 @@ def test_down_stops_what_a_killed_server_left_behind(tmp_path: Path) -> None:
                 time.sleep(0.05)
             assert all(pid_alive(p) for p in pids)
         finally:
-            down = minga("down", home=home, cwd=tmp_path)
-        assert down.returncode == 0, down.stderr
+            down = cli("down", home=home)
+        assert down.exit_code == 0, down.output
         assert "db-1" in down.stdout and "web-2" in down.stdout
         assert not any(pid_alive(p) for p in pids)
