@@ -150,3 +150,32 @@ async def _misbehave(port: int) -> None:
     assert idle.startswith(b"HTTP/1.1 200 ") and idle.endswith(b'{"replica": "a"}')
     ok = await _raw(port, b"GET /api/shop/hello HTTP/1.0\r\n\r\n")
     assert ok.startswith(b"HTTP/1.1 200 ") and b"Connection: close" in ok
+
+
+async def test_a_client_that_leaves_mid_request_frees_the_slot_and_blames_no_instance(
+    replicas: Callable[..., list[ServerProcess]],
+) -> None:
+    (a,) = replicas("a")
+    source = StaticSource({"shop": [f"127.0.0.1:{a.port}"]})
+    a_id = f"127.0.0.1:{a.port}"
+    async with Gateway(spec(breaker={"failures": 1}), source) as gw, aiohttp.ClientSession() as http:
+        # each twice: on a new upstream connection (a task), and on a pooled one (callbacks only)
+        for path, warm in [
+            (p, w) for p in ("/api/shop/hello?ms=500", "/api/shop/stream") for w in (False, True)
+        ]:
+            if warm:
+                async with http.get(f"{gw.url}/api/shop/hello") as r:
+                    assert r.status == 200
+            reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
+            writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            await writer.drain()
+            async with asyncio.timeout(5):
+                while gw.outstanding(a_id) == 0:  # noqa: ASYNC110 - the count has no event of its own
+                    await asyncio.sleep(0.01)
+            writer.close()
+            async with asyncio.timeout(5):
+                await gw.wait_idle(a_id)
+            del reader
+            assert gw.breaker_state(a_id) is BreakerState.CLOSED, (path, warm)
+        async with http.get(f"{gw.url}/api/shop/hello") as r:
+            assert r.status == 200

@@ -350,7 +350,7 @@ class Exchange:
             except _UpstreamLost:
                 self.close_after = True
                 self.client.close()
-                return "client" if self.client.closed and self.conn is None else "lost"
+                return "client" if self.client.closed else "lost"
             if self.status in (502, 503, 504):
                 return "bad"
             return "ok"
