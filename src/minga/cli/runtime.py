@@ -82,6 +82,8 @@ def _print_endpoints(doc: dict[str, Any]) -> None:
     console.print(f"control plane  {doc['control']}   broker  {doc['broker']}   home  {doc['home']}")
     if doc.get("gateway"):
         console.print(f"gateway        {doc['gateway']}")
+    if doc.get("dashboard"):
+        console.print(f"dashboard      {doc['dashboard']}")
 
 
 def _last_lines(home: Path, service: str, n: int = 10) -> list[str]:

@@ -1,6 +1,6 @@
 """``minga server``: the broker, the registry, the supervisor and the HTTP API in one asyncio process.
 
-Start order: broker → registry → HTTP API (the registry's routes under ``/v1/discovery``) →
+Start order: broker → registry → HTTP API (the registry's routes under ``/v1/discovery``, the dashboard under ``/dashboard``) →
 state file → gateway (when the spec has ``gateway:``) → supervisor. Stop order, the reverse: every
 replica (reverse dependency order, grace then SIGKILL) → gateway → state file → HTTP API → registry → broker. A stop comes from SIGINT/SIGTERM (:meth:`ControlPlane.request_stop`)
 or ``POST /api/stop``, which answers once no replica is left.
@@ -20,7 +20,9 @@ from aiohttp import web
 
 from minga.controlplane._api import api_routes
 from minga.controlplane._broker import BrokerHandle
+from minga.controlplane._dashboard import ControlPlaneSource
 from minga.controlplane._state import ServerState
+from minga.dashboard import dashboard_app
 from minga.deploy import Health as SupervisedHealth
 from minga.deploy import LocalSupervisor, ServicePlan, plan_from_spec
 from minga.discovery import (
@@ -38,6 +40,7 @@ from minga.gateway import DiscoverySource, Gateway
 from minga.spec import GatewaySpec, HealthCheckSpec, Spec
 
 DISCOVERY_PREFIX = "/v1/discovery"
+DASHBOARD_PREFIX = "/dashboard"
 
 
 def registry_checks(spec: Spec) -> dict[str, HealthCheckSpec]:
@@ -98,6 +101,7 @@ class ControlPlane:
         self.gateway_spec = gateway
         self.gateway: Gateway | None = None
         self._registered: dict[str, Instance] = {}
+        self.dashboard = ControlPlaneSource(status_fn=self.status, home=home)
         self._stop = asyncio.Event()
         self._services_stopped = asyncio.Event()
 
@@ -141,7 +145,7 @@ class ControlPlane:
             "broker": self.nats_url,
             "discovery": f"{self.url}{DISCOVERY_PREFIX}" if self.url else None,
             "gateway": self.gateway.url if self.gateway is not None else None,
-            "dashboard": None,
+            "dashboard": f"{self.url}{DASHBOARD_PREFIX}/" if self.url else None,
             "healthy": bool(self.supervisor and self.supervisor.all_healthy()),
             "services": services,
         }
@@ -157,6 +161,7 @@ class ControlPlane:
             self.registry = registry
             app = web.Application()
             app.add_subapp(DISCOVERY_PREFIX, discovery_app(registry))
+            app.add_subapp(DASHBOARD_PREFIX, dashboard_app(self.dashboard))
             sup = LocalSupervisor(
                 self.plans,
                 home=self.home,
@@ -190,12 +195,14 @@ class ControlPlane:
                     async with self._gateway_running(registry), asyncio.TaskGroup() as tg:
                         tg.create_task(sup.run())
                         watcher = tg.create_task(self._follow_registry(registry))
+                        sampler = tg.create_task(self.dashboard.run_sampler())
                         if ready is not None:
                             ready(state)
                         await self._stop.wait()
                         await sup.stop()
                         await self._deregister_all(registry)
                         watcher.cancel()
+                        sampler.cancel()
                         self._services_stopped.set()
                 finally:
                     ServerState.remove(self.home)
@@ -261,8 +268,10 @@ class ControlPlane:
                 record = event.instance
                 if event.kind == "delete":
                     self._registered.pop(record.id, None)
+                    self.dashboard.notify_changed()
                     continue
                 self._registered[record.id] = record
+                self.dashboard.notify_changed()
                 known = self.supervisor.machine.instances.get(record.id) if self.supervisor else None
                 if known is not None and known.restarts != record.restarts:
                     await registry.update(record.model_copy(update={"restarts": known.restarts}))
