@@ -2,15 +2,60 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import time
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
 from minga.compute import JobRef, print_summary
 from minga.compute import run as run_job
+from minga.controlplane import JOBS_DIR
 from minga.errors import UsageError
+from minga.spec import home_dir
+
+
+class _Journal:
+    """Keeps a job's record in ``<MINGA_HOME>/jobs/`` (when that home exists), where the dashboard
+    shows it: ``running`` while it runs, then the record the driver wrote, succeeded or failed."""
+
+    def __init__(self, ref: JobRef, engine: str, inputs: list[str], output: Path) -> None:
+        home = home_dir()
+        self.path: Path | None = None
+        if home.is_dir():
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+            self.path = home / JOBS_DIR / f"{stamp}-{ref.qualname}-{os.getpid()}.json"
+        self.started_at = datetime.now(UTC).isoformat(timespec="seconds")
+        self.t0 = time.monotonic()
+        self.base: dict[str, Any] = {
+            "job": f"{ref.module}:{ref.qualname}", "job_file": ref.path, "engine": engine,
+            "started_at": self.started_at, "config": {"inputs": inputs, "output_dir": str(output)},
+        }  # fmt: skip
+        self.output = output
+
+    def write(self, record: dict[str, Any]) -> None:
+        if self.path is None:
+            return
+        with contextlib.suppress(OSError):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps({**self.base, **record}, default=str) + "\n", encoding="utf-8")
+            tmp.replace(self.path)
+
+    def failed(self, error: BaseException) -> None:
+        record: dict[str, Any] = {}
+        with contextlib.suppress(OSError, ValueError):
+            record = json.loads((self.output / "_job.json").read_text(encoding="utf-8"))
+        if record.get("status") != "failed":
+            record = {"status": "failed", "error": str(error) or type(error).__name__,
+                      "seconds": round(time.monotonic() - self.t0, 4),
+                      "finished_at": datetime.now(UTC).isoformat(timespec="seconds")}  # fmt: skip
+        self.write(record)
 
 
 def run(
@@ -50,10 +95,17 @@ def run(
         path, name = job, ""
     ref = JobRef.from_file(path, name or None)
     console = Console(stderr=True)
-    result = run_job(
-        ref, inputs, output, engine=engine, workers=workers, reducers=reducers, address=address,
-        overwrite=overwrite, progress=False if quiet else console,
-        config={"device": device} if device is not None else None,
-    )  # fmt: skip
+    journal = _Journal(ref, engine, inputs, output)
+    journal.write({"status": "running"})
+    try:
+        result = run_job(
+            ref, inputs, output, engine=engine, workers=workers, reducers=reducers, address=address,
+            overwrite=overwrite, progress=False if quiet else console,
+            config={"device": device} if device is not None else None,
+        )  # fmt: skip
+    except BaseException as exc:
+        journal.failed(exc)
+        raise
+    journal.write(result.record)
     if not quiet:
         print_summary(result, console)

@@ -44,7 +44,6 @@ def log_record(line: LogLine) -> dict[str, Any]:
         "trace_id": doc.get("trace_id"),
         "fields": doc.get("fields") or {},
         "error": doc.get("error"),
-        "raw": line.text,
     }
 
 

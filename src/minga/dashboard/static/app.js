@@ -361,6 +361,10 @@
     return `<div class="bar ${j.status === "failed" ? "failed" : "done"}"><div style="width:100%"></div></div>`;
   }
 
+  /* the job class, and the file it came from (the module name of a job file is generated) */
+  function jobName(j) { return (j.job || "").split(":").pop(); }
+  function jobFile(j) { return (j.job_file || "").split("/").pop(); }
+
   async function jobs(r) {
     const doc = await api("api/jobs");
     state.lastMetrics = Date.now();
@@ -372,7 +376,7 @@
       + card("Succeeded", ok, "ok") + card("Failed", list.filter((j) => j.status === "failed").length, list.some((j) => j.status === "failed") ? "bad" : "") + "</div>";
     const rows = list.map((j) => {
       const mapIn = j.counters && j.counters.minga ? j.counters.minga["map input records"] : null;
-      return `<tr class="clickable job-row" data-href="#/jobs/${encodeURIComponent(j.id)}"><td><b>${esc(j.job)}</b></td><td>${esc(j.engine)}</td><td>${pill(j.status)}</td>
+      return `<tr class="clickable job-row" data-href="#/jobs/${encodeURIComponent(j.id)}"><td><b>${esc(jobName(j))}</b> <span class="note">${esc(jobFile(j))}</span></td><td>${esc(j.engine)}</td><td>${pill(j.status)}</td>
         <td style="min-width:160px">${progress(j)}</td><td class="num">${dur(j.seconds)}</td><td class="num">${bytes(j.input_bytes)}</td>
         <td class="num">${mapIn == null ? "—" : Number(mapIn).toLocaleString()}</td><td class="when">${esc(datetime(j.finished_at || j.started_at))}</td></tr>`;
     }).join("");
@@ -383,7 +387,7 @@
   }
 
   function job(j, id) {
-    setHead(j ? j.job : id, `<a href="#/jobs">Jobs</a> › job`);
+    setHead(j ? jobName(j) : id, `<a href="#/jobs">Jobs</a> › job`);
     if (!j) return panel("Not found", `<div class="empty">No job record ${esc(id)}.</div>`);
     const phases = Object.entries(j.phases || {});
     const ptotal = phases.reduce((n, [, v]) => n + v, 0) || 1;

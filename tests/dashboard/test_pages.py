@@ -1,0 +1,120 @@
+"""Each page of the dashboard in headless Chromium against the running shop: what it shows, that it
+follows changes live, and that every request stays on the control plane. Screenshots land in tmp_path."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import time
+from urllib.parse import urlsplit
+
+import pytest
+from dashboard_harness import Page, Shop
+
+pytestmark = [pytest.mark.slow]
+
+SERVICES = ["inventory", "payments", "notifications", "orders"]
+
+
+def test_overview_shows_every_service_with_its_replicas(page: Page, shop: Shop) -> None:
+    tab = page.open("#/")
+    tab.wait_for_selector("#services tbody tr")
+    rows = tab.locator("#services tbody tr.service-row")
+    assert [rows.nth(i).get_attribute("data-service") for i in range(rows.count())] == SERVICES
+    for i in range(rows.count()):
+        assert rows.nth(i).locator("td.replicas").inner_text() == "2/2"
+        assert "passing" in rows.nth(i).inner_text()
+    assert tab.locator(".card", has_text="Replicas").locator(".value").inner_text().replace(" ", "") == "8/8"
+    assert tab.locator("#system-name").inner_text() == "shop"
+    assert tab.locator("#nav-services a").all_inner_texts() == SERVICES
+    page.shot("overview")
+    own = urlsplit(shop.dashboard).netloc
+    assert page.requests and all(urlsplit(u).netloc == own for u in page.requests), page.requests
+
+
+def test_overview_follows_a_restart_without_reloading(page: Page, shop: Shop) -> None:
+    tab = page.open("#/")
+    tab.wait_for_selector("#services tbody tr")
+    tab.evaluate("window.__sameDocument = true")
+    before = int(tab.locator(".card", has_text="Restarts").locator(".value").inner_text())
+    victim = next(s for s in shop.status["services"] if s["name"] == "payments")["instances"][1]
+    os.kill(victim["pid"], signal.SIGKILL)
+    # the supervisor restarts it; the page hears of it over the event stream
+    tab.wait_for_function(
+        "n => Number(document.querySelector('.card:nth-child(4) .value').textContent) > n", arg=before, timeout=30_000
+    )
+    row = tab.locator('#services tr[data-service="payments"]')
+    tab.wait_for_function(
+        "() => document.querySelector('#services tr[data-service=payments] td.replicas').textContent === '2/2'"
+        " && document.querySelector('#services tr[data-service=payments]').textContent.includes('passing')",
+        timeout=30_000,
+    )
+    assert row.locator("td").nth(3).inner_text() == str(before + 1)
+    assert tab.evaluate("window.__sameDocument") is True  # no reload happened
+    page.shot("overview-after-restart")
+
+
+def test_service_page_shows_replicas_charts_and_logs(page: Page, shop: Shop) -> None:
+    tab = page.open("#/service/orders")
+    tab.wait_for_selector("#instances")
+    assert tab.locator("#title").inner_text() == "orders"
+    ids = tab.locator("#instances tbody tr td:first-child").all_inner_texts()
+    assert ids == ["orders-1", "orders-2"]
+    # CPU and memory are sampled every 2 s: wait for a line with two points or more
+    tab.wait_for_selector('.chart[data-metric="rss"] polyline', timeout=15_000)
+    memory = tab.locator(".card", has_text="Memory").locator(".value").inner_text()
+    assert re.fullmatch(r"[\d.]+ (MiB|GiB)", memory), memory
+    assert tab.locator('.chart[data-metric="cpu"] svg').count() == 1
+    assert tab.locator('.chart[data-metric="rss"] .deploy-marker').count() >= 1  # the replicas' starts
+    assert "orders started" in tab.locator(".loglines").inner_text()
+    page.shot("service-orders")
+
+
+def test_log_search_finds_a_line_and_live_tail_shows_new_ones(page: Page, shop: Shop) -> None:
+    tab = page.open("#/logs")
+    tab.fill("input[name=q]", "notified ada3")
+    tab.select_option("select[name=service]", "notifications")
+    tab.click("#log-search button[type=submit]")
+    tab.wait_for_selector("#log-results mark")
+    found = tab.locator("#log-results tbody tr").all_inner_texts()
+    assert found and all("notified ada3" in line for line in found), found
+    assert all("notifications-" in line for line in found)
+    page.shot("logs-search")
+
+    tab.fill("input[name=q]", "grace")
+    tab.click("#log-search button[type=submit]")
+    tab.wait_for_selector("#log-results .empty")
+    tab.click("#tail-toggle")
+    tab.wait_for_selector("#tail-toggle.on")
+    time.sleep(0.5)  # the tail starts from now: give its stream a moment to open before the orders
+    shop.orders(3, "grace")
+    tab.wait_for_selector("#log-results tr.fresh", timeout=20_000)
+    tab.wait_for_function(
+        "() => document.querySelectorAll('#log-results tbody tr').length >= 3", timeout=20_000
+    )
+    fresh = tab.locator("#log-results tbody tr").all_inner_texts()
+    assert all("grace" in line for line in fresh), fresh
+    page.shot("logs-live-tail")
+
+
+def test_jobs_page_shows_the_recorded_run(page: Page, shop: Shop) -> None:
+    tab = page.open("#/jobs")
+    tab.wait_for_selector("#jobs tbody tr")
+    row = tab.locator("#jobs tbody tr").first
+    text = row.inner_text()
+    assert "WordCount" in text and "local" in text and "succeeded" in text
+    page.shot("jobs")
+    row.click()
+    tab.wait_for_selector("#counters")
+    counters = tab.locator("#counters").inner_text()
+    assert re.search(r"map input records\s+1,800", counters), counters
+    assert tab.locator("#phases tr").count() >= 2
+    page.shot("job-detail")
+
+
+def test_traces_page_draws_the_dependency_map(page: Page, shop: Shop) -> None:
+    tab = page.open("#/traces")
+    tab.wait_for_selector("#depmap")
+    assert tab.locator("#title").inner_text() == "Traces"
+    page.shot("traces")
