@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import Any
@@ -221,40 +221,33 @@ def sse_event(kind: str, data: Any) -> bytes:
     return f"event: {kind}\ndata: {json.dumps(data, default=str)}\n\n".encode()
 
 
-async def _until_closing(request: web.Request, events: AsyncIterator[bytes]) -> web.StreamResponse:
+async def _until_closing(request: web.Request, events: AsyncGenerator[bytes, None]) -> web.StreamResponse:
     """Write ``events`` to an event stream until the client leaves or the server shuts down."""
     resp = await _open_stream(request)
-    closing = request.app[_CLOSING_KEY]
-    it = aiter(events)
-    try:
-        while not closing.is_set():
-            nxt = asyncio.ensure_future(anext(it))
-            stop = asyncio.ensure_future(closing.wait())
-            try:
-                done, _ = await asyncio.wait({nxt, stop}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                stop.cancel()
-            if nxt not in done:
-                nxt.cancel()
-                break
-            try:
-                chunk = nxt.result()
-            except StopAsyncIteration:
-                break
+
+    async def pump() -> None:
+        async for chunk in events:
             await resp.write(chunk)
-    except ConnectionResetError:
-        pass  # the page went away
+
+    pumping = asyncio.ensure_future(pump())
+    closing = asyncio.ensure_future(request.app[_CLOSING_KEY].wait())
+    try:
+        await asyncio.wait({pumping, closing}, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        aclose = getattr(it, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        pumping.cancel()
+        closing.cancel()
+        await asyncio.wait({pumping})  # not `await pumping`: that would raise the pump's own cancellation
+        await events.aclose()
+        error = None if pumping.cancelled() else pumping.exception()
+        if error is not None and not isinstance(error, ConnectionError):  # ConnectionError: the page went away
+            raise error
     return resp
 
 
 async def _events(request: web.Request) -> web.StreamResponse:
     source = request.app[SOURCE_KEY]
 
-    async def overview() -> AsyncIterator[bytes]:
+    async def overview() -> AsyncGenerator[bytes, None]:
         while True:
             yield sse_event("overview", _overview_doc(source))
             await source.wait_changed()
@@ -266,7 +259,7 @@ async def _tail(request: web.Request) -> web.StreamResponse:
     query = log_query(request)
     source = request.app[SOURCE_KEY]
 
-    async def lines() -> AsyncIterator[bytes]:
+    async def lines() -> AsyncGenerator[bytes, None]:
         async for line in source.tail_logs(query):
             yield sse_event("line", line)
 
