@@ -15,7 +15,7 @@ from rich.console import Console
 
 from minga.compute import JobRef, print_summary
 from minga.compute import run as run_job
-from minga.controlplane import JOBS_DIR
+from minga.controlplane import jobs_dir
 from minga.errors import UsageError
 from minga.spec import home_dir
 
@@ -29,7 +29,7 @@ class _Journal:
         self.path: Path | None = None
         if home.is_dir():
             stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-            self.path = home / JOBS_DIR / f"{stamp}-{ref.qualname}-{os.getpid()}.json"
+            self.path = jobs_dir(home) / f"{stamp}-{ref.qualname}-{os.getpid()}.json"
         self.started_at = datetime.now(UTC).isoformat(timespec="seconds")
         self.t0 = time.monotonic()
         self.base: dict[str, Any] = {

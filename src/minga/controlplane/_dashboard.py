@@ -19,12 +19,16 @@ from typing import Any
 from minga.dashboard import DashboardSource, LogQuery
 from minga.deploy import LogLine, follow_logs, log_files, read_logs
 
-__all__ = ["JOBS_DIR", "ControlPlaneSource"]
+__all__ = ["ControlPlaneSource", "jobs_dir"]
 
-JOBS_DIR = "jobs"  # under MINGA_HOME: MapReduce job records (``minga run`` keeps a copy there)
 _HISTORY = 900  # samples kept per service (30 minutes at the default 2 s interval)
 _CLOCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def jobs_dir(home: Path) -> Path:
+    """Where MapReduce job records of the system under ``home`` live (``minga run`` keeps one per run there)."""
+    return home / "jobs"
 
 
 def log_record(line: LogLine) -> dict[str, Any]:
@@ -160,7 +164,7 @@ class ControlPlaneSource(DashboardSource):
 
     def _jobs(self) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
-        for path in (self.home / JOBS_DIR).glob("*.json"):
+        for path in (jobs_dir(self.home)).glob("*.json"):
             with contextlib.suppress(OSError, ValueError):
                 record = json.loads(path.read_text(encoding="utf-8"))
                 if isinstance(record, dict):

@@ -16,6 +16,6 @@ follow changes over Server-Sent Events.
 """
 
 from minga.dashboard._app import ASSETS, dashboard_app, log_query, sse_event
-from minga.dashboard._source import LEVELS, DashboardSource, LogQuery
+from minga.dashboard._source import DashboardSource, LogQuery
 
-__all__ = ["ASSETS", "LEVELS", "DashboardSource", "LogQuery", "dashboard_app", "log_query", "sse_event"]
+__all__ = ["ASSETS", "DashboardSource", "LogQuery", "dashboard_app", "log_query", "sse_event"]
