@@ -121,6 +121,10 @@ def test_up_status_kill_logs_down(tmp_path: Path) -> None:
 
             logs = cli("logs", "db", "--since", "5m", home=home)
             assert logs.exit_code == 0 and "db says hello" in logs.stdout
+            url = json.loads((home / "server.json").read_text())["url"]
+            with urllib.request.urlopen(f"{url}/api/logs?service=db&limit=50", timeout=10) as resp:
+                lines = json.load(resp)["lines"]
+            assert any(ln["instance"] == "db-1" and ln["text"] == "db says hello" for ln in lines)
             services = cli("services", home=home)
             assert services.exit_code == 0, services.output
             assert "2/2" in services.stdout and "web-1@127.0.0.1" in services.stdout

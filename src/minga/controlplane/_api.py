@@ -3,6 +3,8 @@
 - ``GET  /api/status``               the status document (``minga status --json``)
 - ``GET  /api/wait?timeout=SECONDS``  waits until every replica is healthy: 200 and the status,
   or 504 and the status with ``"unhealthy"`` naming the services that are not
+- ``GET  /api/logs?service=S&since=ISO&limit=N``  the replicas' log lines, merged in time order
+  (the last ``limit``, 1000 by default): ``{"lines": [{"at", "instance", "text"}]}``
 - ``POST /api/stop``                 stops every replica, then the server itself
 """
 
@@ -10,9 +12,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+
+from minga.deploy import log_files, read_logs
 
 __all__ = ["api_routes"]
 
@@ -21,8 +27,24 @@ WaitFn = Callable[[], Awaitable[bool]]
 StopFn = Callable[[], Awaitable[None]]
 
 
-def api_routes(status: StatusFn, wait_healthy: WaitFn, stop: StopFn) -> web.RouteTableDef:
+def api_routes(status: StatusFn, wait_healthy: WaitFn, stop: StopFn, home: Path) -> web.RouteTableDef:
+    """The routes above; ``home`` is where the replicas' logs are."""
     routes = web.RouteTableDef()
+
+    @routes.get("/api/logs")
+    async def _logs(request: web.Request) -> web.Response:
+        try:
+            since = datetime.fromisoformat(request.query["since"]) if "since" in request.query else None
+            limit = int(request.query.get("limit", "1000"))
+        except ValueError:
+            raise web.HTTPBadRequest(text="since must be an ISO time with a zone, limit a number") from None
+        if since is not None and since.tzinfo is None:
+            raise web.HTTPBadRequest(text="since must carry a time zone (2026-01-31T12:00:00Z)")
+        files = log_files(home, request.query.get("service"))
+        lines = await asyncio.to_thread(read_logs, files, since)
+        return web.json_response(
+            {"lines": [{"at": ln.at.isoformat(), "instance": ln.instance, "text": ln.text} for ln in lines[-limit:]]}
+        )
 
     @routes.get("/api/status")
     async def _status(request: web.Request) -> web.Response:

@@ -170,7 +170,7 @@ class ControlPlane:
                 on_health=self._on_health,
             )
             self.supervisor = sup
-            app.add_routes(api_routes(self.status, sup.wait_healthy, self._stop_and_wait))
+            app.add_routes(api_routes(self.status, sup.wait_healthy, self._stop_and_wait, self.home))
             runner = web.AppRunner(app, access_log=None)
             await runner.setup()
             try:
