@@ -332,12 +332,12 @@ async def test_max_ack_pending_and_consumer_info(js: JetStreamContext) -> None:
     for _ in range(5):
         await js.publish("map", b"x")
     sub = await js.pull_subscribe("map", durable="c", config=ConsumerConfig(max_ack_pending=2))
-    msgs = await sub.fetch(5, timeout=1)
+    msgs = await sub.fetch(5, timeout=0.5)
     assert len(msgs) == 2
     info = await sub.consumer_info()
     assert (info.num_ack_pending, info.num_pending) == (2, 3)
     await msgs[0].ack()
-    more = await sub.fetch(5, timeout=1)
+    more = await sub.fetch(5, timeout=0.5)
     assert len(more) == 1
 
 
