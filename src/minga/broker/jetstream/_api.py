@@ -58,11 +58,11 @@ def dispatch(js: JetStream, d: Delivery) -> Reply:
                     raise E.bad_request()
                 body = fn(js, args, d)
             except E.ApiError as err:
-                return {"type": kind, "error": err.to_json()}
+                return {"type": kind, "error": E.error_json(err)}
             if body is None:
                 return None
             return {"type": kind, **body}
-    return {"type": "io.nats.jetstream.api.v1.error", "error": E.bad_request().to_json()}
+    return {"type": "io.nats.jetstream.api.v1.error", "error": E.error_json(E.bad_request())}
 
 
 def _request(d: Delivery) -> dict[str, Any]:

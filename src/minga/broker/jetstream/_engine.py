@@ -299,7 +299,7 @@ class JetStream:
             msg, ack = stream.ingest(d.subject, d.headers, parse_headers(d.headers), d.payload, now)
         except E.ApiError as err:
             if d.reply:
-                self._reply(d.reply, {"error": err.to_json()})
+                self._reply(d.reply, {"error": E.error_json(err)})
             return
         if msg is not None:
             self._stored(stream, msg)
@@ -311,7 +311,7 @@ class JetStream:
                 if err is None:
                     self.broker.publish_internal(reply, data)
                 else:
-                    self._reply(reply, {"error": E.store_failed(f"error storing message: {err}").to_json()})
+                    self._reply(reply, {"error": E.error_json(E.store_failed(f"error storing message: {err}"))})
 
             stream.store.when_durable(_ack)
 
