@@ -8,12 +8,13 @@ from typing import Any
 
 import aiohttp
 import pytest
-from demo_services import Inventory, Journal, Orders, OutOfStock
+from demo_services import Echo, Inventory, Journal, Orders, OutOfStock
 
-from minga.bus import Bus, TraceContext, current_trace
-from minga.errors import PayloadError, RemoteError, ServiceError
-from minga.service import ContainerState, testing
-from minga.service.testing import ContainerFactory, entrypoint_hook
+from minga import Service, event
+from minga.bus import Bus, Timeout, TraceContext, current_trace
+from minga.errors import PayloadError, RemoteError, RequestTimeout, ServiceError
+from minga.service import ContainerState, Resource, testing
+from minga.service.testing import ContainerFactory, entrypoint_hook, worker_factory
 
 SECRETS = {"INVENTORY_KEY": "s3cret"}
 
@@ -159,3 +160,32 @@ async def test_many_concurrent_calls(container_factory: ContainerFactory, minga_
             *(c.request("inventory", "reserve", {"sku": "a", "qty": 1}) for _ in range(200))
         )
     assert sorted(r["left"] for r in replies) == list(range(800, 1000))
+
+
+class Cache(Service):
+    name = "cache"
+    journal = Resource(lambda cfg: Journal())
+
+    @event("prices.changed", broadcast=True)
+    async def flush(self, sku: str) -> None:
+        self.journal.add("flushed", sku)
+
+
+async def test_broadcast_events_reach_every_replica(
+    container_factory: ContainerFactory, minga_broker: str
+) -> None:
+    async with container_factory(Cache) as a, container_factory(Cache) as b, Bus(minga_broker) as client:
+        await client.publish("prices.changed", "tea")
+        for replica in (a, b):
+            await _journal(replica).until(lambda e: ("flushed", "tea") in e)
+
+
+async def test_calls_through_self_rpc_take_a_typed_timeout(
+    container_factory: ContainerFactory, minga_broker: str
+) -> None:
+    async with container_factory(Echo), Bus(minga_broker) as bus:
+        worker = worker_factory(Orders, bus=bus)
+        assert await worker.rpc.echo.echo(text="hola") == "hola"
+        with pytest.raises(RequestTimeout) as info:
+            await worker.rpc.echo(timeout=Timeout(0.3)).slow(seconds=1)  # outlives the timeout, not the test
+        assert info.value.timeout == 0.3 and info.value.subject == "minga.rpc.echo.slow"
