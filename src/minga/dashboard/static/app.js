@@ -25,6 +25,7 @@
   }
   function dur(s) {
     if (s == null) return "—";
+    if (s === 0) return "0";
     if (s < 0.001) return `${(s * 1e6).toFixed(0)} µs`;
     if (s < 1) return `${(s * 1000).toFixed(s < 0.01 ? 2 : 1)} ms`;
     if (s < 120) return `${s.toFixed(2)} s`;

@@ -15,9 +15,9 @@
     return (norm < 1.5 ? 1 : norm < 3 ? 2 : norm < 7 ? 5 : 10) * mag;
   }
 
-  function clock(t) {
+  function clock(t, seconds) {
     const d = new Date(t * 1000);
-    return d.toTimeString().slice(0, 5);
+    return d.toTimeString().slice(0, seconds ? 8 : 5);
   }
 
   /* series: [{name, points: [[unixSeconds, value], ...]}]; opts: {format, markers: [{at, text}], window} */
@@ -30,7 +30,9 @@
       return '<div class="nodata">' + esc(opts.empty || "no samples yet") + "</div>";
     }
     const now = opts.now || Math.max(...all.map((p) => p[0]));
-    const t0 = opts.window ? now - opts.window : Math.min(...all.map((p) => p[0]));
+    // a system younger than the window is drawn from its first sample, not squeezed to the right edge
+    const first = Math.min(...all.map((p) => p[0]), ...(opts.markers || []).map((m) => m.at).filter((t) => t >= now - (opts.window || Infinity)));
+    const t0 = opts.window ? Math.max(now - opts.window, first) : first;
     const t1 = Math.max(now, t0 + 1);
     let vmax = Math.max(...all.map((p) => p[1]), opts.min || 0);
     if (vmax <= 0) vmax = 1;
@@ -44,9 +46,9 @@
       out += `<text x="${L - 6}" y="${y(v) + 4}" text-anchor="end">${esc(fmt(v))}</text>`;
     }
     const span = t1 - t0;
-    const tstep = [30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600].find((s) => span / s <= 6) || 43200;
+    const tstep = [5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600].find((s) => span / s <= 6) || 43200;
     for (let t = Math.ceil(t0 / tstep) * tstep; t <= t1; t += tstep) {
-      out += `<text x="${x(t)}" y="${H - 8}" text-anchor="middle">${clock(t)}</text>`;
+      out += `<text x="${x(t)}" y="${H - 8}" text-anchor="middle">${clock(t, tstep < 60)}</text>`;
     }
     out += `<line class="axis" x1="${L}" x2="${W - R}" y1="${H - B}" y2="${H - B}"/>`;
     for (const m of opts.markers || []) {
@@ -100,7 +102,7 @@
       const offset = (H - (names.length * NH + (names.length - 1) * GY)) / 2;
       names.forEach((n, i) => (pos[n] = { x: 20 + Number(c) * (NW + GX), y: offset + i * (NH + GY) }));
     });
-    let out = `<svg xmlns="${NS}" viewBox="0 0 ${W} ${H}" role="img" aria-label="service dependency map">`;
+    let out = `<svg xmlns="${NS}" viewBox="0 0 ${W} ${H}" style="max-width:${W}px;margin:0 auto" role="img" aria-label="service dependency map">`;
     out += '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#94a3b8"/></marker></defs>';
     for (const e of edges) {
       const a = pos[e.from], b = pos[e.to];
