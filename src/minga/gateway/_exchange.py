@@ -76,7 +76,6 @@ class Exchange:
         self._request_id = b""
         self._out: list[bytes] = []
         self._route: _RouteState | None = None
-        self._target = b""
         self._upstream_head_bytes = b""
         self._started = 0.0
         self._tried: set[str] = set()
@@ -348,9 +347,10 @@ class Exchange:
                 self.client.close()
                 return "timeout"
             except _UpstreamLost:
+                client_left = self.client.closed
                 self.close_after = True
-                self.client.close()
-                return "client" if self.client.closed else "lost"
+                self.client.close()  # the response is cut: the client must see it end
+                return "client" if client_left else "lost"
             if self.status in (502, 503, 504):
                 return "bad"
             return "ok"
