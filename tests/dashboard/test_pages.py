@@ -6,7 +6,10 @@ from __future__ import annotations
 import os
 import re
 import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -15,6 +18,7 @@ from dashboard_harness import Page, Shop
 pytestmark = [pytest.mark.slow]
 
 SERVICES = ["inventory", "payments", "notifications", "orders"]
+SLOW_JOB = Path(__file__).parent / "slow_job.py"
 
 
 def test_overview_shows_every_service_with_its_replicas(page: Page, shop: Shop) -> None:
@@ -98,10 +102,43 @@ def test_log_search_finds_a_line_and_live_tail_shows_new_ones(page: Page, shop: 
     page.shot("logs-live-tail")
 
 
+def test_jobs_page_follows_a_running_job_to_its_end(page: Page, shop: Shop, tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for i in range(8):
+        (corpus / f"part{i}.txt").write_text("one\ntwo\n")
+    tab = page.open("#/jobs")
+    tab.wait_for_selector("#jobs tbody tr")
+    env = {**os.environ, "MINGA_HOME": str(shop.home)}
+    job = subprocess.Popen(
+        [sys.executable, "-m", "minga", "run", str(SLOW_JOB), str(corpus), "-o", str(tmp_path / "out"), "-q",
+         "--workers", "1"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        tab.wait_for_selector("#jobs tbody tr:first-child .pill.running", timeout=30_000)
+        tab.wait_for_function(
+            "() => /map [1-9]\\d*\\/8/.test(document.querySelector('#jobs tbody tr:first-child').textContent)",
+            timeout=30_000,
+        )
+        page.shot("jobs-running")
+        assert job.wait(60) == 0, job.stderr.read() if job.stderr else ""
+    finally:
+        if job.poll() is None:
+            job.kill()
+        job.wait(10)
+        if job.stderr:
+            job.stderr.close()
+    tab.wait_for_selector("#jobs tbody tr:first-child .pill.succeeded", timeout=15_000)
+    first = tab.locator("#jobs tbody tr").first.inner_text()
+    assert "Slow" in first and "slow_job.py" in first, first
+    page.shot("jobs-finished")
+
+
 def test_jobs_page_shows_the_recorded_run(page: Page, shop: Shop) -> None:
     tab = page.open("#/jobs")
     tab.wait_for_selector("#jobs tbody tr")
-    row = tab.locator("#jobs tbody tr").first
+    row = tab.locator("#jobs tbody tr", has_text="WordCount").first
     text = row.inner_text()
     assert "WordCount" in text and "local" in text and "succeeded" in text
     page.shot("jobs")

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from minga.compute import JobRef, print_summary
+from minga.compute import JobProgress, JobRef, print_summary
 from minga.compute import run as run_job
 from minga.controlplane import jobs_dir
 from minga.errors import UsageError
@@ -37,6 +37,18 @@ class _Journal:
             "started_at": self.started_at, "config": {"inputs": inputs, "output_dir": str(output)},
         }  # fmt: skip
         self.output = output
+        self._last_tick = 0.0
+
+    def tick(self, p: JobProgress) -> None:
+        """The job's progress, at most twice a second (the engine reports far more often)."""
+        now = time.monotonic()
+        if now - self._last_tick < 0.5:
+            return
+        self._last_tick = now
+        self.write({"status": "running", "seconds": round(p.elapsed, 2), "input_bytes": p.input_bytes, "progress": {
+            "phase": p.phase, "step": p.step, "steps": p.steps, "maps_done": p.maps_done, "maps_total": p.maps_total,
+            "reduces_done": p.reduces_done, "reduces_total": p.reduces_total, "bytes_done": p.bytes_done,
+            "records_done": p.records_done, "failed_attempts": p.failed_attempts}})  # fmt: skip
 
     def write(self, record: dict[str, Any]) -> None:
         if self.path is None:
@@ -101,7 +113,7 @@ def run(
         result = run_job(
             ref, inputs, output, engine=engine, workers=workers, reducers=reducers, address=address,
             overwrite=overwrite, progress=False if quiet else console,
-            config={"device": device} if device is not None else None,
+            config={"device": device} if device is not None else None, on_progress=journal.tick,
         )  # fmt: skip
     except BaseException as exc:
         journal.failed(exc)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from types import TracebackType
 
 from rich.console import Console, Group, RenderableType
@@ -75,8 +76,11 @@ class ProgressDisplay:
         self.console = console or Console(stderr=True)
         self._live = Live(console=self.console, auto_refresh=False, transient=True)
         self._last = 0.0
+        self._chained: Callable[[JobProgress], None] | None = None
 
     def _tick(self, p: JobProgress) -> None:
+        if self._chained is not None:  # whoever listened before the display keeps hearing
+            self._chained(p)
         now = time.monotonic()
         if now - self._last >= _REFRESH:
             self._last = now
@@ -84,13 +88,14 @@ class ProgressDisplay:
 
     def __enter__(self) -> ProgressDisplay:
         self._live.start()
+        self._chained = self.progress.on_tick
         self.progress.on_tick = self._tick
         return self
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self.progress.on_tick = None
+        self.progress.on_tick = self._chained
         self._live.stop()
 
 

@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,10 +38,12 @@ def run(
     overwrite: bool = False,
     progress: bool | Console = False,
     engine_options: Mapping[str, Any] | None = None,
+    on_progress: Callable[[JobProgress], None] | None = None,
 ) -> JobResult:
     """Run ``job`` over ``inputs`` into ``output_dir`` on the engine named ``engine``.
 
-    ``progress`` True (or a rich Console) shows the live display. Raises
+    ``progress`` True (or a rich Console) shows the live display; ``on_progress`` is called with
+    the job's :class:`JobProgress` whenever the engine reports (often: throttle what it does). Raises
     :class:`~minga.errors.UsageError` for bad arguments and
     :class:`~minga.errors.JobFailed` when a task exhausts its attempts.
     """
@@ -52,7 +54,7 @@ def run(
             job, inputs, output_dir, reducers=reducers, config=config, memory_budget=memory_budget,
             split_size=split_size, overwrite=overwrite, parallelism=parallelism,
         )  # fmt: skip
-        state = JobProgress()
+        state = JobProgress(on_tick=on_progress)
         if progress is False:
             return eng.run(spec, state)
         console = progress if isinstance(progress, Console) else Console(stderr=True)

@@ -357,7 +357,7 @@
       const total = (p.maps_total || 0) + (p.reduces_total || 0);
       const done = (p.maps_done || 0) + (p.reduces_done || 0);
       const pct = total ? (100 * done) / total : 0;
-      return `<div class="bar"><div style="width:${pct.toFixed(1)}%"></div></div><div class="note">${esc(p.phase || "")} · map ${p.maps_done}/${p.maps_total} · reduce ${p.reduces_done}/${p.reduces_total}</div>`;
+      return `<div class="bar"><div style="width:${pct.toFixed(1)}%"></div></div><div class="note">${p.steps > 1 ? `step ${p.step + 1}/${p.steps} · ` : ""}map ${p.maps_done}/${p.maps_total} · reduce ${p.reduces_done}/${p.reduces_total}</div>`;
     }
     return `<div class="bar ${j.status === "failed" ? "failed" : "done"}"><div style="width:100%"></div></div>`;
   }
@@ -376,13 +376,13 @@
     let html = '<div class="cards">' + card("Jobs", list.length) + card("Running", list.filter((j) => j.status === "running").length)
       + card("Succeeded", ok, "ok") + card("Failed", list.filter((j) => j.status === "failed").length, list.some((j) => j.status === "failed") ? "bad" : "") + "</div>";
     const rows = list.map((j) => {
-      const mapIn = j.counters && j.counters.minga ? j.counters.minga["map input records"] : null;
+      const mapIn = j.counters && j.counters.minga ? j.counters.minga["map input records"] : j.progress ? j.progress.records_done : null;
       return `<tr class="clickable job-row" data-href="#/jobs/${encodeURIComponent(j.id)}"><td><b>${esc(jobName(j))}</b> <span class="note">${esc(jobFile(j))}</span></td><td>${esc(j.engine)}</td><td>${pill(j.status)}</td>
         <td style="min-width:160px">${progress(j)}</td><td class="num">${dur(j.seconds)}</td><td class="num">${bytes(j.input_bytes)}</td>
         <td class="num">${mapIn == null ? "—" : Number(mapIn).toLocaleString()}</td><td class="when">${esc(datetime(j.finished_at || j.started_at))}</td></tr>`;
     }).join("");
     html += panel("History", list.length
-      ? `<table id="jobs"><thead><tr><th>Job</th><th>Engine</th><th>Status</th><th>Progress</th><th class="num">Time</th><th class="num">Input</th><th class="num">Records</th><th>Finished</th></tr></thead><tbody>${rows}</tbody></table>`
+      ? `<table id="jobs"><thead><tr><th>Job</th><th>Engine</th><th>Status</th><th>Progress</th><th class="num">Time</th><th class="num">Input</th><th class="num">Records</th><th>Started / finished</th></tr></thead><tbody>${rows}</tbody></table>`
       : '<div class="empty">No job has run against this system yet: <code>minga run JOB.py INPUT -o OUT</code> records each run here.</div>');
     return html;
   }
