@@ -2,10 +2,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 from typing import Any
 
 import nats
 
+import support
 from minga.bus import Backoff, Bus, Delivery, QueuePolicy, TraceContext, current_trace
 
 FAST = QueuePolicy(max_deliver=3, backoff=Backoff(initial=0.2, factor=2.0, maximum=1.0), ack_wait=5)
@@ -145,3 +147,30 @@ async def test_jobs_run_concurrently_up_to_the_policy(broker_url: str) -> None:
         await bus.consume("par", job, policy=QueuePolicy(concurrency=2))
         got = sorted([await asyncio.wait_for(done.get(), 10) for _ in range(4)])
     assert got == [0, 1, 2, 3] and peak == 2
+
+
+async def test_jobs_survive_a_broker_restart(tmp_path: Path) -> None:
+    # nats-server only: the embedded broker's own crash test lives with JetStream
+    server = support.nats_server(tmp_path, jetstream=True)
+    done: asyncio.Queue[int] = asyncio.Queue()
+
+    async def job(d: Delivery) -> None:
+        await done.put(d.payload)
+
+    with support.running(server):
+        url = f"nats://127.0.0.1:{server.port}"
+        async with Bus(url) as worker:
+            await worker.consume("durable", job, policy=FAST)
+            async with Bus(url) as producer:
+                await producer.enqueue("durable", 1)
+                assert await asyncio.wait_for(done.get(), 10) == 1
+                for n in (100, 101, 102):  # acknowledged by the broker, nobody consumes them yet
+                    await producer.enqueue("parked", n)
+                await asyncio.to_thread(server.kill)  # SIGKILL: no goodbye to anyone
+            await asyncio.to_thread(server.start)  # same port, same store
+            async with Bus(url) as producer:
+                for n in range(2, 6):
+                    await producer.enqueue("durable", n)
+            await worker.consume("parked", job, policy=FAST)
+            got = sorted([await asyncio.wait_for(done.get(), 30) for _ in range(7)])
+    assert got == [2, 3, 4, 5, 100, 101, 102]
