@@ -17,6 +17,9 @@ The tree::
     │   └── NoInstanceError         a picker found no healthy instance of a service
     ├── ServiceError                the service runtime failed (lifecycle, dependency providers)
     ├── DeployError                 plan/apply/supervisor failures
+    ├── MonitorError                metrics, logs, traces or alerts could not be collected or answered
+    │   ├── QueryError              a metrics query or log search is malformed (also a UsageError)
+    │   └── CardinalityError        a metric or a query has more label sets than the guard allows
     └── ComputeError                a MapReduce job or a parallel directive failed
         ├── JobFailed               a task failed more than its allowed attempts
         └── JobNotDeterministic     the test mode found outputs that depend on combiner runs or value order
@@ -32,6 +35,7 @@ from collections.abc import Sequence
 __all__ = [
     "BrokerError",
     "BusError",
+    "CardinalityError",
     "ComputeError",
     "DeployError",
     "DiscoveryError",
@@ -39,9 +43,11 @@ __all__ = [
     "JobFailed",
     "JobNotDeterministic",
     "MingaError",
+    "MonitorError",
     "NoInstanceError",
     "PayloadError",
     "ProtocolError",
+    "QueryError",
     "RemoteError",
     "RequestTimeout",
     "ServiceError",
@@ -181,6 +187,32 @@ class ServiceError(MingaError):
 
 class DeployError(MingaError):
     """Planning, applying or supervising a deployment failed."""
+
+
+class MonitorError(MingaError):
+    """The monitoring layer could not collect or answer something."""
+
+
+class QueryError(MonitorError, UsageError):
+    """A metrics query or a log search is malformed; ``query`` is what was asked."""
+
+    def __init__(self, query: str, problem: str) -> None:
+        self.query = query
+        self.problem = problem
+        super().__init__(f"bad query {query!r}: {problem}")
+
+
+class CardinalityError(MonitorError, UsageError):
+    """Too many label sets: ``metric`` would exceed ``limit`` series (``labels``: the one refused)."""
+
+    def __init__(self, metric: str, limit: int, labels: dict[str, str] | None = None) -> None:
+        self.metric = metric
+        self.limit = limit
+        self.labels = dict(labels or {})
+        super().__init__(
+            f"{metric} has more than {limit} label sets: drop high-cardinality labels (ids, paths with ids) "
+            "or aggregate with `sum by (...)` over fewer labels"
+        )
 
 
 class ComputeError(MingaError):

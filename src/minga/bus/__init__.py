@@ -3,12 +3,14 @@
 Subjects: ``minga.rpc.<service>.<method>`` (one queue group per service),
 ``minga.evt.<topic>`` (one queue group per subscribing service, or broadcast),
 ``minga.q.<queue>`` (a JetStream work-queue stream) and ``minga.dlq.<queue>``
-(dead letters). JSON on the wire; W3C ``traceparent`` in the headers.
+(dead letters). JSON on the wire; W3C ``traceparent`` in the headers. Finished spans travel
+in batches on ``_minga.spans`` (:class:`SpanRecorder`), for the control plane to collect.
 """
 
 from minga.bus._bus import Bus, Delivery, Handler
 from minga.bus._codec import ErrorAllowList, decode, encode
 from minga.bus._queue import Backoff, QueuePolicy
+from minga.bus._spans import SPANS_SUBJECT, Span, SpanRecorder
 from minga.bus._subjects import (
     check_name,
     dead_letter_subject,
@@ -21,12 +23,15 @@ from minga.bus._timeout import Timeout
 from minga.bus._trace import TraceContext, current_trace, incoming, outgoing
 
 __all__ = [
+    "SPANS_SUBJECT",
     "Backoff",
     "Bus",
     "Delivery",
     "ErrorAllowList",
     "Handler",
     "QueuePolicy",
+    "Span",
+    "SpanRecorder",
     "Timeout",
     "TraceContext",
     "check_name",

@@ -34,11 +34,21 @@ from typing import Any, Protocol, Self
 
 from aiohttp import web
 
-from minga.bus import Bus, Delivery, TraceContext, current_trace
+from minga.bus import (
+    SPANS_SUBJECT,
+    Bus,
+    Delivery,
+    Span,
+    SpanRecorder,
+    TraceContext,
+    current_trace,
+    queue_stream,
+)
 from minga.errors import ServiceError, UsageError
 from minga.service._dependencies import Dependency, ServiceContext, WorkerContext
 from minga.service._entrypoints import ConsumeEntry, EventEntry, HttpEntry, RpcEntry, TimerEntry
 from minga.service._http import route_handler
+from minga.service._metrics import ReplicaMetrics
 from minga.service._payload import Signature
 from minga.service._service import Service
 
@@ -130,6 +140,9 @@ class ServiceContainer:
             attr: dep.bind() for attr, dep in service.dependencies.items() if attr not in self._replace
         }
         self._signatures = {method: Signature.of(getattr(service, method)) for method in service.entrypoints}
+        self._kinds = {method: _kind(entries[0]) for method, entries in service.entrypoints.items() if entries}
+        self.metrics = ReplicaMetrics(self.name, self.instance)
+        self.spans = SpanRecorder(self._publish_spans)
         self._timers: list[asyncio.Task[None]] = []
         self._tg: asyncio.TaskGroup | None = None
         self._stopping = asyncio.Event()
@@ -157,12 +170,34 @@ class ServiceContainer:
         worker = WorkerContext(self.name, self.instance, method, trace)
         instance, provided = self.worker(worker)
         error: BaseException | None = None
+        kind = self._kinds.get(method, "call")
+        started, clock = time.time(), time.perf_counter()
+        self.metrics.inflight += 1
         try:
             return await getattr(instance, method)(**kwargs)
         except BaseException as exc:
             error = exc
             raise
         finally:
+            seconds = time.perf_counter() - clock
+            self.metrics.inflight -= 1
+            self.metrics.observe(method, kind, error is None, seconds)
+            if trace.sampled:
+                self.spans.record(
+                    Span(
+                        trace.trace_id,
+                        trace.span_id,
+                        trace.parent_id,
+                        self.name,
+                        self.instance,
+                        f"{self.name}.{method}",
+                        kind,
+                        started,
+                        started + seconds,
+                        "ok" if error is None else "error",
+                        {"error": f"{type(error).__name__}: {error}"[:500]} if error is not None else {},
+                    )
+                )
             for attr, dep in self._deps.items():
                 try:
                     await dep.release(worker, provided[attr], error)
@@ -227,6 +262,18 @@ class ServiceContainer:
                 await dep.start()
             app = web.Application()
             app.router.add_get("/healthz", self._healthz)
+            app.router.add_get("/metrics", self._metrics)
+            queues = [
+                e.queue
+                for entries in self.service.entrypoints.values()
+                for e in entries
+                if isinstance(e, ConsumeEntry)
+            ]
+            if queues:
+                self.metrics.queue_depth = lambda: self._queue_depth(queues)
+            tg = self._tg
+            self._timers.append(tg.create_task(self.metrics.watch_loop_lag(self._stopping), name="loop lag"))
+            self._timers.append(tg.create_task(self.spans.run(self._stopping), name="spans"))
             for method, entries in self.service.entrypoints.items():
                 for entry in entries:
                     await self._start_entrypoint(method, entry, app)
@@ -235,6 +282,7 @@ class ServiceContainer:
                 await self._serve_http(app)
                 assert self._http_port is not None
                 ports["http"] = self._http_port
+                ports["metrics"] = self._http_port
             self.info = InstanceInfo(self.instance, self.name, self.service.version, self.http_host, ports)
             if self.registrar is not None:
                 await self.registrar.register(self.info)
@@ -289,6 +337,23 @@ class ServiceContainer:
             "inflight": self.bus.inflight,
         }
         return web.json_response(body, status=200 if passing else 503)
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        return web.Response(text=await self.metrics.render(), content_type="text/plain", charset="utf-8")
+
+    async def _queue_depth(self, queues: list[str]) -> dict[str, int]:
+        """Jobs stored in each consumed work queue (waiting or being worked on)."""
+        jsm = self.bus.jetstream._jsm
+        depth: dict[str, int] = {}
+        for queue in queues:
+            info = await jsm.stream_info(queue_stream(queue))
+            depth[queue] = int(info.state.messages)
+        return depth
+
+    async def _publish_spans(self, data: bytes) -> None:
+        nc = self.bus.nats
+        if nc.is_connected:
+            await nc.publish(SPANS_SUBJECT, data)
 
     async def _tick(self, method: str, interval: float) -> None:
         while not self._stopping.is_set():
@@ -375,6 +440,19 @@ class ServiceContainer:
             for task in self._timers:
                 task.cancel()
             await tg.__aexit__(None, None, None)
+
+
+def _kind(entry: Any) -> str:
+    """The ``kind`` label of an entrypoint's metrics and spans."""
+    if isinstance(entry, RpcEntry):
+        return "rpc"
+    if isinstance(entry, EventEntry):
+        return "event"
+    if isinstance(entry, ConsumeEntry):
+        return "queue"
+    if isinstance(entry, HttpEntry):
+        return "http"
+    return "timer"
 
 
 def _path_params(path: str) -> list[str]:

@@ -22,12 +22,13 @@ A :class:`~minga.errors.SpecError` lists every mistake, one line each, as
 Durations are seconds (floats) once loaded, written ``500ms``, ``2s``, ``1m30s`` or as numbers;
 memory is bytes (``256Mi``, ``1G``); CPU is cores (``0.5``, ``500m``). ``ports`` maps port names
 to numbers, 0 meaning "a free port per replica". ``gateway:`` is a :class:`GatewaySpec`
-(routes, limits, breaker); ``alerts:`` is kept as written (:class:`OpenSection`) until its model exists. :func:`home_dir` is where state
+(routes, limits, breaker); ``alerts:`` maps names to :class:`AlertSpec` rules (a metrics query, ``above``/``below``, ``for``). :func:`home_dir` is where state
 lives: ``$MINGA_HOME``, else ``.minga/`` beside the spec.
 """
 
 from minga.spec._loader import home_dir, load_spec, parse_spec
 from minga.spec._models import (
+    AlertSpec,
     BreakerSpec,
     BrokerSpec,
     CpuAmount,
@@ -51,6 +52,7 @@ from minga.spec._schema import json_schema
 from minga.spec._units import parse_cpu, parse_duration, parse_memory
 
 __all__ = [
+    "AlertSpec",
     "BreakerSpec",
     "BrokerSpec",
     "CpuAmount",

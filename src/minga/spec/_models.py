@@ -358,6 +358,36 @@ class OpenSection(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
 
 
+class AlertSpec(_Strict):
+    """An alert rule: fires when ``query`` (a metrics query, see minga.monitor) is ``above`` or
+    ``below`` a threshold for every evaluation during ``for``; resolves when it no longer is.
+
+    Each series the query returns is its own alert (``sum by (service) (...)`` alerts per service).
+    """
+
+    query: str = Field(min_length=1, description="a metrics query, e.g. sum by (service) (rate(...[1m]))")
+    above: float | None = Field(default=None, description="fire while the value is above this")
+    below: float | None = Field(default=None, description="fire while the value is below this")
+    for_: Duration = Field(default=0.0, alias="for", description="seconds the condition must hold first")
+    severity: Literal["info", "warning", "critical"] = "warning"
+    summary: str = Field(default="", description="one line shown with the alert")
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _one_threshold(self) -> AlertSpec:
+        if (self.above is None) == (self.below is None):
+            raise ValueError("an alert needs exactly one of `above:` or `below:`")
+        return self
+
+    def breached(self, value: float) -> bool:
+        """Whether ``value`` is on the firing side of the threshold."""
+        if self.above is not None:
+            return value > self.above
+        assert self.below is not None
+        return value < self.below
+
+
 class Spec(_Strict):
     """A whole minga.yaml: services, the broker, the registry, and sections later work adds.
 
@@ -371,7 +401,7 @@ class Spec(_Strict):
     broker: BrokerSpec = Field(default_factory=BrokerSpec)
     discovery: DiscoverySpec = Field(default_factory=DiscoverySpec)
     gateway: GatewaySpec | None = None
-    alerts: OpenSection | None = None
+    alerts: dict[str, AlertSpec] = Field(default_factory=dict, description="alert rules by name")
 
     _source: str | None = PrivateAttr(default=None)
     _marks: dict[Loc, tuple[int, int]] = PrivateAttr(default_factory=dict)

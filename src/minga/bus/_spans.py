@@ -1,0 +1,109 @@
+"""Spans: what a replica (or the gateway) did within a trace, sent in batches on ``_minga.spans``.
+
+A span is one unit of work: an RPC answered, an event handled, a job run, an HTTP request
+served or proxied. Its ``parent_id`` is the span that caused it, which may live in another
+process; the control plane puts the tree together. Times are Unix seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+__all__ = ["SPANS_SUBJECT", "Span", "SpanRecorder"]
+
+SPANS_SUBJECT = "_minga.spans"
+
+log = logging.getLogger("minga.bus")
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """One finished span. ``kind`` is ``rpc``, ``event``, ``queue``, ``http``, ``timer`` or ``gateway``;
+    ``status`` is ``ok`` or ``error``; ``start`` and ``end`` are Unix seconds."""
+
+    trace_id: str
+    span_id: str
+    parent_id: str | None
+    service: str
+    instance: str
+    name: str
+    kind: str
+    start: float
+    end: float
+    status: str = "ok"
+    attributes: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def duration(self) -> float:
+        """Seconds the span lasted."""
+        return self.end - self.start
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Span:
+        """A span from its JSON form; KeyError/TypeError/ValueError when fields are missing or wrong."""
+        return cls(
+            trace_id=str(data["trace_id"]),
+            span_id=str(data["span_id"]),
+            parent_id=None if data.get("parent_id") is None else str(data["parent_id"]),
+            service=str(data["service"]),
+            instance=str(data.get("instance", "")),
+            name=str(data["name"]),
+            kind=str(data.get("kind", "")),
+            start=float(data["start"]),
+            end=float(data["end"]),
+            status=str(data.get("status", "ok")),
+            attributes={str(k): str(v) for k, v in dict(data.get("attributes") or {}).items()},
+        )
+
+
+Publish = Callable[[bytes], Awaitable[None]]
+
+
+class SpanRecorder:
+    """Collects finished spans and publishes them as JSON arrays, at most every ``every`` seconds.
+
+    ``publish`` sends one batch (for a bus: ``nats.publish("_minga.spans", data)``). A batch
+    holds at most ``batch`` spans; beyond ``limit`` spans waiting, new ones are dropped
+    (counted in :attr:`dropped`) rather than growing without bound while the broker is away.
+    Run :meth:`run` in a task group; :meth:`flush` sends what is left.
+    """
+
+    def __init__(self, publish: Publish, *, every: float = 0.5, batch: int = 500, limit: int = 20_000) -> None:
+        self.publish = publish
+        self.every = every
+        self.batch = batch
+        self.limit = limit
+        self.dropped = 0
+        self._pending: list[Span] = []
+
+    def record(self, span: Span) -> None:
+        if len(self._pending) >= self.limit:
+            self.dropped += 1
+            return
+        self._pending.append(span)
+
+    async def flush(self) -> None:
+        while self._pending:
+            chunk, self._pending = self._pending[: self.batch], self._pending[self.batch :]
+            try:
+                await self.publish(json.dumps([s.to_json() for s in chunk]).encode())
+            except Exception as exc:  # the broker is away: spans are best effort
+                self.dropped += len(chunk)
+                log.debug("dropped %d spans: %s", len(chunk), exc)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Publish batches until ``stop`` is set, then flush once more."""
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.every)
+            await self.flush()
+        await self.flush()

@@ -1,0 +1,84 @@
+"""The Prometheus text exposition format (0.0.4), parsed: bytes in, samples out, no I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Sample", "parse_exposition"]
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One sample line: metric ``name``, sorted ``labels`` and ``value`` (timestamps are ignored)."""
+
+    name: str
+    labels: tuple[tuple[str, str], ...]
+    value: float
+
+
+_ESCAPES = {"\\": "\\", '"': '"', "n": "\n"}
+
+
+def _labels(text: str, start: int, line: str) -> tuple[list[tuple[str, str]], int]:
+    """Parse ``a="x",b="y"}`` from ``start``; return the labels and the index after ``}``."""
+    out: list[tuple[str, str]] = []
+    i, n = start, len(text)
+    while True:
+        while i < n and text[i] in " ,":
+            i += 1
+        if i < n and text[i] == "}":
+            return out, i + 1
+        eq = text.find("=", i)
+        if eq < 0 or eq + 1 >= n or text[eq + 1] != '"':
+            raise ValueError(f"bad label set in {line!r}")
+        key = text[i:eq].strip()
+        i = eq + 2
+        chars: list[str] = []
+        while True:
+            if i >= n:
+                raise ValueError(f"unterminated label value in {line!r}")
+            c = text[i]
+            if c == "\\" and i + 1 < n:
+                chars.append(_ESCAPES.get(text[i + 1], "\\" + text[i + 1]))
+                i += 2
+            elif c == '"':
+                i += 1
+                break
+            else:
+                chars.append(c)
+                i += 1
+        out.append((key, "".join(chars)))
+
+
+def _value(raw: str) -> float:
+    if raw in ("+Inf", "Inf"):
+        return float("inf")
+    if raw == "-Inf":
+        return float("-inf")
+    return float(raw)  # "NaN" parses too
+
+
+def parse_exposition(text: str) -> list[Sample]:
+    """Every sample in ``text``; comments and ``# TYPE``/``# HELP`` lines are skipped.
+
+    Raises ValueError naming the first malformed line.
+    """
+    samples: list[Sample] = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line[0] == "#":
+            continue
+        brace = line.find("{")
+        space = line.find(" ")
+        if brace >= 0 and (space < 0 or brace < space):
+            name = line[:brace]
+            labels, end = _labels(line, brace + 1, line)
+            rest = line[end:].split()
+        else:
+            if space < 0:
+                raise ValueError(f"a sample needs a value: {line!r}")
+            name, labels, rest = line[:space], [], line[space:].split()
+        if not rest or not name:
+            raise ValueError(f"a sample needs a name and a value: {line!r}")
+        samples.append(Sample(name, tuple(sorted(labels)), _value(rest[0])))
+    return samples
