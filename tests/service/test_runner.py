@@ -106,7 +106,7 @@ async def test_a_replica_registers_with_discovery_and_deregisters_on_sigterm(
                     async with asyncio.timeout(30):
                         put = await anext(events)
                     assert put.kind == "put" and put.instance.id == "echo-1"
-                    assert put.instance.service == "echo" and put.instance.ports == {"http": port}
+                    assert put.instance.service == "echo" and put.instance.ports == {"http": port, "metrics": port}
                     assert put.instance.metadata["pid"] == str(proc.pid)
                     proc.send_signal(signal.SIGTERM)
                     async with asyncio.timeout(20):

@@ -10,7 +10,7 @@ in batches on ``_minga.spans`` (:class:`SpanRecorder`), for the control plane to
 from minga.bus._bus import Bus, Delivery, Handler
 from minga.bus._codec import ErrorAllowList, decode, encode
 from minga.bus._queue import Backoff, QueuePolicy
-from minga.bus._spans import SPANS_SUBJECT, Span, SpanRecorder
+from minga.bus._spans import Span, SpanRecorder
 from minga.bus._subjects import (
     check_name,
     dead_letter_subject,
@@ -23,7 +23,6 @@ from minga.bus._timeout import Timeout
 from minga.bus._trace import TraceContext, current_trace, incoming, outgoing
 
 __all__ = [
-    "SPANS_SUBJECT",
     "Backoff",
     "Bus",
     "Delivery",

@@ -13,11 +13,9 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
-__all__ = ["SPANS_SUBJECT", "Span", "SpanRecorder"]
-
-SPANS_SUBJECT = "_minga.spans"
+__all__ = ["Span", "SpanRecorder"]
 
 log = logging.getLogger("minga.bus")
 
@@ -25,7 +23,10 @@ log = logging.getLogger("minga.bus")
 @dataclass(frozen=True, slots=True)
 class Span:
     """One finished span. ``kind`` is ``rpc``, ``event``, ``queue``, ``http``, ``timer`` or ``gateway``;
-    ``status`` is ``ok`` or ``error``; ``start`` and ``end`` are Unix seconds."""
+    ``status`` is ``ok`` or ``error``; ``start`` and ``end`` are Unix seconds. Batches of spans travel
+    as JSON arrays on :attr:`SUBJECT`."""
+
+    SUBJECT: ClassVar[str] = "_minga.spans"
 
     trace_id: str
     span_id: str

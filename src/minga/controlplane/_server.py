@@ -1,8 +1,10 @@
 """``minga server``: the broker, the registry, the supervisor and the HTTP API in one asyncio process.
 
-Start order: broker → registry → HTTP API (the registry's routes under ``/v1/discovery``, the dashboard under ``/dashboard``) →
-state file → gateway (when the spec has ``gateway:``) → supervisor. Stop order, the reverse: every
-replica (reverse dependency order, grace then SIGKILL) → gateway → state file → HTTP API → registry → broker. A stop comes from SIGINT/SIGTERM (:meth:`ControlPlane.request_stop`)
+Start order: broker → registry → monitor (scraping, log collection, spans, alerts; its API under
+``/api/monitor``) → HTTP API (the registry's routes under ``/v1/discovery``, the dashboard under
+``/dashboard``) → state file → gateway (when the spec has ``gateway:``) → supervisor. Stop order,
+the reverse: every replica (reverse dependency order, grace then SIGKILL) → gateway → state file →
+HTTP API → monitor (which indexes the last log lines first) → registry → broker. A stop comes from SIGINT/SIGTERM (:meth:`ControlPlane.request_stop`)
 or ``POST /api/stop``, which answers once no replica is left.
 """
 
@@ -37,10 +39,12 @@ from minga.discovery import (
 )
 from minga.errors import UsageError
 from minga.gateway import DiscoverySource, Gateway
-from minga.spec import GatewaySpec, HealthCheckSpec, Spec
+from minga.monitor import Monitor, MonitorSettings, ScrapeTarget, monitor_app
+from minga.spec import AlertSpec, GatewaySpec, HealthCheckSpec, Spec
 
 DISCOVERY_PREFIX = "/v1/discovery"
 DASHBOARD_PREFIX = "/dashboard"
+MONITOR_PREFIX = "/api/monitor"
 
 
 def registry_checks(spec: Spec) -> dict[str, HealthCheckSpec]:
@@ -81,6 +85,8 @@ class ControlPlane:
         checks: Mapping[str, HealthCheckSpec] | None = None,
         default_ttl: float = 5.0,
         gateway: GatewaySpec | None = None,
+        alerts: Mapping[str, AlertSpec] | None = None,
+        monitor: MonitorSettings | None = None,
     ) -> None:
         self.plans = list(plans)
         self.home = home
@@ -100,6 +106,9 @@ class ControlPlane:
         self.registry: Registry | None = None
         self.gateway_spec = gateway
         self.gateway: Gateway | None = None
+        self.alerts = dict(alerts or {})
+        self.monitor_settings = monitor
+        self.monitor: Monitor | None = None
         self._registered: dict[str, Instance] = {}
         self.dashboard = ControlPlaneSource(status_fn=self.status, home=home)
         self._stop = asyncio.Event()
@@ -120,6 +129,7 @@ class ControlPlane:
             checks=registry_checks(spec),
             default_ttl=spec.discovery.ttl,
             gateway=spec.gateway,
+            alerts=spec.alerts,
         )
 
     def request_stop(self) -> None:
@@ -146,8 +156,10 @@ class ControlPlane:
             "discovery": f"{self.url}{DISCOVERY_PREFIX}" if self.url else None,
             "gateway": self.gateway.url if self.gateway is not None else None,
             "dashboard": f"{self.url}{DASHBOARD_PREFIX}/" if self.url else None,
+            "monitor": f"{self.url}{MONITOR_PREFIX}" if self.url else None,
             "healthy": bool(self.supervisor and self.supervisor.all_healthy()),
             "services": services,
+            "alerts": [a.to_json() for a in self.monitor.alerts.firing()] if self.monitor is not None else [],
         }
 
     async def run(self, ready: Callable[[ServerState], None] | None = None) -> None:
@@ -156,12 +168,21 @@ class ControlPlane:
         async with (
             BrokerHandle(self.external_nats, self.broker_host, self.broker_port, self.home) as nats_url,
             Registry(self.store, checks=self.checks, default_ttl=self.default_ttl) as registry,
+            Monitor(
+                self.home,
+                targets=self._scrape_targets,
+                nats_url=nats_url,
+                alerts=self.alerts,
+                settings=self.monitor_settings,
+            ) as monitor,
         ):
             self.nats_url = nats_url
             self.registry = registry
+            self.monitor = monitor
             app = web.Application()
             app.add_subapp(DISCOVERY_PREFIX, discovery_app(registry))
             app.add_subapp(DASHBOARD_PREFIX, dashboard_app(self.dashboard))
+            app.add_subapp(MONITOR_PREFIX, monitor_app(monitor))
             sup = LocalSupervisor(
                 self.plans,
                 home=self.home,
@@ -227,6 +248,18 @@ class ControlPlane:
                 yield
             finally:
                 self.gateway = None
+
+    async def _scrape_targets(self) -> list[ScrapeTarget]:
+        """Every registered instance with a ``metrics`` port, and the gateway's own metrics."""
+        targets: list[ScrapeTarget] = []
+        if self.registry is not None:
+            for inst in await self.registry.instances():
+                port = inst.ports.get("metrics")
+                if port:
+                    targets.append(ScrapeTarget(inst.service, inst.id, f"http://{inst.host}:{port}/metrics"))
+        if self.gateway is not None and self.gateway_spec is not None and self.gateway_spec.metrics_path:
+            targets.append(ScrapeTarget("gateway", "gateway", self.gateway.url + self.gateway_spec.metrics_path))
+        return targets
 
     async def _on_critical(self, instance: str, service: str) -> None:
         """A replica died: take it out of every picker at once."""

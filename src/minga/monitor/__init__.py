@@ -29,10 +29,10 @@ Queries are a PromQL subset (:mod:`minga.monitor._query`): selectors with label 
 ``process_*`` metrics; every series carries ``service`` and ``instance``.
 """
 
-from minga.monitor._alerts import ALERTS_SUBJECT, Alert, AlertEvaluator
+from minga.monitor._alerts import Alert, AlertEvaluator
 from minga.monitor._api import monitor_app, parse_time
 from minga.monitor._expo import Sample, parse_exposition
-from minga.monitor._logs import LEVELS, LogCollector, LogRecord, LogSearch, LogStore, parse_log_line
+from minga.monitor._logs import LogCollector, LogRecord, LogSearch, LogStore, parse_log_line
 from minga.monitor._monitor import Monitor, MonitorSettings
 from minga.monitor._query import QueryEngine, Series, parse_query
 from minga.monitor._scrape import Scraper, ScrapeTarget
@@ -40,8 +40,6 @@ from minga.monitor._traces import TraceStore
 from minga.monitor._tsdb import Matcher, MetricStore, SeriesData
 
 __all__ = [
-    "ALERTS_SUBJECT",
-    "LEVELS",
     "Alert",
     "AlertEvaluator",
     "LogCollector",

@@ -14,15 +14,13 @@ import logging
 import math
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from minga.errors import MonitorError
 from minga.monitor._query import QueryEngine
 from minga.spec import AlertSpec
 
-__all__ = ["ALERTS_SUBJECT", "Alert", "AlertEvaluator"]
-
-ALERTS_SUBJECT = "_minga.alerts"
+__all__ = ["Alert", "AlertEvaluator"]
 
 log = logging.getLogger("minga.monitor")
 
@@ -31,7 +29,10 @@ Publish = Callable[[dict[str, Any]], Awaitable[None]]
 
 @dataclass
 class Alert:
-    """One alert: ``state`` is ``pending``, ``firing`` or ``resolved``; times are Unix seconds."""
+    """One alert: ``state`` is ``pending``, ``firing`` or ``resolved``; times are Unix seconds.
+    Changes are published on ``<SUBJECT>.<rule>``."""
+
+    SUBJECT: ClassVar[str] = "_minga.alerts"
 
     rule: str
     labels: dict[str, str]

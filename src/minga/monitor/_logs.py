@@ -21,11 +21,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from minga.errors import QueryError
 
-__all__ = ["LEVELS", "LogCollector", "LogRecord", "LogSearch", "LogStore", "parse_log_line"]
+__all__ = ["LogCollector", "LogRecord", "LogSearch", "LogStore", "parse_log_line"]
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
 _LEVEL_ALIASES = {"warn": "warning", "err": "error", "fatal": "critical"}
@@ -33,7 +33,10 @@ _LEVEL_ALIASES = {"warn": "warning", "err": "error", "fatal": "critical"}
 
 @dataclass(frozen=True, slots=True)
 class LogRecord:
-    """One log line: ``ts`` is Unix seconds; ``fields`` what the code attached to it."""
+    """One log line: ``ts`` is Unix seconds; ``fields`` what the code attached to it.
+    :attr:`LEVELS` ranks the levels, least severe first."""
+
+    LEVELS: ClassVar[dict[str, int]] = LEVELS
 
     ts: float
     service: str

@@ -22,9 +22,9 @@ from typing import Any, Self
 import aiohttp
 from nats.aio.msg import Msg
 
-from minga.bus import SPANS_SUBJECT, Bus, Span
+from minga.bus import Bus, Span
 from minga.errors import MonitorError
-from minga.monitor._alerts import ALERTS_SUBJECT, AlertEvaluator
+from minga.monitor._alerts import Alert, AlertEvaluator
 from minga.monitor._logs import LogCollector, LogStore
 from minga.monitor._query import QueryEngine
 from minga.monitor._scrape import Scraper, TargetsFn
@@ -100,7 +100,7 @@ class Monitor:
                 log.warning("the monitor collects no spans: %s", exc)
             else:
                 self._bus = bus
-                await bus.nats.subscribe(SPANS_SUBJECT, cb=self._on_spans)
+                await bus.nats.subscribe(Span.SUBJECT, cb=self._on_spans)
         self.collector.collect()  # what was written while no control plane ran
         loops = (
             (self._every(self.settings.scrape_interval, self.scrape), "scrape"),
@@ -179,7 +179,7 @@ class Monitor:
 
     async def _publish_alert(self, doc: dict[str, Any]) -> None:
         if self._bus is not None:
-            await self._bus.nats.publish(f"{ALERTS_SUBJECT}.{doc['rule']}", json.dumps(doc).encode())
+            await self._bus.nats.publish(f"{Alert.SUBJECT}.{doc['rule']}", json.dumps(doc).encode())
 
     # -- summaries -------------------------------------------------------------------------------
 

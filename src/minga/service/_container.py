@@ -35,7 +35,6 @@ from typing import Any, Protocol, Self
 from aiohttp import web
 
 from minga.bus import (
-    SPANS_SUBJECT,
     Bus,
     Delivery,
     Span,
@@ -142,6 +141,8 @@ class ServiceContainer:
         self._signatures = {method: Signature.of(getattr(service, method)) for method in service.entrypoints}
         self._kinds = {method: _kind(entries[0]) for method, entries in service.entrypoints.items() if entries}
         self.metrics = ReplicaMetrics(self.name, self.instance)
+        for method, kind in self._kinds.items():
+            self.metrics.declare(method, kind)
         self.spans = SpanRecorder(self._publish_spans)
         self._timers: list[asyncio.Task[None]] = []
         self._tg: asyncio.TaskGroup | None = None
@@ -353,7 +354,7 @@ class ServiceContainer:
     async def _publish_spans(self, data: bytes) -> None:
         nc = self.bus.nats
         if nc.is_connected:
-            await nc.publish(SPANS_SUBJECT, data)
+            await nc.publish(Span.SUBJECT, data)
 
     async def _tick(self, method: str, interval: float) -> None:
         while not self._stopping.is_set():

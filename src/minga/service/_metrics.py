@@ -77,6 +77,12 @@ class ReplicaMetrics:
         self.queue_depth: QueueDepth | None = None
         self.started = time.time()
 
+    def declare(self, entrypoint: str, kind: str) -> None:
+        """Expose ``entrypoint``'s series at zero before its first call, so the first calls count in a rate."""
+        for outcome in ("ok", "error"):
+            self.calls.setdefault((entrypoint, kind, outcome), 0)
+        self.durations.setdefault((entrypoint, kind), _Histogram())
+
     def observe(self, entrypoint: str, kind: str, ok: bool, seconds: float) -> None:
         """Count one finished call of ``entrypoint`` that took ``seconds``."""
         key = (entrypoint, kind, "ok" if ok else "error")
