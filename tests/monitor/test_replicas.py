@@ -22,40 +22,7 @@ from minga.spec import parse_spec
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 
-SERVICES = '''
-import logging
-from minga import Service, rpc, consume
-
-log = logging.getLogger("trial")
-
-
-class Front(Service):
-    name = "front"
-
-    @rpc
-    async def hello(self, n: int) -> dict:
-        log.info("hello %d", n, extra={"fields": {"n": n}})
-        try:
-            return await self.rpc.back.work(n=n)
-        except Exception as exc:
-            log.warning("back refused %d: %s", n, exc)
-            raise
-
-
-class Back(Service):
-    name = "back"
-
-    @rpc
-    async def work(self, n: int) -> dict:
-        if n % 3 == 0:
-            log.warning("%d is divisible by three", n)
-            raise ValueError(f"{n} is divisible by three")
-        return {"n": n}
-
-    @consume("chores")
-    async def chore(self, job: dict) -> None:
-        log.info("chore %s", job)
-'''
+HERE = Path(__file__).resolve().parent  # trialsvc.py, the services the replicas run
 
 
 def spec_text(nats_url: str, workdir: Path) -> str:
@@ -104,10 +71,9 @@ async def until(what: str, check: Any, seconds: float = 30) -> Any:
 
 
 async def test_metrics_logs_traces_alerts_from_real_replicas(tmp_path: Path) -> None:
-    (tmp_path / "trialsvc.py").write_text(SERVICES, encoding="utf-8")
     with support.running(support.nats_server(tmp_path, jetstream=True)) as nats:
         nats_url = f"nats://127.0.0.1:{nats.port}"
-        spec = parse_spec(spec_text(nats_url, tmp_path), str(tmp_path / "minga.yaml"))
+        spec = parse_spec(spec_text(nats_url, HERE), str(tmp_path / "minga.yaml"))
         cp = ControlPlane.from_spec(spec, tmp_path / "home")
         cp.monitor_settings = MonitorSettings(scrape_interval=0.5, evaluate_interval=0.5, collect_interval=0.2)
         ready: asyncio.Future[ServerState] = asyncio.get_running_loop().create_future()
@@ -125,6 +91,12 @@ async def test_metrics_logs_traces_alerts_from_real_replicas(tmp_path: Path) -> 
                         alerts_seen.append(json.loads(msg.data))
 
                     await bus.nats.subscribe("_minga.alerts.>", cb=on_alert)
+
+                    async def scraped() -> bool:
+                        targets = (await get(session, f"{api}/targets"))["targets"]
+                        return len([t for t in targets if t["up"]]) == 3
+
+                    await until("every replica scraped once", scraped)
                     failed = 0
                     for n in range(1, 31):
                         try:
@@ -149,8 +121,13 @@ async def test_metrics_logs_traces_alerts_from_real_replicas(tmp_path: Path) -> 
                     per_replica = {r["labels"]["instance"]: r["value"] for r in doc["result"]}
                     assert sum(per_replica.values()) == 30
                     assert set(per_replica) == {"back-1", "back-2"}, "one queue group spreads calls over both replicas"
-                    rate = await get(session, f"{api}/query", query='sum(increase(minga_entrypoint_calls_total{service="front"}[1m]))')
-                    assert rate["result"][0]["value"] >= 30, "counters start at zero, so the first calls count"
+                    async def increase() -> bool:
+                        doc = await get(session, f"{api}/query",
+                                        query='sum(increase(minga_entrypoint_calls_total{service="front"}[1m]))')
+                        return bool(doc["result"]) and doc["result"][0]["value"] >= 30
+
+                    # counters are exposed at zero before the first call, so every call counts in a rate
+                    await until("the calls in increase()", increase)
                     red = {r["service"]: r for r in (await get(session, f"{api}/red", window="1m"))["services"]}
                     assert red["back"]["p95"] is not None and red["back"]["rss"] > 1e6
                     assert red["front"]["targets"] == 1 and red["back"]["up"] == 2

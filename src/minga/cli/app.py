@@ -17,6 +17,7 @@ from minga.cli import broker as broker_cli
 from minga.cli import bus as bus_commands
 from minga.cli import demo as demo_cli
 from minga.cli import gateway as gateway_cmd
+from minga.cli import monitor as monitor_cmd
 from minga.cli import run as run_cmd
 from minga.cli import runtime
 from minga.cli import spec as spec_commands
@@ -71,6 +72,15 @@ gateway_group.command("serve")(gateway_cmd.serve)
 render_group.command("haproxy")(gateway_cmd.haproxy)
 gateway_group.add_typer(render_group, name="render")
 app.add_typer(gateway_group, name="gateway")
+
+app.command("traces")(monitor_cmd.traces)
+app.command("top")(monitor_cmd.top)
+monitor_group = typer.Typer(help="Monitoring beyond one machine: Prometheus and Grafana configs.", no_args_is_help=True)
+monitor_render = typer.Typer(help="Render a monitoring engine's configuration.", no_args_is_help=True)
+monitor_render.command("prometheus")(monitor_cmd.render_prometheus_cmd)
+monitor_render.command("grafana")(monitor_cmd.render_grafana_cmd)
+monitor_group.add_typer(monitor_render, name="render")
+app.add_typer(monitor_group, name="monitor")
 
 
 def main() -> None:

@@ -13,11 +13,13 @@ import contextlib
 import json
 import logging
 import os
+import re
 import select
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -29,8 +31,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from minga.controlplane import ControlPlane, ControlPlaneClient, ServerState, pid_alive, read_state
-from minga.deploy import follow_logs, log_files, read_logs, reap_orphans
+from minga.deploy import LogLine, follow_logs, log_files, read_logs, reap_orphans
 from minga.errors import DeployError, UsageError
+from minga.monitor import LogRecord, parse_log_line
 from minga.spec import Spec, home_dir, load_spec, parse_duration
 
 SpecFile = Annotated[Path, typer.Option("--file", "-f", help="the system spec")]
@@ -84,6 +87,12 @@ def _print_endpoints(doc: dict[str, Any]) -> None:
         console.print(f"gateway        {doc['gateway']}")
     if doc.get("dashboard"):
         console.print(f"dashboard      {doc['dashboard']}")
+    for alert in doc.get("alerts") or []:
+        labels = ", ".join(f"{k}={v}" for k, v in sorted(alert["labels"].items()))
+        console.print(
+            f"[red]alert firing[/]   {escape(alert['rule'])} ({alert['severity']}) {escape(labels)}: "
+            f"{escape(alert['summary'] or alert['query'])} = {alert['value']:.4g} {alert['threshold']}"
+        )
 
 
 def _last_lines(home: Path, service: str, n: int = 10) -> list[str]:
@@ -333,6 +342,36 @@ def _since(value: str | None) -> datetime | None:
     return at if at.tzinfo is not None else at.astimezone(UTC)
 
 
+def line_filter(grep: str | None, level: str | None, trace: str | None) -> Callable[[LogLine], bool]:
+    """What ``minga logs --grep/--level/--trace`` keeps; UsageError for a bad regex or level."""
+    pattern = None
+    if grep is not None:
+        try:
+            pattern = re.compile(grep)
+        except re.error as exc:
+            raise UsageError(f"--grep {grep!r} is not a regular expression: {exc}") from None
+    least = None
+    if level is not None:
+        least = LogRecord.LEVELS.get(level.lower())
+        if least is None:
+            raise UsageError(f"--level {level!r}: expected one of {', '.join(LogRecord.LEVELS)}")
+    trace_id = trace.lower() if trace else None
+
+    def keep(line: LogLine) -> bool:
+        if pattern is not None and pattern.search(line.text) is None:
+            return False
+        if least is None and trace_id is None:
+            return True
+        record = parse_log_line(line.instance, f"{line.at.isoformat()} {line.text}")
+        if record is None:
+            return False
+        if least is not None and LogRecord.LEVELS.get(record.level, 20) < least:
+            return False
+        return trace_id is None or record.trace_id == trace_id
+
+    return keep
+
+
 def _print_line(instance: str, text: str, width: int) -> None:
     console.print(f"[cyan]{instance:<{width}}[/] | {escape(text)}", soft_wrap=True)
 
@@ -342,6 +381,11 @@ def logs(
     follow: Annotated[bool, typer.Option("--follow", "-f", help="keep printing new lines")] = False,
     since: Annotated[str | None, typer.Option(help="only lines newer than this: 30s, 10m, or an ISO time")] = None,
     file: Annotated[Path, typer.Option("--file", help="the system spec")] = DEFAULT_FILE,
+    grep: Annotated[str | None, typer.Option("--grep", "-g", help="only lines matching this regex")] = None,
+    level: Annotated[
+        str | None, typer.Option("--level", "-l", help="only lines at least this severe: debug, info, warning, error")
+    ] = None,
+    trace: Annotated[str | None, typer.Option("--trace", help="only lines of this trace id")] = None,
 ) -> None:
     """Print what the replicas wrote to stdout and stderr, merged in time order."""
     home = _home(file)
@@ -349,15 +393,18 @@ def logs(
     if not files and not follow:
         raise UsageError(f"no logs under {home / 'logs'}" + (f" for {service!r}" if service else ""))
     at = _since(since)
+    keep = line_filter(grep, level, trace)
     width = max((len(f.stem) for f in files), default=10)
     if not follow:
         for line in read_logs(files, at):
-            _print_line(line.instance, line.text, width)
+            if keep(line):
+                _print_line(line.instance, line.text, width)
         return
 
     async def tail() -> None:
         async for line in follow_logs(home, service, at):
-            _print_line(line.instance, line.text, width)
+            if keep(line):
+                _print_line(line.instance, line.text, width)
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(tail())

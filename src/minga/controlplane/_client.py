@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
 
-from minga.errors import DeployError
+from minga.errors import DeployError, UsageError
 
 __all__ = ["ControlPlaneClient"]
 
@@ -46,6 +47,17 @@ class ControlPlaneClient:
         doc: dict[str, Any] = await self._request(
             "GET", f"/api/wait?timeout={seconds:g}", total=seconds + 10, ok=(200, 504)
         )
+        return doc
+
+    async def monitor(self, route: str, *, total: float = 30, **params: str | float | int | None) -> dict[str, Any]:
+        """``GET /api/monitor/<route>`` with ``params`` (None ones left out); a query the monitor
+        refuses raises UsageError with its message."""
+        query = urlencode({k: str(v) for k, v in params.items() if v is not None})
+        doc: dict[str, Any] = await self._request(
+            "GET", f"/api/monitor/{route}" + (f"?{query}" if query else ""), total=total, ok=(200, 400, 404, 422)
+        )
+        if "error" in doc:
+            raise UsageError(str(doc["error"]))
         return doc
 
     async def stop(self, seconds: float = 60) -> None:

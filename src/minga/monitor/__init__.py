@@ -35,6 +35,7 @@ from minga.monitor._expo import Sample, parse_exposition
 from minga.monitor._logs import LogCollector, LogRecord, LogSearch, LogStore, parse_log_line
 from minga.monitor._monitor import Monitor, MonitorSettings
 from minga.monitor._query import QueryEngine, Series, parse_query
+from minga.monitor._render import Panel, render_grafana, render_prometheus, standard_panels
 from minga.monitor._scrape import Scraper, ScrapeTarget
 from minga.monitor._traces import TraceStore
 from minga.monitor._tsdb import Matcher, MetricStore, SeriesData
@@ -50,6 +51,7 @@ __all__ = [
     "MetricStore",
     "Monitor",
     "MonitorSettings",
+    "Panel",
     "QueryEngine",
     "Sample",
     "ScrapeTarget",
@@ -62,4 +64,7 @@ __all__ = [
     "parse_log_line",
     "parse_query",
     "parse_time",
+    "render_grafana",
+    "render_prometheus",
+    "standard_panels",
 ]
