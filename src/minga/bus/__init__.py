@@ -23,7 +23,6 @@ from minga.bus._timeout import Timeout
 from minga.bus._trace import TraceContext, current_trace, incoming, outgoing
 
 __all__ = [
-    "SPANS_SUBJECT",
     "Backoff",
     "Bus",
     "Delivery",
