@@ -45,7 +45,7 @@ from minga.bus import (
 )
 from minga.errors import ServiceError, UsageError
 from minga.service._dependencies import Dependency, ServiceContext, WorkerContext
-from minga.service._entrypoints import ConsumeEntry, EventEntry, HttpEntry, RpcEntry, TimerEntry
+from minga.service._entrypoints import ConsumeEntry, Entrypoint, EventEntry, HttpEntry, RpcEntry, TimerEntry
 from minga.service._http import route_handler
 from minga.service._metrics import ReplicaMetrics
 from minga.service._payload import Signature
@@ -294,7 +294,7 @@ class ServiceContainer:
         self.state = ContainerState.RUNNING
         log.info("%s started", self.name, extra={"fields": {"http_port": self._http_port}})
 
-    async def _start_entrypoint(self, method: str, entry: Any, app: web.Application) -> None:
+    async def _start_entrypoint(self, method: str, entry: Entrypoint, app: web.Application) -> None:
         if isinstance(entry, RpcEntry):
             await self.bus.serve(self.name, entry.name or method, self._bus_handler(method, whole=False))
         elif isinstance(entry, EventEntry):
@@ -304,7 +304,7 @@ class ServiceContainer:
             await self.bus.consume(entry.queue, self._bus_handler(method, whole=True), policy=entry.policy)
         elif isinstance(entry, HttpEntry):
             resource = app.router.add_resource(entry.path)
-            params = {name for name in _path_params(entry.path)}
+            params = set(_path_params(entry.path))
             func = getattr(self.service, method)
             resource.add_route(entry.method, route_handler(method, func, params, self.invoke))
         elif isinstance(entry, TimerEntry):
