@@ -66,11 +66,16 @@ def test_service_page_shows_replicas_charts_and_logs(page: Page, shop: Shop) -> 
     ids = tab.locator("#instances tbody tr td:first-child").all_inner_texts()
     assert ids == ["orders-1", "orders-2"]
     # CPU and memory are sampled every 2 s: wait for a line with two points or more
-    tab.wait_for_selector('.chart[data-metric="rss"] polyline', timeout=15_000)
+    tab.wait_for_selector('.chart[data-metric="rss"] polyline', state="attached", timeout=15_000)
     memory = tab.locator(".card", has_text="Memory").locator(".value").inner_text()
     assert re.fullmatch(r"[\d.]+ (MiB|GiB)", memory), memory
     assert tab.locator('.chart[data-metric="cpu"] svg').count() == 1
     assert tab.locator('.chart[data-metric="rss"] .deploy-marker').count() >= 1  # the replicas' starts
+    # requests/s, errors and latency come from the monitor's scrapes of the replicas' /metrics
+    tab.wait_for_selector('.chart[data-metric="rps"] polyline', state="attached", timeout=20_000)
+    tab.wait_for_selector('.chart[data-metric="latency"] polyline', state="attached", timeout=20_000)
+    p99 = tab.locator(".card", has_text="p50 / p95 / p99").locator(".value").inner_text()
+    assert re.search(r"\d+(\.\d+)? (µs|ms|s)", p99), p99
     assert "orders started" in tab.locator(".loglines").inner_text()
     page.shot("service-orders")
 
@@ -150,8 +155,20 @@ def test_jobs_page_shows_the_recorded_run(page: Page, shop: Shop) -> None:
     page.shot("job-detail")
 
 
-def test_traces_page_draws_the_dependency_map(page: Page, shop: Shop) -> None:
+def test_traces_page_shows_the_dependency_map_and_a_trace_tree(page: Page, shop: Shop) -> None:
     tab = page.open("#/traces")
-    tab.wait_for_selector("#depmap")
-    assert tab.locator("#title").inner_text() == "Traces"
+    # spans reach the monitor a moment after the calls: the page fills in as they arrive
+    tab.wait_for_selector("#traces tbody tr.trace-row", timeout=30_000)
+    tab.wait_for_selector('#depmap .node[data-service="payments"]', timeout=30_000)
+    nodes = {n.get_attribute("data-service") for n in tab.locator("#depmap .node").all()}
+    assert {"orders", "inventory", "payments"} <= nodes, nodes
+    assert tab.locator("#depmap .edge").count() >= 2
     page.shot("traces")
+    row = tab.locator("#traces tbody tr.trace-row", has_text="place").first
+    row.click()
+    tab.wait_for_selector("#waterfall tr.span-row")
+    spans = tab.locator("#waterfall tr.span-row").all_inner_texts()
+    text = "\n".join(spans)
+    assert len(spans) >= 3 and "orders" in text and "inventory" in text and "payments" in text, spans
+    assert tab.locator("#waterfall .span").count() == len(spans)
+    page.shot("trace")

@@ -1,5 +1,9 @@
-"""What the control plane feeds the dashboard: its status, the replicas' logs, CPU and memory
-sampled from the replicas' processes, supervisor alerts, and the job records under MINGA_HOME.
+"""What the control plane feeds the dashboard: its status, supervisor alerts, CPU and memory
+sampled from the replicas' processes, the job records under MINGA_HOME and, from the monitor,
+request rates, errors, latency quantiles, indexed logs, traces, the dependency map and alerts.
+
+Without a monitor (a control plane embedded in a test, say), logs are read from the replicas'
+log files and the monitor's charts stay empty.
 """
 
 from __future__ import annotations
@@ -7,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import os
 import time
 from collections import deque
@@ -18,6 +23,7 @@ from typing import Any
 
 from minga.dashboard import DashboardSource, LogQuery
 from minga.deploy import LogLine, follow_logs, log_files, read_logs
+from minga.monitor import LogRecord, LogSearch, Monitor
 
 __all__ = ["ControlPlaneSource", "jobs_dir"]
 
@@ -51,6 +57,33 @@ def log_record(line: LogLine) -> dict[str, Any]:
     }
 
 
+def indexed_record(r: LogRecord) -> dict[str, Any]:
+    """A line from the monitor's log index, in the shape :func:`log_record` gives."""
+    return {
+        "at": datetime.fromtimestamp(r.ts, UTC).isoformat(timespec="milliseconds"),
+        "instance": r.instance,
+        "service": r.service,
+        "level": r.level,
+        "message": r.message,
+        "trace_id": r.trace_id,
+        "fields": r.fields or {},
+        "error": (r.fields or {}).get("error"),
+    }
+
+
+def _log_search(q: LogQuery) -> LogSearch:
+    return LogSearch(
+        start=q.since.timestamp() if q.since else None,
+        end=q.until.timestamp() if q.until else None,
+        service=q.service,
+        instance=q.instance,
+        level=q.level,
+        trace_id=q.trace_id,
+        text=q.text or None,
+        limit=q.limit,
+    )
+
+
 def _cpu_ticks(pid: int) -> int | None:
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -76,13 +109,22 @@ class ControlPlaneSource(DashboardSource):
     _markers: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     _ticks: dict[int, tuple[float, int]] = field(default_factory=dict)
     _pids: dict[str, int | None] = field(default_factory=dict)
+    #: set by the control plane once its monitor runs
+    monitor: Monitor | None = None
 
     def status(self) -> dict[str, Any]:
         return self.status_fn()
 
     def alerts(self) -> list[dict[str, Any]]:
-        """The supervisor's own alerts: replicas in a crash loop and replicas that are critical."""
+        """The monitor's firing and pending alerts, then the supervisor's own: replicas in a crash
+        loop and running replicas that fail their health check."""
         out: list[dict[str, Any]] = []
+        if self.monitor is not None:
+            evaluator = self.monitor.alerts
+            for alert in sorted(evaluator.active.values(), key=lambda a: (a.state != "firing", a.rule)):
+                doc = alert.to_json()
+                out.append({"name": doc["rule"], "state": doc["state"], "service": doc["labels"].get("service", ""),
+                            "summary": doc["summary"] or doc["query"], "since": doc["since"]})  # fmt: skip
         for svc in self.status().get("services", []):
             for inst in svc.get("instances", []):
                 if inst.get("crashloop"):
@@ -129,13 +171,43 @@ class ControlPlaneSource(DashboardSource):
             await asyncio.sleep(self.refresh)
 
     async def service_metrics(self, service: str, window: float) -> dict[str, Any]:
-        since = time.time() - window
+        now = time.time()
+        since = now - window
         rows = [r for r in self._samples.get(service, ()) if r[0] >= since]
-        return {
-            "series": {"cpu": [[t, c] for t, c, _ in rows], "rss": [[t, m] for t, _, m in rows]},
-            "markers": [m for m in self._markers.get(service, []) if m["at"] >= since],
-            "available": ["cpu", "rss"],
+        series: dict[str, list[list[float]]] = {
+            "cpu": [[t, c] for t, c, _ in rows],
+            "rss": [[t, m] for t, _, m in rows],
         }
+        if self.monitor is not None:
+            series.update(self._red_series(self.monitor, service, since, now, window))
+        return {
+            "series": series,
+            "markers": [m for m in self._markers.get(service, []) if m["at"] >= since],
+            "available": sorted(series),
+        }
+
+    @staticmethod
+    def _red_series(monitor: Monitor, service: str, start: float, end: float, window: float) -> dict[str, list[list[float]]]:
+        """Requests/s, error % and latency quantiles of ``service`` from the monitor's scraped metrics."""
+        step = max(monitor.settings.scrape_interval, window / 150)
+        rate = f"{int(max(4 * monitor.settings.scrape_interval, 2 * step))}s"  # a few scrapes per rate
+        sel = f'service="{service}"'
+        queries = {
+            "rps": f"sum(rate(minga_entrypoint_calls_total{{{sel}}}[{rate}]))",
+            "errors": f'sum(rate(minga_entrypoint_calls_total{{{sel},outcome="error"}}[{rate}]))',
+        }
+        for q in (0.5, 0.95, 0.99):
+            queries[f"p{round(q * 100)}"] = (
+                f"histogram_quantile({q}, sum by (le) (rate(minga_entrypoint_duration_seconds_bucket{{{sel}}}[{rate}])))"
+            )
+        out: dict[str, list[list[float]]] = {}
+        for key, query in queries.items():
+            found = monitor.engine.range(query, start, end, step)
+            points = found[0].points if found else []
+            out[key] = [[t, v] for t, v in points if math.isfinite(v)]
+        errors = dict((t, v) for t, v in out.pop("errors"))
+        out["error_pct"] = [[t, 100.0 * errors.get(t, 0.0) / v] for t, v in out["rps"] if v > 0]
+        return out
 
     # -- logs ---------------------------------------------------------------------------------
 
@@ -151,14 +223,60 @@ class ControlPlaneSource(DashboardSource):
         return list(reversed(found))
 
     async def search_logs(self, query: LogQuery) -> list[dict[str, Any]]:
-        """The newest ``query.limit`` matching lines, newest first."""
+        """The newest ``query.limit`` matching lines, newest first: from the monitor's index when it runs."""
+        if self.monitor is not None:
+            return [indexed_record(r) for r in self.monitor.logs.search(_log_search(query))]
         return await asyncio.to_thread(self._search, query)
 
     async def tail_logs(self, query: LogQuery) -> AsyncIterator[dict[str, Any]]:
+        if self.monitor is not None:
+            logs = self.monitor.logs
+            search = _log_search(query)
+            last = logs.last_id
+            while True:
+                for r in await logs.wait_after(last, search, 30.0):
+                    last = max(last, r.id)
+                    yield indexed_record(r)
         async for line in follow_logs(self.home, query.instance or query.service, since=datetime.now(UTC)):
             record = log_record(line)
             if query.matches(record):
                 yield record
+
+    # -- traces ----------------------------------------------------------------------------------
+
+    async def traces(self, service: str | None, limit: int) -> list[dict[str, Any]]:
+        if self.monitor is None:
+            return []
+        return [
+            {"trace_id": t["trace_id"], "root": t["root"], "service": t["root_service"], "start": t["start"],
+             "duration": t["duration"], "spans": t["spans"], "services": t["services"], "error": t["errors"] > 0}
+            for t in self.monitor.traces.traces(service=service, limit=limit)
+        ]  # fmt: skip
+
+    async def trace(self, trace_id: str) -> dict[str, Any] | None:
+        if self.monitor is None:
+            return None
+        spans = self.monitor.traces.spans(trace_id)
+        if not spans:
+            return None
+        return {
+            "trace_id": trace_id,
+            "spans": [
+                {"span_id": s.span_id, "parent_id": s.parent_id, "service": s.service, "instance": s.instance,
+                 "name": s.name, "kind": s.kind, "start": s.start, "duration": s.duration,
+                 "error": s.status == "error", "attributes": s.attributes}
+                for s in spans
+            ],
+        }  # fmt: skip
+
+    async def dependencies(self) -> dict[str, Any]:
+        if self.monitor is None:
+            return {"nodes": [], "edges": []}
+        edges = self.monitor.traces.dependencies()
+        called = {e["from"] for e in edges} | {e["to"] for e in edges}
+        known = [s["name"] for s in self.status().get("services", [])]
+        nodes = [n for n in known if n in called] + sorted(called - set(known))
+        return {"nodes": nodes, "edges": edges}
 
     # -- jobs ---------------------------------------------------------------------------------
 

@@ -179,6 +179,7 @@ class ControlPlane:
             self.nats_url = nats_url
             self.registry = registry
             self.monitor = monitor
+            self.dashboard.monitor = monitor
             app = web.Application()
             app.add_subapp(DISCOVERY_PREFIX, discovery_app(registry))
             app.add_subapp(DASHBOARD_PREFIX, dashboard_app(self.dashboard))
