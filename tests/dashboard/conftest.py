@@ -19,14 +19,16 @@ from minga.controlplane import read_state
 
 sys.path.insert(0, str(Path(__file__).parent))  # dashboard_harness, shared with the test modules
 
-from dashboard_harness import CHROMIUM, CHROMIUM_ARGS, SHOP, WORDCOUNT, Page, Shop, minga
+from dashboard_harness import ALERT, CHROMIUM, CHROMIUM_ARGS, SHOP, WORDCOUNT, Page, Shop, minga
 
 
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
     """The shop, running, with some orders placed and one MapReduce job recorded in its home."""
     home = tmp_path_factory.mktemp("shop") / "home"
-    up = minga("up", "--detach", "-f", str(SHOP), "--timeout", "90", home=home)
+    spec = home.parent / "minga.yaml"
+    spec.write_text(SHOP.read_text() + ALERT)
+    up = minga("up", "--detach", "-f", str(spec), "--timeout", "90", home=home)
     try:
         assert up.returncode == 0, up.stdout + up.stderr
         state = read_state(home)

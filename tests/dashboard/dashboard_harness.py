@@ -28,8 +28,21 @@ CHROMIUM_ARGS = [
 ]  # fmt: skip
 
 
+# the shop as examples/shop declares it, plus one alert rule that its first orders set off
+ALERT = """
+alerts:
+  OrdersPlaced:
+    query: sum by (service) (increase(minga_entrypoint_calls_total{service="orders"}[5m]))
+    above: 5
+    severity: info
+    summary: the shop is taking orders
+"""
+
+
 def minga(*args: str, home: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "MINGA_HOME": str(home)}
+    # the shop's package is found through PYTHONPATH when its spec is a copy elsewhere
+    path = os.pathsep.join(p for p in (str(SHOP.parent), os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "MINGA_HOME": str(home), "PYTHONPATH": path}
     return subprocess.run(
         [sys.executable, "-m", "minga", *args], env=env, capture_output=True, text=True, timeout=timeout
     )

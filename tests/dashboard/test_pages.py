@@ -54,7 +54,7 @@ def test_overview_follows_a_restart_without_reloading(page: Page, shop: Shop) ->
         " && document.querySelector('#services tr[data-service=payments]').textContent.includes('passing')",
         timeout=30_000,
     )
-    assert row.locator("td").nth(3).inner_text() == str(before + 1)
+    assert row.locator("td.restarts").inner_text() == str(before + 1)
     assert tab.evaluate("window.__sameDocument") is True  # no reload happened
     page.shot("overview-after-restart")
 
@@ -78,6 +78,22 @@ def test_service_page_shows_replicas_charts_and_logs(page: Page, shop: Shop) -> 
     assert re.search(r"\d+(\.\d+)? (µs|ms|s)", p99), p99
     assert "orders started" in tab.locator(".loglines").inner_text()
     page.shot("service-orders")
+
+
+def test_overview_shows_traffic_and_the_firing_alert(page: Page, shop: Shop) -> None:
+    tab = page.open("#/")
+    # the monitor scrapes every 5 s and evaluates rules every 5 s: the alert fires within a few rounds
+    tab.wait_for_selector("#alerts tr:has-text('OrdersPlaced') .pill.firing", timeout=40_000)
+    alert = tab.locator("#alerts tr", has_text="OrdersPlaced").inner_text()
+    assert "the shop is taking orders" in alert and "orders" in alert
+    assert tab.locator(".card", has_text="Alerts firing").locator(".value").inner_text() == "1"
+    shop.orders(5, "bob")
+    tab.wait_for_function(
+        "() => { const c = document.querySelector('#services tr[data-service=orders] td.rps');"
+        " return c && c.textContent !== '—' && Number(c.textContent) > 0; }",
+        timeout=30_000,
+    )
+    page.shot("overview-alert")
 
 
 def test_log_search_finds_a_line_and_live_tail_shows_new_ones(page: Page, shop: Shop) -> None:

@@ -135,6 +135,17 @@ class ControlPlaneSource(DashboardSource):
                                 "summary": f"{inst['id']} fails its health check"})  # fmt: skip
         return out
 
+    def summaries(self) -> dict[str, dict[str, Any]]:
+        """Requests/s, error % and p99 of each service over the last minute, from the monitor."""
+        if self.monitor is None:
+            return {}
+        return {
+            row["service"]: {"rps": row.get("rps"), "error_pct": 100.0 * (row.get("error_ratio") or 0.0),
+                             "p99": row.get("p99")}
+            for row in self.monitor.red(window=60.0)
+            if row.get("service")
+        }  # fmt: skip
+
     # -- CPU and memory, sampled --------------------------------------------------------------
 
     def sample(self, now: float | None = None) -> None:

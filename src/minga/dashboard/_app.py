@@ -5,7 +5,7 @@ Under its prefix it serves the single page (``/``), its assets from package data
 a JSON API the page reads:
 
 =======  ==========================  ==================================================================
-GET      /api/overview               ``{"status", "alerts"}``
+GET      /api/overview               ``{"status", "alerts", "summaries"}``
 GET      /api/events                 Server-Sent Events: ``overview`` on every change and refresh
 GET      /api/services/{name}        ``{"service", "metrics"}``; ``?window=SECONDS`` (default 900)
 GET      /api/logs                   ``{"lines"}``; ``?q=&service=&instance=&level=&trace=&since=&limit=``
@@ -116,7 +116,12 @@ async def _asset(request: web.Request) -> web.Response:
 
 
 def _overview_doc(source: DashboardSource) -> dict[str, Any]:
-    return {"status": source.status(), "alerts": source.alerts(), "at": datetime.now(UTC).isoformat()}
+    return {
+        "status": source.status(),
+        "alerts": source.alerts(),
+        "summaries": source.summaries(),
+        "at": datetime.now(UTC).isoformat(),
+    }
 
 
 async def _overview(request: web.Request) -> web.Response:

@@ -68,7 +68,8 @@ class DashboardSource:
     Shapes (JSON-ready dicts and lists):
 
     - :meth:`status`: the ``minga status --json`` document (``services`` with ``instances``).
-    - :meth:`alerts`: ``[{"name", "state": "firing"|"resolved", "service", "summary", "since"}]``.
+    - :meth:`alerts`: ``[{"name", "state": "firing"|"pending"|"resolved", "service", "summary", "since"}]``.
+    - :meth:`summaries`: per service name, ``{"rps", "error_pct", "p99"}`` over the last minute.
     - :meth:`service_metrics`: ``{"series": {name: [[unix_seconds, value], ...]}, "markers":
       [{"at", "text"}], "available": [names]}`` where names are ``rps``, ``error_pct``, ``p50``,
       ``p95``, ``p99`` (seconds), ``cpu`` (percent of one core) and ``rss`` (bytes).
@@ -90,6 +91,9 @@ class DashboardSource:
 
     def alerts(self) -> list[dict[str, Any]]:
         return []
+
+    def summaries(self) -> dict[str, dict[str, Any]]:
+        return {}
 
     async def service_metrics(self, service: str, window: float) -> dict[str, Any]:
         return {"series": {}, "markers": [], "available": []}

@@ -164,15 +164,19 @@
       const r = s.instances.reduce((n, i) => n + (i.restarts || 0), 0);
       const loop = s.instances.some((i) => i.crashloop);
       const dots = s.instances.map((i) => `<i class="${esc(i.health)}" title="${esc(i.id)}: ${esc(i.health)}"></i>`).join("");
+      const red = (state.overview.summaries || {})[s.name] || {};
       return `<tr class="clickable service-row" data-href="#/service/${encodeURIComponent(s.name)}" data-service="${esc(s.name)}">
         <td><a href="#/service/${encodeURIComponent(s.name)}"><b>${esc(s.name)}</b></a></td>
         <td class="num replicas">${running}/${s.replicas}</td>
+        <td class="num rps">${red.rps == null ? "—" : num(red.rps, red.rps < 10 ? 2 : 0)}</td>
+        <td class="num">${red.error_pct == null || red.rps == null ? "—" : `${num(red.error_pct, 1)}%`}</td>
+        <td class="num">${dur(red.p99)}</td>
         <td><span class="dots">${dots}</span> ${pill(s.healthy ? "passing" : loop ? "critical" : "warning")}</td>
-        <td class="num">${r}</td>
+        <td class="num restarts">${r}</td>
         <td>${loop ? pill("crash loop") : esc([...new Set(s.instances.map((i) => i.phase))].join(", "))}</td>
         <td class="note">${esc((s.depends_on || []).join(", ") || "—")}</td></tr>`;
     }).join("");
-    html += panel("Services", `<table id="services"><thead><tr><th>Service</th><th class="num">Replicas</th><th>Health</th><th class="num">Restarts</th><th>State</th><th>Depends on</th></tr></thead><tbody>${rows}</tbody></table>`,
+    html += panel("Services", `<table id="services"><thead><tr><th>Service</th><th class="num">Replicas</th><th class="num">Req/s</th><th class="num">Errors</th><th class="num">p99</th><th>Health</th><th class="num">Restarts</th><th>State</th><th>Depends on</th></tr></thead><tbody>${rows}</tbody></table>`,
       `${insts.length} replicas`);
     const st = state.overview.status;
     const links = [["Control plane", st.control], ["Broker", st.broker], ["Gateway", st.gateway], ["Discovery", st.discovery]]
