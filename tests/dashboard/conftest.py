@@ -33,7 +33,9 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
         assert up.returncode == 0, up.stdout + up.stderr
         state = read_state(home)
         assert state is not None
+        assert f"dashboard      {state.url}/dashboard/" in up.stdout, up.stdout  # minga up prints its URL
         status = json.loads(minga("status", "--json", home=home).stdout)
+        assert status["dashboard"] == f"{state.url}/dashboard/"
         running = Shop(home, state.url, status["dashboard"], state.nats_url, status)
         assert len(running.orders(12, "ada")) >= 10
         corpus = home.parent / "corpus"

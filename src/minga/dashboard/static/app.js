@@ -47,8 +47,10 @@
   function highlight(text, needle) {
     const t = esc(text);
     if (!needle) return t;
-    const n = esc(needle).replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-    return t.replace(new RegExp(n, "gi"), (m) => `<mark>${m}</mark>`);
+    // each word on its own: the search matches words, wherever they are in the line
+    const words = needle.split(/\s+/).filter(Boolean).map((w) => esc(w).replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
+    if (!words.length) return t;
+    return t.replace(new RegExp(words.join("|"), "gi"), (m) => `<mark>${m}</mark>`);
   }
   function services() { return (state.overview && state.overview.status.services) || []; }
 
@@ -267,7 +269,7 @@
       <input name="trace" placeholder="trace id" size="14" value="${esc(p.get("trace") || "")}">
       ${scope}<button type="submit">Search</button><button type="button" class="secondary" id="tail-toggle">▶ Live tail</button></form>`;
     return panel("Log search", form + `<div id="log-results">${logTable(found.lines, p.get("q"))}</div>`,
-      `<span id="log-count">${found.lines.length} lines${found.lines.length >= 300 ? " (newest 300)" : ""}</span>`);
+      `<span id="log-count">${found.lines.length} line${found.lines.length === 1 ? "" : "s"}${found.lines.length >= 300 ? " (newest 300)" : ""}</span>`);
   }
 
   function wireLogs(r) {
