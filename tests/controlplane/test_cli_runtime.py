@@ -189,3 +189,36 @@ def test_down_stops_what_a_killed_server_left_behind(tmp_path: Path) -> None:
         assert down.exit_code == 0, down.output
         assert "db-1" in down.stdout and "web-2" in down.stdout
         assert not any(pid_alive(p) for p in pids)
+
+
+def test_foreground_up_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    with support.running(support.nats_server(tmp_path)) as nats:
+        spec = write_spec(tmp_path / "minga.yaml", f"nats://127.0.0.1:{nats.port}")
+        env = {**os.environ, "MINGA_HOME": str(home), "COLUMNS": "200"}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "minga", "up", "-f", str(spec)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            assert proc.stdout is not None
+            seen = []
+            for line in proc.stdout:  # the table, then the hint, once every replica is healthy
+                seen.append(line)
+                if "Ctrl-C" in line or len(seen) > 200:
+                    break
+            assert any("web-2" in line and "passing" in line for line in seen), "".join(seen)
+            pids = [i["pid"] for s in api_status(home)["services"] for i in s["instances"]]
+            proc.send_signal(signal.SIGINT)
+            rest, _ = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+        assert proc.returncode == 0, rest
+        assert "stopped: no replica left" in rest
+        assert not any(pid_alive(p) for p in pids)
+        assert not (home / "server.json").exists()
