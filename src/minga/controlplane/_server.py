@@ -130,6 +130,7 @@ class ControlPlane:
             default_ttl=spec.discovery.ttl,
             gateway=spec.gateway,
             alerts=spec.alerts,
+            monitor=MonitorSettings.from_spec(spec.monitor),
         )
 
     def request_stop(self) -> None:

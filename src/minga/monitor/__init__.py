@@ -32,6 +32,7 @@ Queries are a PromQL subset (:mod:`minga.monitor._query`): selectors with label 
 from minga.monitor._alerts import Alert, AlertEvaluator
 from minga.monitor._api import monitor_app, parse_time
 from minga.monitor._expo import Sample, parse_exposition
+from minga.monitor._export import OpenSearchExporter, OtlpExporter, bulk_body, ecs_document, otlp_body
 from minga.monitor._logs import LogCollector, LogRecord, LogSearch, LogStore, parse_log_line
 from minga.monitor._monitor import Monitor, MonitorSettings
 from minga.monitor._query import QueryEngine, Series, parse_query
@@ -51,6 +52,8 @@ __all__ = [
     "MetricStore",
     "Monitor",
     "MonitorSettings",
+    "OpenSearchExporter",
+    "OtlpExporter",
     "Panel",
     "QueryEngine",
     "Sample",
@@ -59,7 +62,10 @@ __all__ = [
     "Series",
     "SeriesData",
     "TraceStore",
+    "bulk_body",
+    "ecs_document",
     "monitor_app",
+    "otlp_body",
     "parse_exposition",
     "parse_log_line",
     "parse_query",

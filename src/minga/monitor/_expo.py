@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 __all__ = ["Sample", "parse_exposition"]
@@ -58,6 +59,28 @@ def _value(raw: str) -> float:
     return float(raw)  # "NaN" parses too
 
 
+_LINE = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)")
+_PAIR = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"\s*(?:,|$)')
+
+
+def _fast_labels(text: str, line: str) -> list[tuple[str, str]]:
+    """Labels of a ``{...}`` body; the common case (no escapes) without a character loop."""
+    pairs: list[tuple[str, str]] = []
+    pos = 0
+    while pos < len(text):
+        m = _PAIR.match(text, pos)
+        if m is None:
+            if text[pos:].strip(" ,"):
+                raise ValueError(f"bad label set in {line!r}")
+            break
+        value = m.group(2)
+        if "\\" in value:
+            value = _labels(f'{m.group(1)}="{value}"}}', 0, line)[0][0][1]
+        pairs.append((m.group(1), value))
+        pos = m.end()
+    return pairs
+
+
 def parse_exposition(text: str) -> list[Sample]:
     """Every sample in ``text``; comments and ``# TYPE``/``# HELP`` lines are skipped.
 
@@ -68,17 +91,10 @@ def parse_exposition(text: str) -> list[Sample]:
         line = raw.strip()
         if not line or line[0] == "#":
             continue
-        brace = line.find("{")
-        space = line.find(" ")
-        if brace >= 0 and (space < 0 or brace < space):
-            name = line[:brace]
-            labels, end = _labels(line, brace + 1, line)
-            rest = line[end:].split()
-        else:
-            if space < 0:
-                raise ValueError(f"a sample needs a value: {line!r}")
-            name, labels, rest = line[:space], [], line[space:].split()
-        if not rest or not name:
+        m = _LINE.fullmatch(line) or _LINE.fullmatch(line.rsplit(None, 1)[0])  # a trailing timestamp
+        if m is None:
             raise ValueError(f"a sample needs a name and a value: {line!r}")
-        samples.append(Sample(name, tuple(sorted(labels)), _value(rest[0])))
+        name, body, value = m.groups()
+        labels = _fast_labels(body, line) if body else []
+        samples.append(Sample(name, tuple(sorted(labels)), _value(value)))
     return samples

@@ -123,7 +123,9 @@ CREATE TABLE IF NOT EXISTS logs (id INTEGER PRIMARY KEY, ts REAL NOT NULL, servi
     instance TEXT NOT NULL, level TEXT NOT NULL, severity INTEGER NOT NULL, trace_id TEXT,
     logger TEXT NOT NULL, message TEXT NOT NULL, fields TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS logs_ts ON logs (ts);
-CREATE INDEX IF NOT EXISTS logs_service ON logs (service, ts);
+CREATE INDEX IF NOT EXISTS logs_service ON logs (service, id);
+CREATE INDEX IF NOT EXISTS logs_severity ON logs (severity);
+CREATE INDEX IF NOT EXISTS logs_service_severity ON logs (service, severity);
 CREATE INDEX IF NOT EXISTS logs_trace ON logs (trace_id) WHERE trace_id IS NOT NULL;
 CREATE VIRTUAL TABLE IF NOT EXISTS logs_text USING fts5(message, fields, content='logs', content_rowid='id');
 CREATE TABLE IF NOT EXISTS offsets (file TEXT PRIMARY KEY, inode INTEGER NOT NULL, offset INTEGER NOT NULL);
@@ -167,7 +169,7 @@ class LogStore:
         """Index ``records`` and, in the same transaction, remember ``offset`` (file, inode, byte offset)."""
         rows = [
             (r.ts, r.service, r.instance, r.level, LEVELS.get(r.level, 20), r.trace_id, r.logger, r.message,
-             json.dumps(r.fields or {}, default=str))
+             json.dumps(r.fields, default=str) if r.fields else "{}")
             for r in records
         ]
         self.db.execute("BEGIN")
@@ -246,15 +248,19 @@ class LogStore:
             args.append(q.trace_id.lower())
         source = "logs AS l"
         if q.text and q.text.strip():
+            # the text index drives a text search: `+` keeps SQLite from walking a column index instead
+            where = [w.replace("l.", "+l.", 1) if not w.startswith("l.ts") else w for w in where]
             match = _fts_query(q.text)
             if not match:
                 raise QueryError(q.text, "no words to search for")
             source = "logs_text JOIN logs AS l ON l.id = logs_text.rowid"
             where.append("logs_text MATCH ?")
             args.append(match)
+        # newest first; FTS5 walks its own rowids backwards and stops at the limit
+        order = "logs_text.rowid" if source != "logs AS l" else "l.id"
         sql = (
             "SELECT l.id, l.ts, l.service, l.instance, l.level, l.trace_id, l.logger, l.message, l.fields"
-            f" FROM {source}{' WHERE ' + ' AND '.join(where) if where else ''} ORDER BY l.id DESC LIMIT ?"
+            f" FROM {source}{' WHERE ' + ' AND '.join(where) if where else ''} ORDER BY {order} DESC LIMIT ?"
         )
         args.append(max(1, min(q.limit, 10_000)))
         try:

@@ -8,6 +8,7 @@ leaving stops them, collects the logs written meanwhile once more, and closes th
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import logging
@@ -25,12 +26,13 @@ from nats.aio.msg import Msg
 from minga.bus import Bus, Span
 from minga.errors import MonitorError
 from minga.monitor._alerts import Alert, AlertEvaluator
-from minga.monitor._logs import LogCollector, LogStore
+from minga.monitor._export import OpenSearchExporter, OtlpExporter
+from minga.monitor._logs import LogCollector, LogSearch, LogStore
 from minga.monitor._query import QueryEngine
 from minga.monitor._scrape import Scraper, TargetsFn
 from minga.monitor._traces import TraceStore
 from minga.monitor._tsdb import MetricStore
-from minga.spec import AlertSpec
+from minga.spec import AlertSpec, MonitorSpec, OpenSearchSpec, OtlpSpec
 
 __all__ = ["Monitor", "MonitorSettings"]
 
@@ -51,6 +53,22 @@ class MonitorSettings:
     max_query_series: int = 500
     log_retention: float = 7 * 86400
     trace_retention: float = 3 * 86400
+    export_interval: float = 2.0
+    opensearch: OpenSearchSpec | None = None
+    otlp: OtlpSpec | None = None
+
+    @classmethod
+    def from_spec(cls, spec: MonitorSpec) -> MonitorSettings:
+        """The settings minga.yaml's ``monitor:`` section asks for."""
+        return cls(
+            scrape_interval=spec.scrape_interval,
+            retention=spec.retention,
+            raw_for=spec.raw_for,
+            max_series=spec.max_series,
+            log_retention=spec.log_retention,
+            opensearch=spec.opensearch,
+            otlp=spec.otlp,
+        )
 
 
 class Monitor:
@@ -82,6 +100,11 @@ class Monitor:
         self.scraper = Scraper(self.metrics, targets, timeout=min(2.0, s.scrape_interval))
         self.collector = LogCollector(self.logs, home / "logs")
         self.alerts = AlertEvaluator(alerts or {}, self.engine, self._publish_alert)
+        self.opensearch = OpenSearchExporter(s.opensearch.url, s.opensearch.index) if s.opensearch else None
+        self.otlp = OtlpExporter(s.otlp.url) if s.otlp else None
+        self._spans_out: collections.deque[Span] = collections.deque(maxlen=100_000)
+        self.export_errors: dict[str, str] = {}
+        self._exporting = asyncio.Lock()
         self.nats_url = nats_url
         self._bus: Bus | None = None
         self._stop = asyncio.Event()
@@ -107,6 +130,7 @@ class Monitor:
             (self._every(self.settings.collect_interval, self.collect), "collect logs"),
             (self._every(self.settings.evaluate_interval, self.evaluate), "alerts"),
             (self._every(60.0, self.compact), "compact"),
+            (self._every(self.settings.export_interval, self.export, first=False), "export"),
         )
         self._tg = asyncio.TaskGroup()
         await self._tg.__aenter__()
@@ -133,7 +157,11 @@ class Monitor:
         self.logs.close()
         self.traces.close()
 
-    async def _every(self, seconds: float, step: Any) -> None:
+    async def _every(self, seconds: float, step: Any, *, first: bool = True) -> None:
+        """Run ``step`` every ``seconds`` until the monitor stops (at once too, when ``first``)."""
+        if not first:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), seconds)
         while not self._stop.is_set():
             try:
                 await step()
@@ -168,6 +196,46 @@ class Monitor:
     def record_spans(self, spans: list[Span]) -> None:
         """Store spans recorded in this process (the gateway's)."""
         self.traces.add(spans)
+        if self.otlp is not None:
+            self._spans_out.extend(spans)
+
+    async def export(self) -> int:
+        """Ship what is new to the configured exporters; the lines and spans shipped.
+
+        Log lines are shipped from a position kept in the log index (so a restart resumes
+        where it stopped); spans from memory (spans received while the collector is away are
+        kept, up to 100,000).
+        """
+        async with self._exporting:
+            return await self._export()
+
+    async def _export(self) -> int:
+        assert self._session is not None
+        shipped = 0
+        if self.opensearch is not None:
+            key = f"export:opensearch:{self.opensearch.url}/{self.opensearch.index}"
+            known = self.logs.offset(key)
+            last = known[1] if known is not None else 0
+            batch = self.logs.after(last, LogSearch(limit=5000))
+            if batch:
+                try:
+                    shipped += await self.opensearch.send(self._session, batch)
+                    self.export_errors.pop("opensearch", None)
+                except MonitorError as exc:
+                    self.export_errors["opensearch"] = str(exc)
+                    if "refused" not in str(exc):
+                        return shipped  # the cluster is away: the same lines go again next time
+                    log.warning("%s", exc)  # refused documents would be refused again: move on
+                self.logs.add([], (key, 0, batch[-1].id))
+        if self.otlp is not None and self._spans_out:
+            chunk = [self._spans_out.popleft() for _ in range(min(1000, len(self._spans_out)))]
+            try:
+                shipped += await self.otlp.send(self._session, chunk)
+                self.export_errors.pop("otlp", None)
+            except MonitorError as exc:
+                self.export_errors["otlp"] = str(exc)
+                self._spans_out.extendleft(reversed(chunk))
+        return shipped
 
     async def _on_spans(self, msg: Msg) -> None:
         try:
@@ -176,6 +244,8 @@ class Monitor:
             log.warning("dropped a malformed span batch: %s", exc)
             return
         self.traces.add(spans)
+        if self.otlp is not None:
+            self._spans_out.extend(spans)
 
     async def _publish_alert(self, doc: dict[str, Any]) -> None:
         if self._bus is not None:

@@ -22,7 +22,8 @@ A :class:`~minga.errors.SpecError` lists every mistake, one line each, as
 Durations are seconds (floats) once loaded, written ``500ms``, ``2s``, ``1m30s`` or as numbers;
 memory is bytes (``256Mi``, ``1G``); CPU is cores (``0.5``, ``500m``). ``ports`` maps port names
 to numbers, 0 meaning "a free port per replica". ``gateway:`` is a :class:`GatewaySpec`
-(routes, limits, breaker); ``alerts:`` maps names to :class:`AlertSpec` rules (a metrics query, ``above``/``below``, ``for``). :func:`home_dir` is where state
+(routes, limits, breaker); ``alerts:`` maps names to :class:`AlertSpec` rules (a metrics query, ``above``/``below``, ``for``);
+``monitor:`` is a :class:`MonitorSpec` (scrape interval, retention, exporters). :func:`home_dir` is where state
 lives: ``$MINGA_HOME``, else ``.minga/`` beside the spec.
 """
 
@@ -40,7 +41,10 @@ from minga.spec._models import (
     GatewayTimeoutsSpec,
     HealthCheckSpec,
     MemorySize,
+    MonitorSpec,
+    OpenSearchSpec,
     OpenSection,
+    OtlpSpec,
     RateLimitSpec,
     ResourcesSpec,
     RestartPolicy,
@@ -64,7 +68,10 @@ __all__ = [
     "GatewayTimeoutsSpec",
     "HealthCheckSpec",
     "MemorySize",
+    "MonitorSpec",
+    "OpenSearchSpec",
     "OpenSection",
+    "OtlpSpec",
     "RateLimitSpec",
     "ResourcesSpec",
     "RestartPolicy",

@@ -388,6 +388,32 @@ class AlertSpec(_Strict):
         return value < self.below
 
 
+class OpenSearchSpec(_Strict):
+    """Ship every log line to OpenSearch or Elasticsearch through the bulk API, in ECS field names."""
+
+    url: str = Field(pattern=r"^https?://", description="the cluster's URL, e.g. http://127.0.0.1:9200")
+    index: str = Field(default="minga-logs", pattern=r"^[a-z0-9][a-z0-9._-]*$", description="the index written to")
+
+
+class OtlpSpec(_Strict):
+    """Ship every span to an OTLP/HTTP collector (Jaeger, Tempo, the OpenTelemetry Collector), as JSON."""
+
+    url: str = Field(pattern=r"^https?://", description="the collector's base URL; spans go to <url>/v1/traces")
+
+
+class MonitorSpec(_Strict):
+    """How the control plane monitors: intervals and retention in seconds, the cardinality guard,
+    and exporters to engines beyond one machine."""
+
+    scrape_interval: Duration = Field(default=5.0, gt=0, description="seconds between scrapes of every replica")
+    retention: Duration = Field(default=7 * 86400.0, gt=0, description="seconds metric samples are kept")
+    raw_for: Duration = Field(default=3600.0, gt=0, description="seconds samples are kept at full resolution")
+    max_series: int = Field(default=2000, ge=1, description="label sets one metric may have")
+    log_retention: Duration = Field(default=7 * 86400.0, gt=0, description="seconds log lines are kept")
+    opensearch: OpenSearchSpec | None = None
+    otlp: OtlpSpec | None = None
+
+
 class Spec(_Strict):
     """A whole minga.yaml: services, the broker, the registry, and sections later work adds.
 
@@ -402,6 +428,7 @@ class Spec(_Strict):
     discovery: DiscoverySpec = Field(default_factory=DiscoverySpec)
     gateway: GatewaySpec | None = None
     alerts: dict[str, AlertSpec] = Field(default_factory=dict, description="alert rules by name")
+    monitor: MonitorSpec = Field(default_factory=MonitorSpec)
 
     _source: str | None = PrivateAttr(default=None)
     _marks: dict[Loc, tuple[int, int]] = PrivateAttr(default_factory=dict)
