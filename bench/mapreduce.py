@@ -19,6 +19,7 @@ more than that.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import multiprocessing
 import operator
@@ -90,6 +91,35 @@ def parallel_headroom(path: Path, workers: int, size: int) -> float:
     with multiprocessing.get_context("fork").Pool(workers) as pool:
         many, _ = timed(lambda: pool.map(_count_range, jobs))
     return one / many
+
+
+def codec_table(groups: int = 100_000) -> dict[str, dict[str, float]]:
+    """Encode and decode one run block of (word, [count]) groups with each codec, in ms."""
+    import marshal
+    import pickle
+    import random
+
+    rng = random.Random(1)
+    items = [("".join(rng.choices("etaoinshrd", k=rng.randint(2, 10))), [rng.randint(1, 999)]) for _ in range(groups)]
+    codecs: dict[str, tuple[Callable[[Any], bytes], Callable[[bytes], Any]]] = {
+        "marshal v2 (minga's runs)": (lambda o: marshal.dumps(o, 2), marshal.loads),
+        "pickle protocol 5": (lambda o: pickle.dumps(o, 5), pickle.loads),
+    }
+    try:
+        import msgpack
+
+        codecs["msgpack"] = (msgpack.packb, msgpack.unpackb)
+    except ImportError:
+        pass
+    out = {}
+    gc.disable()  # as in minga's tasks: the collector would rescan the decoded groups
+    for name, (dumps, loads) in codecs.items():
+        data = dumps(items)
+        enc = min(timed(lambda d=dumps: d(items))[0] for _ in range(5))
+        dec = min(timed(lambda ld=loads, b=data: ld(b))[0] for _ in range(5))
+        out[name] = {"encode_ms": round(enc * 1e3, 1), "decode_ms": round(dec * 1e3, 1), "mb": round(len(data) / 1e6, 2)}
+    gc.enable()
+    return out
 
 
 def minga_wordcount(path: Path, workers: int, tmp: Path) -> dict[str, int]:
@@ -183,6 +213,10 @@ def main() -> None:
         generate_corpus(corpus, args.size_mb << 20, seed=42)
     mb = corpus.stat().st_size / 1e6
     results: dict[str, Any] = {"corpus_mb": round(mb, 1), "workers": w, "load_before": os.getloadavg()[0]}
+    results["codecs"] = codec_table()
+    print("run-file codecs, 100,000 (word, [count]) groups:")
+    for name, c in results["codecs"].items():
+        print(f"  {name:<28} encode {c['encode_ms']:>7.1f} ms  decode {c['decode_ms']:>7.1f} ms  {c['mb']:.2f} MB")
     tmp = Path(tempfile.mkdtemp(prefix="minga-bench-"))
     try:
         headroom = parallel_headroom(corpus, w, min(corpus.stat().st_size, 64 << 20))
