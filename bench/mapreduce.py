@@ -24,6 +24,7 @@ import json
 import multiprocessing
 import operator
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -188,6 +189,13 @@ def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
     return time.perf_counter() - started, value
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process and of its reaped children (minga's workers), user + system."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def slice_of(path: Path, size: int, target: Path) -> Path:
     if not target.exists() or target.stat().st_size < size:
         with open(path, "rb") as src, open(target, "wb") as dst:
@@ -223,12 +231,18 @@ def main() -> None:
         results["parallel_headroom"] = round(headroom, 2)
         print(f"parallel headroom now: {w} plain processes count {headroom:.2f}x as fast as one", flush=True)
         best: dict[str, float] = {}
+        cpu: dict[str, float] = {}
         expected: dict[str, int] = {}
         spark = None if "spark" in args.skip else Spark(w)
         for _ in range(args.repeat):
+            c0 = cpu_seconds()
             t, expected = timed(lambda: counter_wordcount(corpus))
+            c1 = cpu_seconds()
             best["counter"] = min(best.get("counter", t), t)
             t, got = timed(lambda: minga_wordcount(corpus, w, tmp))
+            c2 = cpu_seconds()
+            cpu["counter"] = min(cpu.get("counter", c1 - c0), c1 - c0)
+            cpu["minga"] = min(cpu.get("minga", c2 - c1), c2 - c1)
             assert got == expected, "minga's word count differs from Counter's"
             best["minga"] = min(best.get("minga", t), t)
             if "dask" not in args.skip:
@@ -260,6 +274,12 @@ def main() -> None:
         for key, rate in rates.items():
             print(f"{names[key]:<28}{best[key]:>10.2f}{rate:>10.1f}{rates['minga'] / rate:>10.2f}")
         results["wordcount"] = {k: {"seconds": round(best[k], 3), "mb_s": round(r, 2)} for k, r in rates.items()}
+        results["cpu_s"] = {k: round(v, 2) for k, v in cpu.items()}
+        print(
+            f"CPU time: Counter {cpu['counter']:.2f}s, minga {cpu['minga']:.2f}s (all processes): minga spends "
+            f"{cpu['minga'] / cpu['counter']:.2f}x the Counter's CPU for the same words; wall-clock ratio = "
+            f"parallel headroom / that"
+        )
         results["ratios"] = {k: round(rates["minga"] / r, 2) for k, r in rates.items() if k != "minga"}
         if "sort" not in args.skip:
             records = args.data / f"records-{args.sort_mb}mb-seed42.txt"

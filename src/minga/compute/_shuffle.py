@@ -36,7 +36,7 @@ __all__ = [
     "write_pairs_file",
 ]
 
-#: (path, offset, length, records) of one partition's run inside a spill file
+#: (path, offset, length, values) of one partition's run inside a spill file
 Segment = tuple[str, int, int, int]
 Grouper = Callable[[Any, Iterable[Any]], Iterable[tuple[Any, Any]]]
 
@@ -44,6 +44,8 @@ FAN_IN = 48
 _BLOCK = 8192  # groups per encoded block
 _HEAD = struct.Struct("<cI")
 _MARSHAL, _PICKLE = b"M", b"P"
+_KEY = itemgetter(0)
+_VALUES = itemgetter(1)
 
 
 def _encode(items: list[Any]) -> bytes:
@@ -242,7 +244,7 @@ class MapCollector:
                 keys.sort()
                 items = [(k, groups[k]) for k in keys]
                 length = _write_blocks(f, items)
-                self.segments[p].append((path, offset, length, len(items)))
+                self.segments[p].append((path, offset, length, sum(map(len, map(_VALUES, items)))))
                 offset += length
         _bump(self.counters, "spilled records", self.records)
         self.spills += 1
@@ -284,70 +286,52 @@ def _read_segment_blocks(seg: Segment) -> Iterator[list[Any]]:
 
 def iter_groups(
     segments: Sequence[Segment], budget: int, tmp_dir: str, counters: dict[tuple[str, str], int] | None = None
-) -> Iterator[tuple[Any, list[Any]]]:
-    """Each key of a partition once, in sorted order, with all its values from every run.
+) -> Iterator[tuple[Any, Iterator[Any]]]:
+    """Each key of a partition once, in sorted order, with an iterator over all its values
+    from every run (valid until the next key is taken).
 
-    Runs whose encoded size fits in a quarter of ``budget`` are merged in a dict; larger
-    inputs are k-way merged from disk with at most ``FAN_IN`` runs open at once.
+    Runs whose encoded size fits in a quarter of ``budget`` are read whole and sorted together
+    (each run is sorted, so the sort merges them in C); larger inputs are k-way merged from
+    disk with at most ``FAN_IN`` runs open at once. Either way the grouping runs in C.
     """
     total = sum(s[2] for s in segments)
     counters = counters if counters is not None else {}
     _bump(counters, "reduce runs", len(segments))
     if total * 4 <= budget:
-        merged: dict[Any, list[Any]] = {}
-        get = merged.get
+        items: list[tuple[Any, list[Any]]] = []
         for seg in segments:
             for block in _read_segment_blocks(seg):
-                for key, values in block:
-                    lst = get(key)
-                    if lst is None:
-                        merged[key] = values  # a fresh list, decoded for this task alone
-                    else:
-                        lst.extend(values)
-        for key in sorted(merged):
-            yield key, merged[key]
-        return
-    runs = list(segments)
-    passes = 0
-    while len(runs) > FAN_IN:
-        merged_runs: list[Segment] = []
-        for i in range(0, len(runs), FAN_IN):
-            group = runs[i : i + FAN_IN]
-            path = os.path.join(tmp_dir, f"merge-{passes}-{i // FAN_IN}.run")
-            count = 0
-            with open(path, "wb") as f:
-                length = 0
-                buf: list[Any] = []
-                for item in _merge(group):
-                    buf.append(item)
-                    count += 1
-                    if len(buf) >= _BLOCK:
-                        length += _write_blocks(f, buf)
-                        buf = []
+                items += block
+        items.sort(key=_KEY)
+        stream: Iterable[tuple[Any, list[Any]]] = items
+    else:
+        runs = list(segments)
+        passes = 0
+        while len(runs) > FAN_IN:
+            merged_runs: list[Segment] = []
+            for i in range(0, len(runs), FAN_IN):
+                path = os.path.join(tmp_dir, f"merge-{passes}-{i // FAN_IN}.run")
+                merged_runs.append(_merge_to_file(runs[i : i + FAN_IN], path))
+            runs = merged_runs
+            passes += 1
+            _bump(counters, "reduce merge passes", 1)
+        stream = heapq.merge(*(read_segment(r) for r in runs), key=_KEY)
+    for key, group in itertools.groupby(stream, key=_KEY):
+        yield key, itertools.chain.from_iterable(map(_VALUES, group))
+
+
+def _merge_to_file(runs: Sequence[Segment], path: str) -> Segment:
+    values = 0
+    length = 0
+    buf: list[Any] = []
+    with open(path, "wb") as f:
+        merged = heapq.merge(*(read_segment(r) for r in runs), key=_KEY)
+        for key, group in itertools.groupby(merged, key=_KEY):
+            vs = [v for _, chunk in group for v in chunk]
+            values += len(vs)
+            buf.append((key, vs))
+            if len(buf) >= _BLOCK:
                 length += _write_blocks(f, buf)
-            merged_runs.append((path, 0, length, count))
-        runs = merged_runs
-        passes += 1
-        _bump(counters, "reduce merge passes", 1)
-    yield from _merge(runs)
-
-
-def _merge(runs: Sequence[Segment]) -> Iterator[tuple[Any, list[Any]]]:
-    if len(runs) == 1:
-        for block in _read_segment_blocks(runs[0]):
-            yield from block
-        return
-    current: Any = None
-    acc: list[Any] = []
-    first = True
-    for key, values in heapq.merge(*(read_segment(r) for r in runs), key=itemgetter(0)):
-        if not first and key == current:
-            acc.extend(values)
-            continue
-        if not first:
-            yield current, acc
-        first = False
-        current = key
-        acc = values
-    if not first:
-        yield current, acc
+                buf = []
+        length += _write_blocks(f, buf)
+    return (path, 0, length, values)

@@ -262,16 +262,18 @@ def _reduce_task(
     groups = records_in = 0
     write = writer.write
     inst.setup()
+    records_in = sum(s[3] for s in segments)
     for key, values in iter_groups(segments, job.memory_budget, attempt_dir, inst.counters):
         groups += 1
-        records_in += len(values)
         if rng is not None:
-            rng.shuffle(values)
+            shuffled = list(values)
+            rng.shuffle(shuffled)
+            values = iter(shuffled)
         if reduce is None:
             for v in values:
                 write(key, v)
         else:
-            for k2, v2 in reduce(key, iter(values)) or ():
+            for k2, v2 in reduce(key, values) or ():
                 write(k2, v2)
         if progress is not None and groups % 65536 == 0:
             progress(0, 65536)
