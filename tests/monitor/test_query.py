@@ -9,6 +9,7 @@ import pytest
 
 from minga.errors import CardinalityError, QueryError
 from minga.monitor import MetricStore, QueryEngine, parse_exposition, parse_query
+from minga.monitor._expo import parse_exposition_cached
 from minga.service._metrics import BUCKETS, ReplicaMetrics
 
 T0 = 1_700_000_000.0
@@ -159,3 +160,14 @@ def test_exposition_parser_handles_escapes_and_specials() -> None:
     with pytest.raises(ValueError):
         parse_exposition('x{a="b} 1\n')
     assert parse_query("sum without (instance) (x)") is not None
+
+
+def test_the_cached_parse_gives_what_the_plain_one_gives() -> None:
+    text = 'a_total{service="spoof",x="1"} 3\nb 2 1700000000\nc{le="+Inf"} +Inf\n'
+    base = (("instance", "r-1"), ("service", "real"))
+    cache: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {}
+    first = parse_exposition_cached(text, cache, base)
+    again = parse_exposition_cached(text.replace(" 3\n", " 4\n"), cache, base)
+    assert [(s.name, s.labels) for s in first] == [(s.name, s.labels) for s in again] and len(cache) == 3
+    assert first[0].labels == (("instance", "r-1"), ("service", "real"), ("x", "1")) and again[0].value == 4
+    assert [s.value for s in again[1:]] == [2.0, math.inf]

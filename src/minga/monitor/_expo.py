@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["Sample", "parse_exposition"]
+__all__ = ["Sample", "SeriesCache", "parse_exposition", "parse_exposition_cached"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,4 +97,40 @@ def parse_exposition(text: str) -> list[Sample]:
         name, body, value = m.groups()
         labels = _fast_labels(body, line) if body else []
         samples.append(Sample(name, tuple(sorted(labels)), _value(value)))
+    return samples
+
+
+SeriesCache = dict[str, tuple[str, tuple[tuple[str, str], ...]]]
+"""Series text (``name{labels}``) to its parsed name and sorted labels, kept between scrapes."""
+
+
+def parse_exposition_cached(
+    text: str, cache: SeriesCache, extra: tuple[tuple[str, str], ...] = ()
+) -> list[Sample]:
+    """:func:`parse_exposition` with ``extra`` labels set on every sample (replacing the sample's own
+    labels of those names), reusing the parsed name and labels of series seen before.
+
+    A replica exposes the same series scrape after scrape, so after the first scrape only the
+    values are parsed. ``cache`` (one per ``extra``) is filled as it goes; the caller bounds its size.
+    """
+    names = {k for k, _ in extra}
+    samples: list[Sample] = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line[0] == "#":
+            continue
+        brace = line.rfind("}")
+        if brace >= 0:
+            key, rest = line[: brace + 1], line[brace + 1 :].split()
+        else:
+            parts = line.split()
+            key, rest = parts[0], parts[1:]
+        known = cache.get(key)
+        if known is None or not rest:
+            sample = parse_exposition(line)[0]
+            labels = tuple(sorted(extra + tuple(p for p in sample.labels if p[0] not in names)))
+            cache[key] = (sample.name, labels)
+            samples.append(Sample(sample.name, labels, sample.value))
+            continue
+        samples.append(Sample(known[0], known[1], _value(rest[0])))
     return samples

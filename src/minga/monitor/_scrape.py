@@ -15,7 +15,7 @@ from typing import Any
 
 import aiohttp
 
-from minga.monitor._expo import parse_exposition
+from minga.monitor._expo import SeriesCache, parse_exposition_cached
 from minga.monitor._tsdb import Labels, MetricStore
 
 __all__ = ["ScrapeTarget", "Scraper", "TargetsFn"]
@@ -65,6 +65,7 @@ class Scraper:
         self.targets = targets
         self.timeout = timeout
         self.status: dict[str, TargetStatus] = {}
+        self._parsed: dict[str, SeriesCache] = {}  # per target: series text -> name, labels
 
     async def scrape_all(self, session: aiohttp.ClientSession) -> int:
         """One round over every target at once; returns the samples stored."""
@@ -72,6 +73,7 @@ class Scraper:
         known = {t.instance for t in targets}
         for gone in set(self.status) - known:
             del self.status[gone]
+            self._parsed.pop(gone, None)
         results = await asyncio.gather(*(self._fetch(session, t) for t in targets))
         now = time.time()
         batch: list[tuple[str, Labels, float]] = []
@@ -82,10 +84,11 @@ class Scraper:
             base = (("instance", target.instance), ("service", target.service))
             samples: list[tuple[str, Labels, float]] = []
             if text is not None:
+                cache = self._parsed.setdefault(target.instance, {})
+                if len(cache) > 4 * self.store.max_series:
+                    cache.clear()  # a target whose series keep changing: start over
                 try:
-                    for s in parse_exposition(text):
-                        extra = tuple(p for p in s.labels if p[0] not in ("instance", "service"))
-                        samples.append((s.name, tuple(sorted(base + extra)), s.value))
+                    samples = [(s.name, s.labels, s.value) for s in parse_exposition_cached(text, cache, base)]
                 except ValueError as exc:
                     status.error, text = f"bad exposition: {exc}", None
             status.up = text is not None
