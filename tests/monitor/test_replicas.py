@@ -43,6 +43,10 @@ services:
     ports: [http]
     health: {{http: /healthz, interval: 300ms, timeout: 300ms}}
     stop_grace: 3s
+gateway:
+  port: 0
+  routes:
+    - {{path: /front, service: front, strip_prefix: true}}
 alerts:
   back-errors:
     query: sum by (service) (rate(minga_entrypoint_calls_total{{service="back",outcome="error"}}[5s]))
@@ -94,7 +98,7 @@ async def test_metrics_logs_traces_alerts_from_real_replicas(tmp_path: Path) -> 
 
                     async def scraped() -> bool:
                         targets = (await get(session, f"{api}/targets"))["targets"]
-                        return len([t for t in targets if t["up"]]) == 3
+                        return len([t for t in targets if t["up"]]) == 4  # three replicas, the gateway
 
                     await until("every replica scraped once", scraped)
                     failed = 0
@@ -115,7 +119,7 @@ async def test_metrics_logs_traces_alerts_from_real_replicas(tmp_path: Path) -> 
 
                     await until("the calls in the scraped metrics", rates)
                     targets = (await get(session, f"{api}/targets"))["targets"]
-                    assert sorted(t["instance"] for t in targets) == ["back-1", "back-2", "front-1"]
+                    assert sorted(t["instance"] for t in targets) == ["back-1", "back-2", "front-1", "gateway"]
                     assert all(t["up"] for t in targets)
                     doc = await get(session, f"{api}/query", query='sum by (instance) (minga_entrypoint_calls_total{service="back",kind="rpc"})')
                     per_replica = {r["labels"]["instance"]: r["value"] for r in doc["result"]}
@@ -160,8 +164,25 @@ async def test_metrics_logs_traces_alerts_from_real_replicas(tmp_path: Path) -> 
                     assert root["service"] == "front" and root["status"] == "error"
                     assert [c["service"] for c in root["children"]] == ["back"]
                     assert root["children"][0]["status"] == "error" and root["duration"] >= root["children"][0]["duration"]
+                    # through the gateway: its span is the root, the replicas' spans hang under it
+                    assert cp.gateway is not None
+                    async with session.get(f"{cp.gateway.url}/front/hello/4") as resp:
+                        assert resp.status == 200, await resp.text()
+                        via_gateway = resp.headers.get("traceparent") or ""
+
+                    async def gateway_trace() -> list[dict[str, Any]]:
+                        found = (await get(session, f"{api}/traces", service="gateway"))["traces"]
+                        return [t for t in found if t["spans"] >= 3]
+
+                    (summary,) = await until("the gateway's span", gateway_trace)
+                    tree = await get(session, f"{api}/traces/{summary['trace_id']}")
+                    (root,) = tree["roots"]
+                    assert root["service"] == "gateway" and root["name"] == "GET /front"
+                    assert root["children"][0]["service"] == "front"
+                    assert root["children"][0]["children"][0]["service"] == "back"
+                    assert via_gateway == "" or summary["trace_id"] in via_gateway
                     edges = (await get(session, f"{api}/dependencies"))["edges"]
-                    assert {(e["from"], e["to"]) for e in edges} == {("front", "back")}
+                    assert {(e["from"], e["to"]) for e in edges} == {("front", "back"), ("gateway", "front")}
                     assert (await get(session, f"{api}/traces", service="back"))["traces"]
 
                     # the alert: firing in the API, in the status, and on the bus

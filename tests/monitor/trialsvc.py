@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from minga import Service, consume, rpc
+from minga import Service, consume, http, rpc
 
 log = logging.getLogger("trial")
 
@@ -22,6 +22,10 @@ class Front(Service):
         except Exception as exc:
             log.warning("back refused %d: %s", n, exc)
             raise
+
+    @http.get("/hello/{n}")
+    async def hello_http(self, n: int) -> dict[str, Any]:
+        return await self.rpc.back.work(n=n)
 
 
 class Back(Service):

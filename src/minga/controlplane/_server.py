@@ -246,6 +246,8 @@ class ControlPlane:
             Gateway(self.gateway_spec, DiscoverySource(client.cache)) as gateway,
         ):
             self.gateway = gateway
+            if self.monitor is not None:
+                gateway.span_sink = self.monitor.record_span
             try:
                 yield
             finally:

@@ -20,7 +20,7 @@ import re
 import time
 from typing import TYPE_CHECKING
 
-from minga.bus import TraceContext
+from minga.bus import Span, TraceContext
 from minga.gateway._http import (
     IDEMPOTENT,
     LAST_CHUNK,
@@ -86,6 +86,7 @@ class Exchange:
         self._timed_out = False
         self.finished = False  # answered and recorded
         self.trace_id: str | None = None
+        self._trace: TraceContext | None = None
         if req.upgrade:
             self.close_after = True  # the connection is a tunnel now, or done with
 
@@ -234,6 +235,7 @@ class Exchange:
         else:
             trace = TraceContext(_hex(128), _hex(64))
         self.trace_id = trace.trace_id
+        self._trace = trace
         headers.append((b"traceparent", trace.header().encode()))
         if req.upgrade:
             upgrade = header_value(req.headers, b"upgrade") or b"websocket"
@@ -532,7 +534,19 @@ class Exchange:
         self.head_sent = True
 
     def _finish_metrics(self, route: _RouteState) -> None:
-        self.gw.metrics.request(route.name, self.status, self.loop.time() - self._started)
+        took = self.loop.time() - self._started
+        self.gw.metrics.request(route.name, self.status, took)
+        sink, trace = self.gw.span_sink, self._trace
+        if sink is not None and trace is not None and trace.sampled:
+            end = time.time()
+            sink(
+                Span(
+                    trace.trace_id, trace.span_id, trace.parent_id, "gateway", "gateway",
+                    f"{self.req.method} {route.name}", "gateway", end - took, end,
+                    "error" if self.status >= 500 else "ok",
+                    {"http.status_code": str(self.status), "http.target": self.req.target.decode("latin-1")[:200]},
+                )
+            )  # fmt: skip
 
     def _log(self, route: _RouteState | None, upstream: _UpstreamState | None) -> None:
         if not access_log.isEnabledFor(logging.INFO) or not self.gw.spec.access_log:

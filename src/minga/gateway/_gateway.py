@@ -10,10 +10,11 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from types import TracebackType
 from typing import Any, TypeVar
 
+from minga.bus import Span
 from minga.errors import UsageError
 from minga.gateway._http import Router
 from minga.gateway._metrics import GatewayMetrics
@@ -108,6 +109,8 @@ class Gateway:
         self.routes = [_RouteState(r, spec.retry_budget) for r in spec.routes]
         self.router = Router([(r.path, r.host, r.strip_prefix) for r in spec.routes])
         self.metrics = GatewayMetrics()
+        # called with each proxied request's span (the control plane's monitor stores them)
+        self.span_sink: Callable[[Span], None] | None = None
         self.metrics.gauges.append(self._gauges)
         self.metrics_path = spec.metrics_path.encode() if spec.metrics_path else None
         self.limiter = _Limiter(spec.limits.rate) if spec.limits.rate else None

@@ -105,6 +105,7 @@ class Monitor:
         self._spans_out: collections.deque[Span] = collections.deque(maxlen=100_000)
         self.export_errors: dict[str, str] = {}
         self._exporting = asyncio.Lock()
+        self._spans_in: list[Span] = []
         self.nats_url = nats_url
         self._bus: Bus | None = None
         self._stop = asyncio.Event()
@@ -178,7 +179,10 @@ class Monitor:
         return await self.scraper.scrape_all(self._session)
 
     async def collect(self) -> int:
-        """Index the log lines written since the last call; the lines indexed."""
+        """Index the log lines written since the last call (and store waiting spans); the lines indexed."""
+        if self._spans_in:
+            spans, self._spans_in = self._spans_in, []
+            self.record_spans(spans)
         n = self.collector.collect()
         if n:
             await self.logs.notify()
@@ -194,10 +198,15 @@ class Monitor:
         self.traces.expire(now)
 
     def record_spans(self, spans: list[Span]) -> None:
-        """Store spans recorded in this process (the gateway's)."""
+        """Store spans recorded in this process."""
         self.traces.add(spans)
         if self.otlp is not None:
             self._spans_out.extend(spans)
+
+    def record_span(self, span: Span) -> None:
+        """Keep one span recorded in this process (the gateway's, one per request); stored in
+        batches with the next log collection, so a busy gateway costs one transaction per batch."""
+        self._spans_in.append(span)
 
     async def export(self) -> int:
         """Ship what is new to the configured exporters; the lines and spans shipped.
