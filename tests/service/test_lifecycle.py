@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 
+import aiohttp
 import pytest
 from demo_services import Inventory, Journal
 
-from minga import Service, rpc
+from minga import Service, http, rpc
 from minga.bus import Bus
+from minga.discovery import DiscoveryClient, EmbeddedStore, Instance
 from minga.errors import BusError, ServiceUnavailable
 from minga.service import (
     ContainerState,
@@ -102,9 +104,9 @@ async def test_the_shutdown_order_is_enforced(minga_broker: str) -> None:
         "register slow http=True",
         "get work",
         "work begins",
+        "deregister",  # leave routing first, while the work still runs
         "work ends",
         "release work ok",
-        "deregister",
         "stop",
     ]
     assert container.state is ContainerState.STOPPED
@@ -156,3 +158,93 @@ async def test_stop_is_idempotent(container_factory: ContainerFactory) -> None:
         await echo.stop()
         await echo.stop()
     assert echo.state is ContainerState.STOPPED
+
+
+class Web(Service):
+    name = "web"
+
+    @http.get("/hello")
+    async def hello(self) -> dict[str, str]:
+        return {"instance": self.worker.instance}
+
+    @http.get("/slow")
+    async def slow(self, seconds: float) -> str:
+        JOURNAL.add("slow begins")
+        await asyncio.sleep(seconds)
+        return "done"
+
+
+class DiscoveryRegistrar:
+    """Registers a container with a real discovery client, as a replica process does."""
+
+    def __init__(self, client: DiscoveryClient) -> None:
+        self.client = client
+        self.id: str | None = None
+
+    async def register(self, info: InstanceInfo) -> None:
+        await self.client.register(
+            Instance(id=info.id, service=info.service, host=info.host, ports=dict(info.ports)), ttl=10
+        )
+        self.id = info.id
+
+    async def deregister(self) -> None:
+        assert self.id is not None
+        await self.client.deregister(self.id)
+
+
+async def test_a_replica_being_stopped_fails_no_request_routed_by_discovery(
+    container_factory: ContainerFactory,
+) -> None:
+    """A client keeps sending HTTP requests to the replicas its picker (fed by a watch) chooses,
+    one connection per request, while one replica stops with a request in flight: none fails."""
+    global JOURNAL
+    JOURNAL = Journal()
+    store = EmbeddedStore()
+    async with (
+        DiscoveryClient(store, close_store=False) as registry,
+        DiscoveryClient(store, close_store=False) as watcher,
+        container_factory(Web, registrar=DiscoveryRegistrar(registry), http_port=0, grace=5) as a,
+        container_factory(Web, registrar=DiscoveryRegistrar(registry), http_port=0, grace=5),
+        aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as http_client,
+    ):
+        await watcher.cache.wait_for(lambda cache: len(cache.candidates("web")) == 2)
+        picker = watcher.picker("web", "round_robin")
+        a_port = a.http_port
+        served: dict[str, int] = {}
+        failures: list[str] = []
+
+        async def get(port: int, path: str) -> str:
+            async with http_client.get(f"http://127.0.0.1:{port}{path}") as response:
+                if response.status != 200:
+                    raise AssertionError(f"{path} on :{port}: HTTP {response.status}")
+                return str(await response.json())
+
+        both = asyncio.Event()  # set once each replica has answered
+
+        async def traffic(done: asyncio.Event) -> None:
+            for _ in range(20_000):  # bounded; ends once the stop is over and a few more went through
+                inst = picker.pick()
+                try:
+                    answer = await get(inst.ports["http"], "/hello")
+                except Exception as exc:
+                    failures.append(f"{inst.id}: {type(exc).__name__}: {exc}")
+                else:
+                    served[answer] = served.get(answer, 0) + 1
+                    if len(served) == 2:
+                        both.set()
+                if done.is_set() and sum(served.values()) > 20:
+                    return
+
+        done = asyncio.Event()
+        client = asyncio.create_task(traffic(done))
+        async with asyncio.timeout(10):
+            await both.wait()
+        slow = asyncio.create_task(get(a_port, "/slow?seconds=0.5"))  # keeps `a` stopping for a while
+        await JOURNAL.until(lambda e: ("slow begins",) in e)
+        await a.stop()
+        done.set()
+        async with asyncio.timeout(30):
+            await client
+        assert await slow == "done"  # in-flight work finished
+        assert failures == []
+        assert a.instance not in {i.id for i in watcher.cache.candidates("web")}

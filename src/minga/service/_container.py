@@ -5,13 +5,15 @@ queues, timers, HTTP with ``GET /healthz``) → register with discovery.
 
 Stop order, enforced by :meth:`ServiceContainer.stop`:
 
-1. **stop entrypoints**: unsubscribe RPC and events, end queue fetch loops, stop
-   timers, close the HTTP listener: no new work is taken;
-2. **finish in-flight work**, bounded by ``grace`` seconds; what is still running then
-   is cancelled (a cancelled RPC replies with an error, a cancelled job is naked and
-   redelivered elsewhere);
-3. **ack**: flush the connection so every reply and ack reaches the broker;
-4. **deregister** from discovery;
+1. **deregister** from discovery (leave routing), then wait ``leave_delay`` seconds (default
+   0.25, at most ``grace``) so that watchers (the gateway, other services' pickers) drop this
+   replica before it stops answering: requests routed meanwhile are still served;
+2. **stop entrypoints**: unsubscribe RPC and events, end queue fetch loops, stop
+   timers, stop accepting HTTP connections: no new work is taken;
+3. **finish in-flight work**, bounded by what is left of ``grace`` seconds; what is still
+   running then is cancelled (a cancelled RPC replies with an error, a cancelled job is
+   naked and redelivered elsewhere);
+4. **ack**: flush the connection so every reply and ack reaches the broker;
 5. **close**: dependency providers ``stop`` (in reverse order), the HTTP server closes.
 
 The bus connection itself belongs to whoever made it (the runner closes it last).
@@ -55,6 +57,10 @@ __all__ = ["ContainerState", "InstanceInfo", "Registrar", "ServiceContainer"]
 
 log = logging.getLogger("minga.service")
 
+DEFAULT_LEAVE_DELAY = 0.25
+"""Seconds a deregistered replica keeps serving while watchers drop it (a watch pushes a change
+within about 100 ms)."""
+
 
 class ContainerState(enum.StrEnum):
     CREATED = "created"
@@ -91,7 +97,9 @@ class ServiceContainer:
     ``replace`` maps dependency names to values injected instead of their providers
     (tests); ``config`` and ``secrets`` default to the environment. ``http_port`` 0 picks
     a free port (see :attr:`http_port` once started), None serves no HTTP at all.
-    ``grace`` bounds, in seconds, how long stopping waits for in-flight work.
+    ``grace`` bounds, in seconds, how long stopping waits for in-flight work; ``leave_delay``
+    is how long, in seconds, a stopping replica that was registered keeps serving after it
+    deregistered, so that watchers stop routing to it first (counted within ``grace``).
 
     Use it as an async context manager, or call :meth:`start` and :meth:`stop` from the same task.
     """
@@ -110,7 +118,10 @@ class ServiceContainer:
         http_port: int | None = 0,
         registrar: Registrar | None = None,
         grace: float = 10.0,
+        leave_delay: float = DEFAULT_LEAVE_DELAY,
     ) -> None:
+        if leave_delay < 0:
+            raise UsageError(f"leave_delay must be 0 or more seconds, got {leave_delay}")
         self.service = service
         self.name = name or service.name
         if not self.name:
@@ -119,6 +130,7 @@ class ServiceContainer:
         self.bus = bus
         self.state = ContainerState.CREATED
         self.grace = grace
+        self.leave_delay = leave_delay
         self.http_host = http_host
         self._http_port = http_port
         self.registrar = registrar
@@ -139,7 +151,10 @@ class ServiceContainer:
             attr: dep.bind() for attr, dep in service.dependencies.items() if attr not in self._replace
         }
         self._signatures = {method: Signature.of(getattr(service, method)) for method in service.entrypoints}
-        self._kinds = {method: _kind(entries[0]) for method, entries in service.entrypoints.items() if entries}
+        self._span_names = {method: f"{self.name}.{method}" for method in service.entrypoints}
+        self._kinds = {
+            method: _kind(entries[0]) for method, entries in service.entrypoints.items() if entries
+        }
         self.metrics = ReplicaMetrics(self.name, self.instance)
         for method, kind in self._kinds.items():
             self.metrics.declare(method, kind)
@@ -191,7 +206,7 @@ class ServiceContainer:
                         trace.parent_id,
                         self.name,
                         self.instance,
-                        f"{self.name}.{method}",
+                        self._span_names.get(method) or f"{self.name}.{method}",
                         kind,
                         started,
                         started + seconds,
@@ -374,22 +389,23 @@ class ServiceContainer:
             return
         self.state = ContainerState.STOPPING
         deadline = time.monotonic() + self.grace
-        # 1. stop entrypoints
+        # 1. deregister: leave routing first, and keep serving while watchers catch up
+        if await self._deregister():
+            await self._stopping_wait(min(self.leave_delay, max(0.0, deadline - time.monotonic())))
+        # 2. stop entrypoints
         self._stopping.set()
         await self.bus.stop_entrypoints()
         if self._site is not None:
             await self._site.stop()
-        # 2. finish in-flight work, bounded
+        # 3. finish in-flight work, bounded
         await self.bus.finish(max(0.0, deadline - time.monotonic()))
         if self._timers:
             _, pending = await asyncio.wait(self._timers, timeout=max(0.0, deadline - time.monotonic()))
             for task in pending:
                 task.cancel()
         await self._close_http(max(0.0, deadline - time.monotonic()))
-        # 3. ack
+        # 4. ack
         await self.bus.flush()
-        # 4. deregister
-        await self._deregister()
         # 5. close
         for attr, dep in reversed(self._deps.items()):
             try:
@@ -419,13 +435,23 @@ class ServiceContainer:
         await self._exit_tasks()
         log.warning("%s killed", self.name)
 
-    async def _deregister(self) -> None:
-        if self.registrar is not None and self._registered:
-            self._registered = False
-            try:
-                await self.registrar.deregister()
-            except Exception:
-                log.exception("deregistering %s failed", self.instance)
+    async def _deregister(self) -> bool:
+        """Deregister if registered; True when this replica was registered (and may have been routed to)."""
+        if self.registrar is None or not self._registered:
+            return False
+        self._registered = False
+        try:
+            await self.registrar.deregister()
+        except Exception:
+            log.exception("deregistering %s failed", self.instance)
+        return True
+
+    @staticmethod
+    async def _stopping_wait(seconds: float) -> None:
+        """Keep serving for ``seconds`` while watchers drop this replica (a deadline: nothing announces
+        that every watcher has seen the deregistration)."""
+        if seconds > 0:
+            await asyncio.sleep(seconds)
 
     async def _close_http(self, within: float) -> None:
         """Stop listening, wait up to ``within`` seconds for requests being handled, close."""

@@ -3,7 +3,8 @@
 Reads ``MINGA_NATS_URL`` (default ``nats://127.0.0.1:4222``), ``MINGA_SERVICE`` (the
 service's name on the bus; default: the class's ``name``), ``MINGA_INSTANCE`` (default:
 ``<service>-<random>``), ``MINGA_HTTP_PORT`` (default: a free port), ``MINGA_GRACE``
-(seconds a stop waits for in-flight work, default 10) and ``MINGA_DISCOVERY_URL`` (the
+(seconds a stop waits for in-flight work, default 10), ``MINGA_LEAVE_DELAY`` (seconds a
+stopping replica keeps serving after it deregistered, default 0.25) and ``MINGA_DISCOVERY_URL`` (the
 control plane, to register with, renewing a lease of ``MINGA_DISCOVERY_TTL`` seconds, default 5). Logs JSON lines to stdout. SIGTERM or SIGINT stop
 the replica in order (see :mod:`minga.service._container`); a second one kills it.
 """
@@ -21,7 +22,7 @@ from collections.abc import Callable, Mapping
 from minga.bus import Bus
 from minga.discovery import replica_registrar
 from minga.errors import MingaError, UsageError
-from minga.service._container import Registrar, ServiceContainer
+from minga.service._container import DEFAULT_LEAVE_DELAY, Registrar, ServiceContainer
 from minga.service._logging import configure_logging
 from minga.service._service import Service
 
@@ -72,6 +73,10 @@ async def serve(
         grace = float(env.get("MINGA_GRACE") or 10)
     except ValueError:
         raise UsageError(f"MINGA_GRACE must be seconds, got {env['MINGA_GRACE']!r}") from None
+    try:
+        leave_delay = float(env.get("MINGA_LEAVE_DELAY") or DEFAULT_LEAVE_DELAY)
+    except ValueError:
+        raise UsageError(f"MINGA_LEAVE_DELAY must be seconds, got {env['MINGA_LEAVE_DELAY']!r}") from None
     registrar: Registrar | None = None
     discovery = env.get("MINGA_DISCOVERY_URL")
     if discovery and registrar_factory is not None:
@@ -102,6 +107,7 @@ async def serve(
                 http_port=_http_port(env),
                 registrar=registrar,
                 grace=grace,
+                leave_delay=leave_delay,
             )
             if discovery and registrar is None:
                 log.warning(
