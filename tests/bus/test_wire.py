@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
 from pydantic import BaseModel
 
-from minga.bus import Backoff, ErrorAllowList, Timeout, TraceContext, encode, event_subject, rpc_subject
+from minga.bus import (
+    Backoff,
+    ErrorAllowList,
+    Span,
+    Timeout,
+    TraceContext,
+    encode,
+    event_subject,
+    rpc_subject,
+)
 from minga.bus._codec import error_reply, parse_reply, result_reply
 from minga.errors import PayloadError, RemoteError, UsageError
 
@@ -80,3 +90,23 @@ def test_backoff_and_timeouts() -> None:
     assert Timeout.of(None, Timeout(7)).request == 7
     with pytest.raises(ValueError):
         Timeout(0)
+
+
+def test_a_span_travels_as_json_field_for_field() -> None:
+    span = Span(
+        "t" * 32,
+        "s" * 16,
+        None,
+        "inventory",
+        "inventory-1",
+        "inventory.reserve",
+        "rpc",
+        1.0,
+        1.5,
+        "error",
+        {"error": "ValueError: no"},
+    )
+    data = json.loads(json.dumps(span.to_json()))
+    assert set(data) == {f.name for f in dataclasses.fields(Span)}
+    assert Span.from_json(data) == span
+    assert span.to_json()["attributes"] is not span.attributes  # a copy: the span stays as recorded

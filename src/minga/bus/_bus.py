@@ -38,7 +38,7 @@ from minga.bus._subjects import (
     rpc_subject,
 )
 from minga.bus._timeout import DEFAULT_TIMEOUT, Timeout
-from minga.bus._trace import TRACEPARENT, TraceContext, current_trace, incoming, outgoing
+from minga.bus._trace import TRACEPARENT, TraceContext, current_trace, incoming, outgoing_header
 from minga.errors import BusError, PayloadError, RequestTimeout, ServiceUnavailable
 
 __all__ = ["Bus", "Delivery", "Handler"]
@@ -253,7 +253,7 @@ class Bus:
     ) -> Any:
         """:meth:`request` on a subject given in full."""
         limit = Timeout.of(timeout, self.timeout).request
-        headers = {TRACEPARENT: outgoing().header()}
+        headers = {TRACEPARENT: outgoing_header()}
         try:
             reply = await self.nats.request(subject, encode(payload), timeout=limit, headers=headers)
         except nats.errors.NoRespondersError:
@@ -276,7 +276,7 @@ class Bus:
         await self._settle()
 
     async def _answer(self, msg: Msg, handler: Handler) -> None:
-        headers = dict(msg.headers or {})
+        headers = msg.headers or {}  # nats-py parses a fresh dict per message
         trace = incoming(headers.get(TRACEPARENT))
         current_trace.set(trace)
         try:
@@ -294,16 +294,16 @@ class Bus:
         await self._reply(msg, body)
 
     async def _reply(self, msg: Msg, body: bytes) -> None:
-        if msg.reply:
+        if msg.reply and self._nc is not None:
             with contextlib.suppress(nats.errors.Error):
-                await self.nats.publish(msg.reply, body)
+                await self._nc.publish(msg.reply, body)
 
     # -- events ----------------------------------------------------------------------------
 
     async def publish(self, topic: str, payload: Any = None) -> None:
         """Emit an event on ``minga.evt.<topic>`` with ``payload`` as JSON."""
         await self.nats.publish(
-            event_subject(topic), encode(payload), headers={TRACEPARENT: outgoing().header()}
+            event_subject(topic), encode(payload), headers={TRACEPARENT: outgoing_header()}
         )
 
     async def subscribe(self, topic: str, handler: Handler, *, group: str | None) -> None:
@@ -355,7 +355,7 @@ class Bus:
         re-sends within the stream's duplicate window.
         """
         await self._ensure_stream(queue_stream(queue), [queue_subject(queue)], RetentionPolicy.WORK_QUEUE)
-        headers = {TRACEPARENT: outgoing().header()}
+        headers = {TRACEPARENT: outgoing_header()}
         if msg_id is not None:
             headers["Nats-Msg-Id"] = msg_id
         ack = await self.jetstream.publish(queue_subject(queue), encode(payload), headers=headers)

@@ -12,7 +12,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 __all__ = ["Span", "SpanRecorder"]
@@ -46,7 +46,20 @@ class Span:
         return self.end - self.start
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        # field by field: dataclasses.asdict deep-copies, and spans are made on every call
+        return {
+            "trace_id": self.trace_id,
+            "span_id": self.span_id,
+            "parent_id": self.parent_id,
+            "service": self.service,
+            "instance": self.instance,
+            "name": self.name,
+            "kind": self.kind,
+            "start": self.start,
+            "end": self.end,
+            "status": self.status,
+            "attributes": dict(self.attributes),
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Span:
@@ -78,7 +91,9 @@ class SpanRecorder:
     Run :meth:`run` in a task group; :meth:`flush` sends what is left.
     """
 
-    def __init__(self, publish: Publish, *, every: float = 0.5, batch: int = 500, limit: int = 20_000) -> None:
+    def __init__(
+        self, publish: Publish, *, every: float = 0.5, batch: int = 500, limit: int = 20_000
+    ) -> None:
         self.publish = publish
         self.every = every
         self.batch = batch

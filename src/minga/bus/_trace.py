@@ -53,12 +53,12 @@ class TraceContext:
         """
         if not header:
             return None
-        value = header.strip().lower()
-        # split and check lengths first: a regex costs more than everything else on this path
-        parts = value.split("-")
-        if len(parts) != 4 or tuple(map(len, parts)) != (2, 32, 16, 2) or _HEADER.match(value) is None:
-            return None
-        version, trace_id, span_id, flags = parts
+        value = header
+        if _HEADER.match(value) is None:  # one compiled match: the common, well-formed case costs no more
+            value = header.strip().lower()
+            if _HEADER.match(value) is None:
+                return None
+        version, trace_id, span_id, flags = value.split("-")
         if version == "ff" or trace_id == _ZERO_TRACE or span_id == _ZERO_SPAN:
             return None
         return cls(trace_id, span_id, None, bool(int(flags, 16) & 1))
@@ -81,6 +81,14 @@ current_trace: contextvars.ContextVar[TraceContext | None] = contextvars.Context
 def outgoing() -> TraceContext:
     """The span a message sent now belongs to: the current one, or a new root."""
     return current_trace.get() or TraceContext.new()
+
+
+def outgoing_header() -> str:
+    """``outgoing().header()``, without building a context object when a new root is needed."""
+    trace = current_trace.get()
+    if trace is not None:
+        return trace.header()
+    return f"00-{_hex(128)}-{_hex(64)}-01"
 
 
 def incoming(header: str | None) -> TraceContext:
