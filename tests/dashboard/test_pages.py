@@ -60,6 +60,8 @@ def test_overview_follows_a_restart_without_reloading(page: Page, shop: Shop) ->
 
 
 def test_service_page_shows_replicas_charts_and_logs(page: Page, shop: Shop) -> None:
+    # a rate needs calls between two scrapes (every 5 s): the setup's orders may all predate the first
+    shop.orders(6, "cy")
     tab = page.open("#/service/orders")
     tab.wait_for_selector("#instances")
     assert tab.locator("#title").inner_text() == "orders"
@@ -72,8 +74,8 @@ def test_service_page_shows_replicas_charts_and_logs(page: Page, shop: Shop) -> 
     assert tab.locator('.chart[data-metric="cpu"] svg').count() == 1
     assert tab.locator('.chart[data-metric="rss"] .deploy-marker').count() >= 1  # the replicas' starts
     # requests/s, errors and latency come from the monitor's scrapes of the replicas' /metrics
-    tab.wait_for_selector('.chart[data-metric="rps"] polyline', state="attached", timeout=20_000)
-    tab.wait_for_selector('.chart[data-metric="latency"] polyline', state="attached", timeout=20_000)
+    tab.wait_for_selector('.chart[data-metric="rps"] polyline', state="attached", timeout=30_000)
+    tab.wait_for_selector('.chart[data-metric="latency"] polyline', state="attached", timeout=30_000)
     p99 = tab.locator(".card", has_text="p50 / p95 / p99").locator(".value").inner_text()
     assert re.search(r"\d+(\.\d+)? (µs|ms|s)", p99), p99
     assert "orders started" in tab.locator(".loglines").inner_text()
