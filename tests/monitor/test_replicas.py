@@ -153,6 +153,26 @@ async def test_metrics_logs_traces_alerts_from_real_replicas(tmp_path: Path) -> 
                     traced = (await get(session, f"{api}/logs", trace_id=trace_id))["lines"]
                     assert {ln["service"] for ln in traced} == {"front", "back"}
 
+                    # the live tail: a long poll from the newest line answers with the next ones
+                    newest = (await get(session, f"{api}/logs", limit="1"))["last"]
+
+                    async def call_later() -> None:
+                        await asyncio.sleep(0.3)
+                        await bus.request("front", "hello", {"n": 100})
+
+                    seen: list[str] = []
+                    async with asyncio.TaskGroup() as calls:
+                        calls.create_task(call_later())
+                        last = newest
+                        for _ in range(10):  # lines of earlier calls may still be arriving first
+                            tail = await get(session, f"{api}/logs/tail", after=str(last), wait="20s", service="front")
+                            assert tail["lines"] and all(ln["id"] > last for ln in tail["lines"])
+                            seen += [ln["message"] for ln in tail["lines"]]
+                            last = tail["last"]
+                            if "hello 100" in seen:
+                                break
+                    assert "hello 100" in seen
+
                     # the trace of that call: front's span, back's span under it
                     async def tree() -> dict[str, Any]:
                         async with session.get(f"{api}/traces/{trace_id}") as resp:
