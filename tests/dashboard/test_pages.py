@@ -83,6 +83,7 @@ def test_service_page_shows_replicas_charts_and_logs(page: Page, shop: Shop) -> 
 
 
 def test_overview_shows_traffic_and_the_firing_alert(page: Page, shop: Shop) -> None:
+    shop.orders(6, "dee")  # an increase needs two scrapes around the calls: the setup's may predate both
     tab = page.open("#/")
     # the monitor scrapes every 5 s and evaluates rules every 5 s: the alert fires within a few rounds
     tab.wait_for_selector("#alerts tr:has-text('OrdersPlaced') .pill.firing", timeout=40_000)
