@@ -140,6 +140,7 @@ async def test_logs_reach_opensearch_in_ecs_and_resume_after_a_restart(
     settings = MonitorSettings(opensearch=OpenSearchSpec(url=url, index="shop-logs"), export_interval=3600)
     write_lines(tmp_path, 30)
     async with Monitor(tmp_path, targets=no_targets, settings=settings) as monitor:
+        await monitor.collect()
         search.fail_next = 1
         assert await monitor.export() == 0 and "503" in monitor.export_errors["opensearch"]
         assert await monitor.export() == 30 and "opensearch" not in monitor.export_errors
@@ -155,6 +156,7 @@ async def test_logs_reach_opensearch_in_ecs_and_resume_after_a_restart(
     write_lines(tmp_path, 5, start=30)
     search.refuse = "line 32"
     async with Monitor(tmp_path, targets=no_targets, settings=settings) as monitor:
+        await monitor.collect()
         assert await monitor.export() == 0
         assert "refused 1 of 5" in monitor.export_errors["opensearch"]
         assert "mapper_parsing_exception" in monitor.export_errors["opensearch"]

@@ -54,6 +54,16 @@ def test_nothing_lost_or_repeated_across_a_restart(tmp_path: Path) -> None:
     messages = [r.message for r in again.search(LogSearch(limit=1000))]
     assert len(messages) == 151 and len(set(messages)) == 151 and "half a line" in messages
 
+    # a budget reads a backlog in steps, each resuming where the last stopped
+    write(f, "".join(line(T0, service="orders", instance="orders-1", message=f"b{i}") for i in range(300)))
+    small = LogCollector(again, logs, chunk=4096)
+    steps = []
+    while True:
+        steps.append(small.collect(budget=8192))
+        if not small.behind:
+            break
+    assert sum(steps) == 300 and len(steps) > 3
+
     # a file replaced by a new one (a fresh inode) is read from its start
     f.unlink()
     write(f, line(T0, service="orders", instance="orders-1", message="fresh"))

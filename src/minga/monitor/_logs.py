@@ -317,23 +317,30 @@ def _record(row: tuple[Any, ...]) -> LogRecord:
 
 
 class LogCollector:
-    """Reads new lines from every file under ``logs_dir`` into ``store``."""
+    """Reads new lines from every file under ``logs_dir`` into ``store``, ``chunk`` bytes at a time."""
 
-    def __init__(self, store: LogStore, logs_dir: Path, *, chunk: int = 4 * 1024 * 1024) -> None:
+    def __init__(self, store: LogStore, logs_dir: Path, *, chunk: int = 1024 * 1024) -> None:
         self.store = store
         self.logs_dir = logs_dir
         self.chunk = chunk
+        self.behind = False  # the last pass stopped at its budget with lines left to read
 
-    def collect(self) -> int:
-        """One pass over every file; returns the number of lines indexed."""
+    def collect(self, budget: int | None = None) -> int:
+        """One pass over every file, reading at most about ``budget`` bytes (None: everything);
+        returns the number of lines indexed. :attr:`behind` says whether lines were left."""
         total = 0
+        self.behind = False
         if not self.logs_dir.is_dir():
             return 0
+        left = [budget]
         for path in sorted(self.logs_dir.glob("*.log")):
-            total += self._collect_file(path)
+            if left[0] is not None and left[0] <= 0:
+                self.behind = True
+                break
+            total += self._collect_file(path, left)
         return total
 
-    def _collect_file(self, path: Path) -> int:
+    def _collect_file(self, path: Path, left: list[int | None]) -> int:
         try:
             st = path.stat()
         except FileNotFoundError:
@@ -345,12 +352,18 @@ class LogCollector:
             start = known[1]
         total = 0
         while start < st.st_size:
+            budget = left[0]
+            if budget is not None and budget <= 0:
+                self.behind = True
+                break
             with path.open("rb") as f:
                 f.seek(start)
                 chunk = f.read(min(self.chunk, st.st_size - start))
             complete = chunk.rfind(b"\n") + 1  # a half-written line waits for its end
             if complete == 0:
-                break
+                if len(chunk) < self.chunk:
+                    break
+                complete = len(chunk)  # a line longer than a chunk is indexed in pieces
             instance = path.stem
             records = [
                 rec
@@ -358,5 +371,7 @@ class LogCollector:
                 if (rec := parse_log_line(instance, raw)) is not None
             ]
             start += complete
+            if budget is not None:
+                left[0] = budget - complete
             total += self.store.add(records, (key, st.st_ino, start))
         return total

@@ -74,9 +74,14 @@ class MonitorSettings:
 class Monitor:
     """Metrics, logs, traces and alerts of one running system, stored under ``home/monitor``.
 
+    Log lines written while no control plane ran are indexed by the collect loop, a megabyte at a
+    time between other work, so a long backlog never stalls the control plane.
+
     ``targets`` lists what to scrape (the registry's instances with a ``metrics`` port);
     ``nats_url``, when given, is where spans arrive and alerts are published.
     """
+
+    COLLECT_BUDGET = 1024 * 1024  # bytes of log files read per step of the collect loop
 
     def __init__(
         self,
@@ -125,7 +130,6 @@ class Monitor:
             else:
                 self._bus = bus
                 await bus.nats.subscribe(Span.SUBJECT, cb=self._on_spans)
-        self.collector.collect()  # what was written while no control plane ran
         loops = (
             (self._every(self.settings.scrape_interval, self.scrape), "scrape"),
             (self._every(self.settings.collect_interval, self.collect), "collect logs"),
@@ -183,9 +187,14 @@ class Monitor:
         if self._spans_in:
             spans, self._spans_in = self._spans_in, []
             self.record_spans(spans)
-        n = self.collector.collect()
-        if n:
-            await self.logs.notify()
+        n = 0
+        for _ in range(10_000):  # a backlog (after a restart) is read a megabyte at a time
+            n += self.collector.collect(budget=self.COLLECT_BUDGET)
+            if n:
+                await self.logs.notify()
+            if not self.collector.behind:
+                break
+            await asyncio.sleep(0)  # the API, health checks and scrapes go on meanwhile
         return n
 
     async def evaluate(self) -> None:
