@@ -16,13 +16,13 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
 
 from minga.compute._api import JobRef, MapReduce
 from minga.compute._inputs import InputSplit, expand_inputs, plan_splits, split_size_for
-from minga.compute._outputs import part_name, read_output
+from minga.compute._outputs import read_output
 from minga.compute._tasks import (
     DEFAULT_MEMORY_BUDGET,
     Counters,
@@ -371,10 +371,3 @@ def run_job(job: JobSpec, engine: TaskEngine, progress: JobProgress | None = Non
             driver._record("failed", {}, time.monotonic() - t0, str(exc))
         raise
 
-
-def with_seed(job: JobSpec, seed: int | None) -> JobSpec:
-    return replace(job, chaos_seed=seed)
-
-
-def expected_parts(job: JobSpec) -> list[str]:
-    return [part_name(p, job.output_format) for p in range(job.reducers)]
