@@ -71,7 +71,12 @@ def _int(value: str | None, default: int) -> int:
 
 
 def _finite(v: float) -> float | str:
-    return v if math.isfinite(v) else ("+Inf" if v > 0 else "-Inf") if not math.isnan(v) else "NaN"
+    """JSON has no infinities or NaN: they travel as Prometheus writes them."""
+    if math.isnan(v):
+        return "NaN"
+    if math.isinf(v):
+        return "+Inf" if v > 0 else "-Inf"
+    return v
 
 
 def _search(request: web.Request, limit: int) -> LogSearch:
