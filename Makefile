@@ -8,13 +8,15 @@ ARGS   ?=
 # command:debian-package pairs, installed only when the command is missing
 DEMO_DEBS := 
 TEST_DEBS := nats-server:nats-server etcd:etcd-server haproxy:haproxy mpirun:openmpi-bin \
-             /usr/include/x86_64-linux-gnu/mpi.h:libopenmpi-dev java:openjdk-17-jre-headless \
+             :libopenmpi-dev java:openjdk-17-jre-headless \
              wrk:wrk prometheus:prometheus chromium:chromium git:git
 
 .PHONY: demo test bench lint venv debs-test debs-demo clean
 
+# Debian and Ubuntu ship Python without venv/ensurepip: bring python3-venv when venv cannot start
 $(STAMP): pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) 2>/dev/null || \
+	  { rm -rf $(VENV); scripts/ensure-debs.sh :python3-venv :python3-dev && $(PYTHON) -m venv $(VENV); }
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[test]'
 	@touch $@
@@ -37,6 +39,7 @@ lint: venv
 	$(BIN)/ruff check src tests bench examples
 	$(BIN)/mypy
 
+# every benchmark at its default size; `make bench ARGS=--quick` for a short check, ARGS="bus gateway" for some
 bench: debs-test venv
 	$(BIN)/python bench/run_all.py $(ARGS)
 

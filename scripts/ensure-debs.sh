@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
-# Installs the Debian packages that provide the given commands, only where a command is absent.
-# Usage: scripts/ensure-debs.sh COMMAND:PACKAGE [COMMAND:PACKAGE ...]
-# A COMMAND that starts with / is a file to test for (a header, a library) rather than a command.
+# Installs Debian packages only where they are missing.
+# Usage: scripts/ensure-debs.sh WHAT:PACKAGE [WHAT:PACKAGE ...]
+#   WHAT is a command looked up on PATH, or (starting with /) a file to test for (a header,
+#   a library), or empty (":PACKAGE") to ask dpkg whether PACKAGE itself is installed.
 set -euo pipefail
 missing=()
 for pair in "$@"; do
-  cmd=${pair%%:*}
+  what=${pair%%:*}
   pkg=${pair#*:}
-  if [[ $cmd == /* ]]; then
-    [[ -e $cmd ]] || missing+=("$pkg")
+  if [[ -z $what ]]; then
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
+  elif [[ $what == /* ]]; then
+    [[ -e $what ]] || missing+=("$pkg")
   else
-    command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
+    command -v "$what" >/dev/null 2>&1 || missing+=("$pkg")
   fi
 done
 [[ ${#missing[@]} -eq 0 ]] && exit 0
