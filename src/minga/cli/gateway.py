@@ -19,7 +19,15 @@ import typer
 from minga.controlplane import read_state
 from minga.discovery import DiscoveryClient
 from minga.errors import UsageError
-from minga.gateway import DiscoverySource, Gateway, Haproxy, follow_registry, render_haproxy, write_atomically
+from minga.gateway import (
+    DiscoverySource,
+    Gateway,
+    Haproxy,
+    follow_registry,
+    new_event_loop,
+    render_haproxy,
+    write_atomically,
+)
 from minga.spec import GatewaySpec, home_dir, load_spec
 
 SpecFile = Annotated[Path, typer.Option("--file", "-f", help="the spec whose gateway: section to use")]
@@ -87,7 +95,9 @@ def serve(
             typer.echo(f"gateway: {gw.url}", err=True)
             await _until_signalled()
 
-    asyncio.run(main())
+    # the gateway's own process: on uvloop when installed (its I/O path is far cheaper per request)
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        runner.run(main())
 
 
 def haproxy(

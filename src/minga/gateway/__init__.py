@@ -18,10 +18,12 @@ limited by a :class:`TokenBucket` each. The state machines are pure and take ``n
 :class:`DiscoverySource` feeds the gateway from a discovery client's watched cache;
 :func:`render_haproxy` / :func:`follow_registry` write an haproxy.cfg from the same
 registry, and :class:`Haproxy` runs and gracefully reloads a real haproxy.
+:func:`new_event_loop` gives the loop a gateway process of its own runs on (uvloop when installed).
 """
 
 from minga.gateway._gateway import Gateway
 from minga.gateway._haproxy import Haproxy, follow_registry, render_haproxy, write_atomically
+from minga.gateway._loop import new_event_loop
 from minga.gateway._resilience import BreakerPolicy, BreakerState, CircuitBreaker, RetryBudget, TokenBucket
 from minga.gateway._sources import DiscoverySource, Endpoint, StaticSource, UpstreamSource, parse_endpoint
 
@@ -38,6 +40,7 @@ __all__ = [
     "TokenBucket",
     "UpstreamSource",
     "follow_registry",
+    "new_event_loop",
     "parse_endpoint",
     "render_haproxy",
     "write_atomically",
