@@ -120,13 +120,23 @@ def format_of(path: str, forced: str | None) -> str:
     return "text"
 
 
+#: the smallest split worth two tasks per worker: each map task pays a fixed cost per distinct
+#: key it emits (partitioning, sorting and encoding its run), whatever the split's size
+MIN_SPLIT = 64 << 20
+
+
 def split_size_for(total_bytes: int, parallelism: int) -> int:
-    """A split size giving each worker about two tasks, between 1 MiB and 256 MiB.
+    """A split size giving each worker about two tasks of at least ``MIN_SPLIT`` bytes, or
+    else one task, between 1 MiB and 256 MiB.
 
     Few large splits keep the shuffle small (each map emits its distinct keys once when it
     combines); two per worker leave room to even out the finish and to back up a straggler.
     Memory does not grow with the split: inputs are read in batches of ``BATCH_BYTES``."""
-    return max(1 << 20, min(256 << 20, total_bytes // max(1, parallelism * 2) + 1))
+    workers = max(1, parallelism)
+    per = total_bytes // (workers * 2) + 1
+    if per < MIN_SPLIT:
+        per = total_bytes // workers + 1
+    return max(1 << 20, min(256 << 20, per))
 
 
 def plan_splits(

@@ -46,6 +46,7 @@ _HEAD = struct.Struct("<cI")
 _MARSHAL, _PICKLE = b"M", b"P"
 _KEY = itemgetter(0)
 _VALUES = itemgetter(1)
+_DICT_ITEMS: type = type({}.items())
 
 
 def _encode(items: list[Any]) -> bytes:
@@ -138,6 +139,16 @@ class MapCollector:
         self._check_every = 64  # until the first records have been measured
 
     def add(self, pairs: Iterable[tuple[Any, Any]]) -> None:
+        if type(pairs) is _DICT_ITEMS and not self.groups:
+            # a mapping's items (a mapper that combines in memory, then emits its dict from
+            # teardown): the keys are distinct, so the groups are built in one pass with no
+            # lookups; the mapping is already held in full, so the budget is checked once after
+            self.groups = {k: [v] for k, v in pairs}
+            n = len(self.groups)
+            self.records += n
+            self.output_records += n
+            self._maybe_spill()
+            return
         groups = self.groups
         get = groups.get
         n = 0
@@ -211,13 +222,15 @@ class MapCollector:
 
     def _partitions(self) -> list[int]:
         n = self.partitions
+        keys = self.groups
         if self.partition is not None:
-            return list(map(self.partition, self.groups))
-        # the default partitioner, inlined: a crc32 of the UTF-8 key (see stable_hash)
-        return [
-            crc32(k.encode("utf-8", "surrogatepass")) % n if type(k) is str else stable_hash(k) % n
-            for k in self.groups
-        ]
+            return list(map(self.partition, keys))
+        # the default partitioner, inlined: a crc32 of the UTF-8 key (see stable_hash); when
+        # every key is a plain str (the common case) the whole pass runs in C
+        if set(map(type, keys)) == {str}:
+            encoded = map(str.encode, keys, itertools.repeat("utf-8"), itertools.repeat("surrogatepass"))
+            return [h % n for h in map(crc32, encoded)]
+        return [stable_hash(k) % n for k in keys]
 
     def spill(self) -> None:
         """Write the held groups as one sorted run per partition; nothing is held afterwards."""
@@ -226,23 +239,30 @@ class MapCollector:
         if self.combine is not None and (self.chaos is not None or self.records > len(self.groups)):
             self._combine_in_place()
         n = self.partitions
-        parts: list[list[Any]] = [[] for _ in range(n)]
-        if n == 1:
-            parts[0] = list(self.groups)
-        else:
-            for key, p in zip(self.groups, self._partitions(), strict=True):
-                if not 0 <= p < n:
-                    raise ValueError(f"partition({key!r}) returned {p}, outside 0..{n - 1}")
-                parts[p].append(key)
-        path = os.path.join(self.spill_dir, f"spill-{self.spills:04d}.run")
         groups = self.groups
+        # partition and sort the (key, values) items themselves: looking each sorted key up
+        # again in a large dict costs as much as the sort
+        parts: list[list[Any]]
+        if n == 1:
+            parts = [list(groups.items())]
+        else:
+            parts = [[] for _ in range(n)]
+            appends = [p.append for p in parts]
+            if self.partition is None:  # in range by construction
+                for item, p in zip(groups.items(), self._partitions(), strict=True):
+                    appends[p](item)
+            else:
+                for item, p in zip(groups.items(), self._partitions(), strict=True):
+                    if not 0 <= p < n:
+                        raise ValueError(f"partition({item[0]!r}) returned {p}, outside 0..{n - 1}")
+                    appends[p](item)
+        path = os.path.join(self.spill_dir, f"spill-{self.spills:04d}.run")
         offset = 0
         with open(path, "wb") as f:
-            for p, keys in enumerate(parts):
-                if not keys:
+            for p, items in enumerate(parts):
+                if not items:
                     continue
-                keys.sort()
-                items = [(k, groups[k]) for k in keys]
+                items.sort(key=_KEY)
                 length = _write_blocks(f, items)
                 self.segments[p].append((path, offset, length, sum(map(len, map(_VALUES, items)))))
                 offset += length
