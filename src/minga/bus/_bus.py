@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import json
 import logging
+import types
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
@@ -221,6 +223,23 @@ class Bus:
         task.add_done_callback(self._inflight.discard)
         return task
 
+    def _start(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        """Run a handler call at once, in its own context, up to its first suspension; only a call
+        that suspends (waits on I/O, sleeps) goes on in a task. Most RPC answers never suspend:
+        they skip a task's creation and a turn of the event loop. A call that suspends still never
+        blocks the subscription that delivered it."""
+        if self._tg is None:
+            coro.close()
+            raise BusError("the bus is not running")
+        context = contextvars.copy_context()
+        try:
+            waiting = context.run(coro.send, None)
+        except StopIteration:
+            return
+        task = self._tg.create_task(_resume(coro, waiting), name=name, context=context)
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+
     @property
     def inflight(self) -> int:
         """Handler calls running now."""
@@ -268,9 +287,10 @@ class Bus:
         The handler's return value is the reply; an exception becomes an error reply.
         """
         subject = rpc_subject(service, method)
+        task_name = f"rpc {subject}"
 
         async def on_request(msg: Msg) -> None:
-            self._spawn(self._answer(msg, handler), name=f"rpc {subject}")
+            self._start(self._answer(msg, handler), task_name)
 
         self._subs.append(await self.nats.subscribe(subject, queue=group or service, cb=on_request))
         await self._settle()
@@ -315,7 +335,7 @@ class Bus:
         subject = event_subject(topic, wildcards=True)
 
         async def on_event(msg: Msg) -> None:
-            self._spawn(self._deliver_event(msg, handler), name=f"event {msg.subject}")
+            self._start(self._deliver_event(msg, handler), f"event {msg.subject}")
 
         self._subs.append(await self.nats.subscribe(subject, queue=group or "", cb=on_event))
         await self._settle()
@@ -549,3 +569,25 @@ class Bus:
             out.append(Delivery(subject, payload, headers, attempt=int(headers.get("Minga-Deliveries", 1))))
             seq = int(raw.seq or seq) + 1
         return out
+
+
+@types.coroutine
+def _resume(coro: Coroutine[Any, Any, None], waiting: Any) -> Generator[Any, Any, None]:
+    """Carry on, as a task's body, with ``coro`` already started and now ``waiting`` on a future.
+
+    The task waits on what ``coro`` waits on (it is yielded up unchanged), then resumes ``coro``
+    with what the task is resumed with: a value, or an exception such as a cancellation.
+    """
+    while True:
+        try:
+            sent = yield waiting
+        except BaseException as exc:  # cancellation included: handed to the handler, as a task would
+            try:
+                waiting = coro.throw(exc)
+            except StopIteration:
+                return
+        else:
+            try:
+                waiting = coro.send(sent)
+            except StopIteration:
+                return
