@@ -12,6 +12,7 @@ from minga.bus import (
     Backoff,
     ErrorAllowList,
     Span,
+    SpanRecorder,
     Timeout,
     TraceContext,
     encode,
@@ -110,3 +111,18 @@ def test_a_span_travels_as_json_field_for_field() -> None:
     assert set(data) == {f.name for f in dataclasses.fields(Span)}
     assert Span.from_json(data) == span
     assert span.to_json()["attributes"] is not span.attributes  # a copy: the span stays as recorded
+
+
+async def test_a_recorder_publishes_spans_as_a_json_array() -> None:
+    batches: list[bytes] = []
+
+    async def publish(data: bytes) -> None:
+        batches.append(data)
+
+    recorder = SpanRecorder(publish, batch=2)
+    spans = [Span("t" * 32, f"{i:016x}", None, "svc", "svc-1", "svc.m", "rpc", 1.0, 2.0) for i in range(1, 4)]
+    for span in spans:
+        recorder.record(span)
+    await recorder.flush()
+    assert [len(json.loads(b)) for b in batches] == [2, 1]
+    assert [Span.from_json(d) for b in batches for d in json.loads(b)] == spans

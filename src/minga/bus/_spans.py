@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
+
+import pydantic_core
 
 __all__ = ["Span", "SpanRecorder"]
 
@@ -111,7 +112,8 @@ class SpanRecorder:
         while self._pending:
             chunk, self._pending = self._pending[: self.batch], self._pending[self.batch :]
             try:
-                await self.publish(json.dumps([s.to_json() for s in chunk]).encode())
+                # pydantic-core writes the dataclasses directly, about twice as fast as json.dumps
+                await self.publish(pydantic_core.to_json(chunk))
             except Exception as exc:  # the broker is away: spans are best effort
                 self.dropped += len(chunk)
                 log.debug("dropped %d spans: %s", len(chunk), exc)
