@@ -3,7 +3,8 @@
 Three ways to answer the same request (a small JSON object echoed back):
 
 - ``raw``: nats-py ``subscribe(queue=...)`` + ``msg.respond`` and ``nc.request`` (the anchor);
-- ``bus``: :class:`minga.bus.Bus` ``serve`` / ``request`` (JSON envelope, trace header, a task per call);
+- ``bus``: :class:`minga.bus.Bus` ``serve`` / ``request`` (JSON envelope, trace header, each call run
+  eagerly, in a task only once it suspends);
 - ``sdk``: a :class:`minga.Service` with ``@rpc`` in a container (payload validated by pydantic,
   a fresh worker per call, dependencies injected), called with ``Bus.request`` as
   ``self.rpc.<service>.<method>`` does.

@@ -197,3 +197,27 @@ async def test_a_method_answers_as_soon_as_serve_returns(broker_url: str) -> Non
             async with Bus(broker_url) as server:
                 await server.serve(f"svc{n}", "echo", echo)
                 assert await client.request(f"svc{n}", "echo") == 1
+
+
+async def test_a_waiting_handler_does_not_hold_up_its_subscription(broker_url: str) -> None:
+    """Calls run at once and go on in a task only when they wait: the next request is answered
+    meanwhile, and a handler that cancels itself ends its own call, not the subscription."""
+    release = asyncio.Event()
+
+    async def handler(d: Delivery) -> Any:
+        if d.payload.get("wait"):
+            await release.wait()
+        if d.payload.get("cancel"):
+            raise asyncio.CancelledError
+        return d.payload["n"]
+
+    async with Bus(broker_url) as server, Bus(broker_url) as client:
+        await server.serve("svc", "m", handler)
+        waiting = asyncio.create_task(client.request("svc", "m", {"wait": True, "n": 1}))
+        assert await client.request("svc", "m", {"n": 2}) == 2
+        assert server.inflight == 1  # only the waiting call holds a task
+        with pytest.raises(RemoteError, match="stopped before answering"):
+            await client.request("svc", "m", {"cancel": True, "n": 3})
+        assert await client.request("svc", "m", {"n": 4}) == 4
+        release.set()
+        assert await waiting == 1

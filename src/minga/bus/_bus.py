@@ -236,6 +236,10 @@ class Bus:
             waiting = context.run(coro.send, None)
         except StopIteration:
             return
+        except (
+            asyncio.CancelledError
+        ):  # raised by the handler itself: it ends that call, not the subscription
+            return
         task = self._tg.create_task(_resume(coro, waiting), name=name, context=context)
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)
