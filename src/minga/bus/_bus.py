@@ -200,8 +200,19 @@ class Bus:
 
     async def close(self) -> None:
         """Close the connection. Call :meth:`stop` first to let work finish."""
-        if self._nc is not None and not self._nc.is_closed:
+        if self._nc is None or self._nc.is_closed:
+            return
+        try:
             await self._nc.close()
+        except (nats.errors.Error, ConnectionError) as exc:
+            # the broker dropped the connection first (a crash, a restart): nothing is left to flush
+            log.debug("closing a lost broker connection: %r", exc)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
+            # nats-py cancels its own close waiter when the socket was already reset; we were not cancelled
+            log.debug("closing a lost broker connection: the transport's close was cancelled")
 
     async def _settle(self) -> None:
         """Return once the broker has processed every subscription made so far.
