@@ -6,7 +6,6 @@ import asyncio
 from pathlib import Path
 
 import support
-
 from minga.bus import Bus
 
 
