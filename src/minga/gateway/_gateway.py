@@ -22,6 +22,7 @@ from minga.gateway._proxy import ClientConnection
 from minga.gateway._resilience import BreakerPolicy, BreakerState, CircuitBreaker, RetryBudget, TokenBucket
 from minga.gateway._sources import Endpoint, UpstreamSource
 from minga.gateway._upstream import Pool
+from minga.service import metric_family
 from minga.spec import GatewaySpec, RateLimitSpec, RouteSpec
 
 __all__ = ["Gateway"]
@@ -303,26 +304,22 @@ class Gateway:
         self.metrics.request("", status, 0.0)
 
     def _gauges(self) -> list[str]:
-        out = [
-            "# HELP minga_gateway_upstream_outstanding Requests in flight to an upstream instance.",
-            "# TYPE minga_gateway_upstream_outstanding gauge",
-        ]
-        for state in sorted(self._upstreams.values(), key=lambda s: s.endpoint.address):
-            out.append(
-                f'minga_gateway_upstream_outstanding{{upstream="{state.endpoint.address}"}} {state.outstanding}'
-            )
-        out += [
-            "# HELP minga_gateway_upstream_breaker_open 1 while an instance's circuit breaker is open.",
-            "# TYPE minga_gateway_upstream_breaker_open gauge",
-        ]
-        for state in sorted(self._upstreams.values(), key=lambda s: s.endpoint.address):
-            is_open = int(state.breaker.state is not BreakerState.CLOSED)
-            out.append(
-                f'minga_gateway_upstream_breaker_open{{upstream="{state.endpoint.address}"}} {is_open}'
-            )
-        out += [
-            "# HELP minga_gateway_client_connections Open client connections.",
-            "# TYPE minga_gateway_client_connections gauge",
-            f"minga_gateway_client_connections {len(self.clients)}",
-        ]
+        states = self._upstreams.values()
+        out = metric_family(
+            "minga_gateway_upstream_outstanding",
+            "gauge",
+            ("upstream",),
+            [((s.endpoint.address,), s.outstanding) for s in states],
+            "Requests in flight to an upstream instance.",
+        )
+        out += metric_family(
+            "minga_gateway_upstream_breaker_open",
+            "gauge",
+            ("upstream",),
+            [((s.endpoint.address,), int(s.breaker.state is not BreakerState.CLOSED)) for s in states],
+            "1 while an instance's circuit breaker is open.",
+        )
+        out += metric_family(
+            "minga_gateway_client_connections", "gauge", (), [((), len(self.clients))], "Open client connections."
+        )
         return out

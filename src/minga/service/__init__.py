@@ -17,6 +17,7 @@ helpers in :mod:`minga.service.testing`.
 from minga.service._container import ContainerState, InstanceInfo, Registrar, ServiceContainer
 from minga.service._dependencies import Config, Dependency, Resource, Secret, ServiceContext, WorkerContext
 from minga.service._entrypoints import consume, event, every, http, parse_duration, rpc
+from minga.service._exposition import Histogram, exposition_line, histogram_family, metric_family
 from minga.service._logging import JsonFormatter, configure_logging
 from minga.service._runner import load_service, serve
 from minga.service._service import BusLike, RpcProxy, Service
@@ -26,6 +27,7 @@ __all__ = [
     "Config",
     "ContainerState",
     "Dependency",
+    "Histogram",
     "InstanceInfo",
     "JsonFormatter",
     "Registrar",
@@ -40,8 +42,11 @@ __all__ = [
     "consume",
     "event",
     "every",
+    "exposition_line",
+    "histogram_family",
     "http",
     "load_service",
+    "metric_family",
     "parse_duration",
     "rpc",
     "serve",

@@ -2,10 +2,10 @@
 
 Each replica is its own process with its own registry, so numbers never mix between
 processes; the control plane scrapes every replica and adds ``service`` and ``instance``
-labels, and sums across replicas at query time. The exposition format is written here
-(a few dozen lines, like the gateway's) rather than through a client library: the
-process figures come from ``/proc`` and :mod:`resource`, and nothing needs a global
-registry.
+labels, and sums across replicas at query time. The exposition format is written by
+:mod:`minga.service._exposition` (shared with the gateway) rather than through a client
+library: the process figures come from ``/proc`` and :mod:`resource`, and nothing needs a
+global registry.
 
 Metrics (durations in seconds, sizes in bytes):
 
@@ -21,47 +21,19 @@ Metrics (durations in seconds, sizes in bytes):
 from __future__ import annotations
 
 import asyncio
-import bisect
 import contextlib
 import os
 import resource
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 
-__all__ = ["BUCKETS", "ReplicaMetrics", "exposition_line"]
+from minga.service._exposition import Histogram, exposition_line, histogram_family, metric_family
+
+__all__ = ["BUCKETS", "ReplicaMetrics"]
 
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 QueueDepth = Callable[[], Awaitable[dict[str, int]]]
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def exposition_line(name: str, labels: Iterable[tuple[str, str]], value: float) -> str:
-    """One sample in the Prometheus text format: ``name{a="1"} value``."""
-    parts = ",".join(f'{k}="{_escape(v)}"' for k, v in labels)
-    number = float(value)
-    if number != number:
-        body = "NaN"
-    elif number in (float("inf"), float("-inf")):
-        body = "+Inf" if number > 0 else "-Inf"
-    else:
-        body = repr(number)
-    return f"{name}{{{parts}}} {body}" if parts else f"{name} {body}"
-
-
-class _Histogram:
-    __slots__ = ("counts", "sum")
-
-    def __init__(self) -> None:
-        self.counts = [0] * (len(BUCKETS) + 1)
-        self.sum = 0.0
-
-    def observe(self, value: float) -> None:
-        self.counts[bisect.bisect_left(BUCKETS, value)] += 1
-        self.sum += value
 
 
 class ReplicaMetrics:
@@ -71,7 +43,7 @@ class ReplicaMetrics:
         self.service = service
         self.instance = instance
         self.calls: dict[tuple[str, str, str], int] = {}  # (entrypoint, kind, outcome)
-        self.durations: dict[tuple[str, str], _Histogram] = {}  # (entrypoint, kind)
+        self.durations: dict[tuple[str, str], Histogram] = {}  # (entrypoint, kind)
         self.inflight = 0
         self.loop_lag = 0.0
         self.queue_depth: QueueDepth | None = None
@@ -81,7 +53,7 @@ class ReplicaMetrics:
         """Expose ``entrypoint``'s series at zero before its first call, so the first calls count in a rate."""
         for outcome in ("ok", "error"):
             self.calls.setdefault((entrypoint, kind, outcome), 0)
-        self.durations.setdefault((entrypoint, kind), _Histogram())
+        self.durations.setdefault((entrypoint, kind), Histogram(BUCKETS))
 
     def observe(self, entrypoint: str, kind: str, ok: bool, seconds: float) -> None:
         """Count one finished call of ``entrypoint`` that took ``seconds``."""
@@ -89,7 +61,7 @@ class ReplicaMetrics:
         self.calls[key] = self.calls.get(key, 0) + 1
         hist = self.durations.get((entrypoint, kind))
         if hist is None:
-            hist = self.durations[(entrypoint, kind)] = _Histogram()
+            hist = self.durations[(entrypoint, kind)] = Histogram(BUCKETS)
         hist.observe(seconds)
 
     async def watch_loop_lag(self, stop: asyncio.Event, every: float = 0.1) -> None:
@@ -103,24 +75,10 @@ class ReplicaMetrics:
 
     async def render(self) -> str:
         """The whole exposition, one ``# TYPE`` block per metric."""
-        out: list[str] = []
-        out.append("# TYPE minga_entrypoint_calls_total counter")
-        for (ep, kind, outcome), n in sorted(self.calls.items()):
-            out.append(
-                exposition_line(
-                    "minga_entrypoint_calls_total", (("entrypoint", ep), ("kind", kind), ("outcome", outcome)), n
-                )
-            )
-        out.append("# TYPE minga_entrypoint_duration_seconds histogram")
-        for (ep, kind), hist in sorted(self.durations.items()):
-            labels = (("entrypoint", ep), ("kind", kind))
-            running = 0
-            for bound, count in zip((*BUCKETS, float("inf")), hist.counts, strict=True):
-                running += count
-                le = "+Inf" if bound == float("inf") else repr(bound)
-                out.append(exposition_line("minga_entrypoint_duration_seconds_bucket", (*labels, ("le", le)), running))
-            out.append(exposition_line("minga_entrypoint_duration_seconds_sum", labels, hist.sum))
-            out.append(exposition_line("minga_entrypoint_duration_seconds_count", labels, running))
+        out = metric_family(
+            "minga_entrypoint_calls_total", "counter", ("entrypoint", "kind", "outcome"), self.calls.items()
+        )
+        out += histogram_family("minga_entrypoint_duration_seconds", ("entrypoint", "kind"), self.durations.items())
         out.append("# TYPE minga_entrypoint_inflight gauge")
         out.append(exposition_line("minga_entrypoint_inflight", (), self.inflight))
         if self.queue_depth is not None:
