@@ -6,23 +6,122 @@ sub-apps) and are registered here, so dependencies run one way.
 
 from __future__ import annotations
 
+import importlib
 import sys
+from collections.abc import Callable
+from typing import Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+from typer.core import TyperGroup
 
 from minga._version import __version__
-from minga.cli import broker as broker_cli
-from minga.cli import bus as bus_commands
-from minga.cli import demo as demo_cli
-from minga.cli import gateway as gateway_cmd
-from minga.cli import monitor as monitor_cmd
-from minga.cli import run as run_cmd
-from minga.cli import runtime
-from minga.cli import spec as spec_commands
-from minga.cli.mpirun import mpirun
 from minga.errors import MingaError, UsageError
+
+err_console = Console(stderr=True)
+
+# everything after the script belongs to the script, options included
+_PASSTHROUGH = {"allow_interspersed_args": False, "ignore_unknown_options": True}
+
+# command name -> (module under minga.cli, function); a module is imported only when
+# its command runs (or when the whole command tree is built, for --help), so that
+# `minga version` does not pay for the compute engines and `minga up` not for MPI.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "mpirun": ("mpirun", "mpirun"),
+    "schema": ("spec", "schema"),
+    "check": ("spec", "check"),
+    "up": ("runtime", "up"),
+    "down": ("runtime", "down"),
+    "status": ("runtime", "status"),
+    "logs": ("runtime", "logs"),
+    "services": ("runtime", "services"),
+    "server": ("runtime", "server"),
+    "run": ("run", "run"),
+    "call": ("bus", "call"),
+    "publish": ("bus", "publish"),
+    "broker": ("broker", "broker"),
+    "demo": ("demo", "demo"),
+    "traces": ("monitor", "traces"),
+    "top": ("monitor", "top"),
+}
+
+# group name -> (help, {sub-group or command: (module, function) | (help, {...})})
+_Tree = dict[str, tuple[str, Any]]  # a leaf (module, function) or a sub-group (help, tree)
+GROUPS: dict[str, tuple[str, _Tree]] = {
+    "gateway": (
+        "The API gateway, and load balancer configs from the registry.",
+        {
+            "serve": ("gateway", "serve"),
+            "render": (
+                "Render a load balancer's configuration from the registry.",
+                {"haproxy": ("gateway", "haproxy")},
+            ),
+        },
+    ),
+    "monitor": (
+        "Monitoring beyond one machine: Prometheus and Grafana configs.",
+        {
+            "render": (
+                "Render a monitoring engine's configuration.",
+                {
+                    "prometheus": ("monitor", "render_prometheus_cmd"),
+                    "grafana": ("monitor", "render_grafana_cmd"),
+                },
+            ),
+        },
+    ),
+}
+
+
+def _function(module: str, name: str) -> Callable[..., Any]:
+    function: Callable[..., Any] = getattr(importlib.import_module(f"minga.cli.{module}"), name)
+    return function
+
+
+def _group(help_text: str, tree: _Tree) -> typer.Typer:
+    group = typer.Typer(help=help_text, no_args_is_help=True)
+    for name, (first, second) in tree.items():
+        if isinstance(second, dict):
+            group.add_typer(_group(first, second), name=name)
+        else:
+            group.command(name)(_function(first, second))
+    return group
+
+
+def _load(name: str) -> Any:  # a click Command; which click depends on the typer release
+    """Import the module behind one command or group and turn it into a click command."""
+    holder = typer.Typer()
+    if name in COMMANDS:
+        settings = _PASSTHROUGH if name == "mpirun" else None
+        holder.command(name, context_settings=settings)(_function(*COMMANDS[name]))
+        holder.callback()(lambda: None)  # keeps the holder a group, so the command is its child
+        command = typer.main.get_group(holder).commands[name]
+    else:
+        help_text, tree = GROUPS[name]
+        command = typer.main.get_command(_group(help_text, tree))
+        command.name = name
+    return command
+
+
+class _LazyGroup(TyperGroup):
+    """The root group: a command's module is imported only when that command runs.
+
+    ``minga version`` then starts without the compute engines, and ``minga up``
+    without MPI; ``minga --help`` lists (and so imports) everything.
+    """
+
+    # contexts are typed Any: newer typer releases bring their own copy of click
+    def list_commands(self, ctx: Any) -> list[str]:
+        return [*super().list_commands(ctx), *COMMANDS, *GROUPS]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name in COMMANDS or cmd_name in GROUPS:
+            if cmd_name not in self.commands:
+                self.add_command(_load(cmd_name), cmd_name)
+            return self.commands[cmd_name]
+        return super().get_command(ctx, cmd_name)
+
 
 app = typer.Typer(
     name="minga",
@@ -30,9 +129,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=_LazyGroup,
 )
-
-err_console = Console(stderr=True)
 
 
 @app.callback()
@@ -44,43 +142,6 @@ def _root() -> None:
 def version() -> None:
     """Print minga's version."""
     typer.echo(__version__)
-
-
-# everything after the script belongs to the script, options included
-app.command(context_settings={"allow_interspersed_args": False, "ignore_unknown_options": True})(mpirun)
-app.command("schema")(spec_commands.schema)
-app.command("check")(spec_commands.check)
-app.command("up")(runtime.up)
-app.command("down")(runtime.down)
-app.command("status")(runtime.status)
-app.command("logs")(runtime.logs)
-app.command("services")(runtime.services)
-app.command("server")(runtime.server)
-app.command("run")(run_cmd.run)
-app.command("call")(bus_commands.call)
-app.command("publish")(bus_commands.publish)
-app.command("broker")(broker_cli.broker)
-app.command("demo")(demo_cli.demo)
-
-gateway_group = typer.Typer(
-    help="The API gateway, and load balancer configs from the registry.", no_args_is_help=True
-)
-render_group = typer.Typer(
-    help="Render a load balancer's configuration from the registry.", no_args_is_help=True
-)
-gateway_group.command("serve")(gateway_cmd.serve)
-render_group.command("haproxy")(gateway_cmd.haproxy)
-gateway_group.add_typer(render_group, name="render")
-app.add_typer(gateway_group, name="gateway")
-
-app.command("traces")(monitor_cmd.traces)
-app.command("top")(monitor_cmd.top)
-monitor_group = typer.Typer(help="Monitoring beyond one machine: Prometheus and Grafana configs.", no_args_is_help=True)
-monitor_render = typer.Typer(help="Render a monitoring engine's configuration.", no_args_is_help=True)
-monitor_render.command("prometheus")(monitor_cmd.render_prometheus_cmd)
-monitor_render.command("grafana")(monitor_cmd.render_grafana_cmd)
-monitor_group.add_typer(monitor_render, name="render")
-app.add_typer(monitor_group, name="monitor")
 
 
 def main() -> None:
