@@ -10,6 +10,7 @@ from minga.discovery._httpstore import HttpStore
 from minga.discovery._model import Instance
 from minga.discovery._pickers import InstanceCache, Picker, Strategy, make_picker
 from minga.discovery._store import Store
+from minga.discovery._tasks import stop_group
 from minga.errors import DiscoveryError
 
 log = logging.getLogger("minga.discovery")
@@ -76,12 +77,7 @@ class DiscoveryClient:
     ) -> None:
         group, self._group = self._group, None
         try:
-            if group is not None:
-                for task in [*self._leases.values(), self._watcher]:
-                    if task is not None:
-                        task.cancel()
-                self._leases.clear()
-                await group.__aexit__(None, None, None)
+            await stop_group(group, self._leases, self._watcher)
         finally:
             if self._close_store:
                 await self.store.close()

@@ -19,6 +19,7 @@ import aiohttp
 from pydantic import ValidationError
 
 from minga.discovery._model import Instance, WatchEvent
+from minga.discovery._session import SessionStore
 from minga.discovery._store import Snapshot, Watch
 from minga.errors import DiscoveryError
 
@@ -57,12 +58,7 @@ class _EtcdWatch:
 
     async def __anext__(self) -> WatchEvent:
         while not self._pending:
-            try:
-                line = await self._resp.content.readline()
-            except aiohttp.ClientError as exc:
-                if self._store.closed:
-                    raise StopAsyncIteration from None
-                raise DiscoveryError(f"the etcd watch broke: {exc}") from exc
+            line = await self._store._next_line(self._resp, "the etcd watch")
             if not line:
                 raise StopAsyncIteration
             try:
@@ -100,7 +96,7 @@ class _EtcdWatch:
         return WatchEvent("put", instance, revision)
 
 
-class EtcdStore:
+class EtcdStore(SessionStore):
     """Instance records in etcd at ``url`` (``http://127.0.0.1:2379``) under ``prefix``.
 
     ``timeout`` (seconds) bounds each request; failures raise :class:`~minga.errors.DiscoveryError`.
@@ -108,35 +104,20 @@ class EtcdStore:
     every half second, so a record outlives a missed renewal by up to ``ceil(ttl) + 0.5`` s.
     """
 
+    _what = "the etcd store"
+
     def __init__(
         self, url: str = "http://127.0.0.1:2379", *, prefix: str = "/minga/", timeout: float = 5.0
     ) -> None:
         if not prefix.endswith("/"):
             raise DiscoveryError(f"an etcd prefix ends with '/', found {prefix!r}")
+        super().__init__(timeout)
         self.url = url.rstrip("/")
         self.prefix = prefix
         self.instances_prefix = prefix + "instances/"
-        self.timeout = timeout
-        self._session: aiohttp.ClientSession | None = None
-        self._watches: set[aiohttp.ClientResponse] = set()
 
     def __repr__(self) -> str:
         return f"EtcdStore({self.url!r})"
-
-    @property
-    def closed(self) -> bool:
-        return self._session is None
-
-    async def open(self) -> None:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
-
-    async def close(self) -> None:
-        if self._session is not None:
-            session, self._session = self._session, None
-            for resp in self._watches:
-                resp.close()
-            await session.close()
 
     def _key(self, instance_id: str) -> str:
         return _b64(self.instances_prefix + instance_id)
@@ -148,10 +129,9 @@ class EtcdStore:
             raise DiscoveryError(f"etcd holds a record minga cannot read: {exc}") from exc
 
     async def _call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        if self._session is None:
-            raise DiscoveryError("the etcd store is not open")
+        session = self._http()
         try:
-            async with self._session.post(self.url + path, json=body) as resp:
+            async with session.post(self.url + path, json=body) as resp:
                 data: dict[str, Any] = await resp.json(content_type=None)
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             raise DiscoveryError(f"etcd at {self.url}{path}: {type(exc).__name__}: {exc}") from exc
@@ -213,8 +193,7 @@ class EtcdStore:
 
     @contextlib.asynccontextmanager
     async def watch(self) -> AsyncIterator[Watch]:
-        if self._session is None:
-            raise DiscoveryError("the etcd store is not open")
+        session = self._http()
         snapshot = await self.snapshot()
         request = {
             "create_request": {
@@ -225,7 +204,7 @@ class EtcdStore:
             }
         }
         try:
-            resp = await self._session.post(
+            resp = await session.post(
                 self.url + "/v3/watch",
                 json=request,
                 timeout=aiohttp.ClientTimeout(total=None, connect=self.timeout, sock_connect=self.timeout),

@@ -11,6 +11,7 @@ import aiohttp
 from yarl import URL
 
 from minga.discovery._model import Instance, WatchEvent
+from minga.discovery._session import SessionStore
 from minga.discovery._store import Snapshot, Watch
 from minga.errors import DiscoveryError
 
@@ -31,12 +32,7 @@ class _StreamWatch:
         return self
 
     async def __anext__(self) -> WatchEvent:
-        try:
-            line = await self._resp.content.readline()
-        except aiohttp.ClientError as exc:
-            if self._store.closed:
-                raise StopAsyncIteration from None
-            raise DiscoveryError(f"the registry watch broke: {exc}") from exc
+        line = await self._store._next_line(self._resp, "the registry watch")
         if not line:
             raise StopAsyncIteration
         try:
@@ -49,7 +45,7 @@ API_PREFIX = "/v1/discovery"
 """Where the control plane mounts :func:`discovery_app`."""
 
 
-class HttpStore:
+class HttpStore(SessionStore):
     """The registry of a control plane at ``url`` (e.g. ``http://127.0.0.1:7070/v1/discovery``).
 
     A URL with no path (the control plane's root, as ``MINGA_DISCOVERY_URL`` may give it)
@@ -59,37 +55,17 @@ class HttpStore:
     within ``timeout`` seconds or answers with an error.
     """
 
+    _what = "the registry client"
+
     def __init__(self, url: str, *, timeout: float = 5.0) -> None:
         url = url.rstrip("/")
         if URL(url).path in ("", "/"):
             url += API_PREFIX
+        super().__init__(timeout)
         self.url = url
-        self.timeout = timeout
-        self._session: aiohttp.ClientSession | None = None
-        self._watches: set[aiohttp.ClientResponse] = set()
 
     def __repr__(self) -> str:
         return f"HttpStore({self.url!r})"
-
-    @property
-    def closed(self) -> bool:
-        return self._session is None
-
-    async def open(self) -> None:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
-
-    async def close(self) -> None:
-        if self._session is not None:
-            session, self._session = self._session, None
-            for resp in self._watches:
-                resp.close()
-            await session.close()
-
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            raise DiscoveryError("the registry client is not open")
-        return self._session
 
     async def _call(self, method: str, path: str, body: Any = None, *, missing_ok: bool = False) -> Any:
         try:

@@ -15,6 +15,7 @@ import aiohttp
 from minga.discovery._checks import check_once
 from minga.discovery._model import Health, Instance
 from minga.discovery._store import Store, Watch
+from minga.discovery._tasks import stop_group
 from minga.errors import DiscoveryError
 from minga.spec import HealthCheckSpec
 
@@ -89,16 +90,10 @@ class Registry:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        group, self._group = self._group, None
         try:
-            if self._group is not None:
-                group, self._group = self._group, None
-                for task in [*self._checkers.values(), self._supervisor]:
-                    if task is not None:
-                        task.cancel()
-                self._checkers.clear()
-                await group.__aexit__(None, None, None)
+            await stop_group(group, self._checkers, self._supervisor)
         finally:
-            self._group = None
             if self._session is not None:
                 await self._session.close()
             await self.store.close()

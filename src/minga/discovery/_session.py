@@ -1,0 +1,54 @@
+"""What the stores that speak HTTP share: one aiohttp session, opened and closed with the store,
+and the watch streams that closing it cuts."""
+
+from __future__ import annotations
+
+import aiohttp
+
+from minga.errors import DiscoveryError
+
+
+class SessionStore:
+    """The session part of a store: :meth:`open`, :meth:`close`, :attr:`closed`.
+
+    ``timeout`` (seconds) bounds each request. Closing ends every open watch stream; its
+    watcher's iteration then ends rather than raising. ``_what`` names the store in errors.
+    """
+
+    _what = "the store"
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self._session: aiohttp.ClientSession | None = None
+        self._watches: set[aiohttp.ClientResponse] = set()
+
+    @property
+    def closed(self) -> bool:
+        return self._session is None
+
+    async def open(self) -> None:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
+
+    async def close(self) -> None:
+        if self._session is not None:
+            session, self._session = self._session, None
+            for resp in self._watches:
+                resp.close()
+            await session.close()
+
+    def _http(self) -> aiohttp.ClientSession:
+        """The open session; raises :class:`~minga.errors.DiscoveryError` when the store is not open."""
+        if self._session is None:
+            raise DiscoveryError(f"{self._what} is not open")
+        return self._session
+
+    async def _next_line(self, resp: aiohttp.ClientResponse, watch: str) -> bytes:
+        """The next line of the watch stream ``resp``; ``b""`` at its end, or when the store was
+        closed under it. Raises :class:`~minga.errors.DiscoveryError` naming ``watch`` when it breaks."""
+        try:
+            return await resp.content.readline()
+        except aiohttp.ClientError as exc:
+            if self.closed:
+                return b""
+            raise DiscoveryError(f"{watch} broke: {exc}") from exc
