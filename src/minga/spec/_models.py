@@ -32,32 +32,24 @@ from minga.spec._units import (
     parse_memory,
 )
 
+
+def _number_or_text(number: dict[str, Any], pattern: str, description: str) -> WithJsonSchema:
+    """The JSON schema of a quantity written either as a bare ``number`` or as text with a unit."""
+    return WithJsonSchema({"anyOf": [number, {"type": "string", "pattern": pattern}], "description": description})
+
+
 Duration = Annotated[
     float,
     BeforeValidator(parse_duration),
-    WithJsonSchema(
-        {
-            "anyOf": [
-                {"type": "number", "minimum": 0},
-                {"type": "string", "pattern": r"^(\d+(\.\d+)?(ms|s|m|h))+$"},
-            ],
-            "description": DURATION_EXPECTED,
-        }
-    ),
+    _number_or_text({"type": "number", "minimum": 0}, r"^(\d+(\.\d+)?(ms|s|m|h))+$", DURATION_EXPECTED),
 ]
 """Seconds, written as a number or as ``500ms``, ``2s``, ``1m30s``, ``1h``."""
 
 MemorySize = Annotated[
     int,
     BeforeValidator(parse_memory),
-    WithJsonSchema(
-        {
-            "anyOf": [
-                {"type": "integer", "exclusiveMinimum": 0},
-                {"type": "string", "pattern": r"^\d+(\.\d+)?\s*([kKmMgGtT][iI]?[bB]?|[bB])?$"},
-            ],
-            "description": MEMORY_EXPECTED,
-        }
+    _number_or_text(
+        {"type": "integer", "exclusiveMinimum": 0}, r"^\d+(\.\d+)?\s*([kKmMgGtT][iI]?[bB]?|[bB])?$", MEMORY_EXPECTED
     ),
 ]
 """Bytes, written as an integer or as ``256Mi``, ``1Gi``, ``512MB``."""
@@ -65,15 +57,7 @@ MemorySize = Annotated[
 CpuAmount = Annotated[
     float,
     BeforeValidator(parse_cpu),
-    WithJsonSchema(
-        {
-            "anyOf": [
-                {"type": "number", "exclusiveMinimum": 0},
-                {"type": "string", "pattern": r"^\d+(\.\d+)?m?$"},
-            ],
-            "description": CPU_EXPECTED,
-        }
-    ),
+    _number_or_text({"type": "number", "exclusiveMinimum": 0}, r"^\d+(\.\d+)?m?$", CPU_EXPECTED),
 ]
 """CPU cores, written as a number or as millicores (``500m``)."""
 
