@@ -8,21 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from word_jobs import WordCount
 
 from minga.compute import MapReduce, verify_job
 from minga.errors import JobNotDeterministic
-
-
-class WordCount(MapReduce):
-    def map(self, key: Any, line: str) -> Iterator[tuple[str, int]]:
-        for word in line.split():
-            yield word, 1
-
-    def combine(self, word: str, counts: Iterable[int]) -> Iterator[tuple[str, int]]:
-        yield word, sum(counts)
-
-    def reduce(self, word: str, counts: Iterable[int]) -> Iterator[tuple[str, int]]:
-        yield word, sum(counts)
 
 
 class MeanOfMeans(MapReduce):

@@ -12,24 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from word_jobs import WordCount
 
 from minga.compute import MapReduce, run
 from minga.errors import JobFailed
 
 
-class Counting(MapReduce):
-    def map(self, key: Any, line: str) -> Iterator[tuple[str, int]]:
-        for word in line.split():
-            yield word, 1
-
-    def combine(self, word: str, counts: Iterable[int]) -> Iterator[tuple[str, int]]:
-        yield word, sum(counts)
-
-    def reduce(self, word: str, counts: Iterable[int]) -> Iterator[tuple[str, int]]:
-        yield word, sum(counts)
-
-
-class KilledInMap(Counting):
+class KilledInMap(WordCount):
     """The first attempt of the task reading the marked line SIGKILLs its own worker halfway
     through, after it has already emitted (and, with a tiny budget, spilled) output."""
 
@@ -42,7 +31,7 @@ class KilledInMap(Counting):
         yield from super().map(key, line)
 
 
-class KilledInReduce(Counting):
+class KilledInReduce(WordCount):
     def reduce(self, word: str, counts: Iterable[int]) -> Iterator[tuple[str, int]]:
         marker = Path(self.config["marker"])
         if word == "KILL" and not marker.exists():

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import word_jobs
 
 from minga.compute import LocalEngine, MapReduce, SerialEngine, Step, make_job, read_output, run
 from minga.errors import UsageError
@@ -18,17 +19,12 @@ from minga.errors import UsageError
 TEXT = "the quick brown fox\njumps over the lazy dog\n\nthe end\n"
 
 
-class WordCount(MapReduce):
-    def map(self, key: Any, line: str) -> Iterator[tuple[str, int]]:
-        for word in line.split():
-            yield word, 1
-
-    def combine(self, word: str, counts: Iterable[int]) -> Iterator[tuple[str, int]]:
-        yield word, sum(counts)
+class WordCount(word_jobs.WordCount):
+    """Word count that also counts the distinct words (a user counter)."""
 
     def reduce(self, word: str, counts: Iterable[int]) -> Iterator[tuple[str, int]]:
         self.count("words", "distinct")
-        yield word, sum(counts)
+        yield from super().reduce(word, counts)
 
 
 class TsvWordCount(WordCount):

@@ -1,4 +1,5 @@
-"""What the Dask, Ray and Spark tests share: the example jobs, small inputs, and the reference output.
+"""What the Dask, Ray and Spark tests share: the example jobs, small inputs, and the reference output;
+the fault runs (a killed worker, failing attempts) every engine must survive.
 
 The reference is each example run by the serial engine in this process; every other engine must
 write byte-identical part files for the same input and number of reducers.
@@ -8,16 +9,21 @@ from __future__ import annotations
 
 import csv
 import random
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from minga.compute import JobRef, SerialEngine, generate_corpus, generate_records, make_job, run
+from minga.compute import JobRef, JobResult, SerialEngine, generate_corpus, generate_records, make_job, run
+from minga.errors import JobFailed
 
 ROOT = Path(__file__).resolve().parents[3]
 JOBS = ROOT / "examples" / "jobs"
+WORD_JOBS = Path(__file__).resolve().parents[1] / "word_jobs.py"
+"""Word count and its faulty variants, loaded by path so that every engine's workers can load them."""
 
 
 @dataclass(frozen=True)
@@ -29,6 +35,16 @@ class Example:
     inputs: list[Path]
     reducers: int
     expected: dict[str, bytes]
+
+    def cli_args(self, out: Path, engine: str) -> list[str]:
+        """The arguments of ``minga run`` that run this example on ``engine`` into ``out``, quietly."""
+        where = [str(self.job_file), *map(str, self.inputs), "-o", str(out)]
+        return ["run", *where, "--engine", engine, "--reducers", str(self.reducers), "-q"]
+
+    @staticmethod
+    def written(out: Path) -> dict[str, bytes]:
+        """The part files under ``out`` (name → bytes), to compare with ``expected``."""
+        return read_parts(out)
 
 
 def _inputs(name: str, d: Path) -> list[Path]:
@@ -124,3 +140,47 @@ def run_on() -> Callable[..., RunOn]:
         return go
 
     return bind
+
+
+@pytest.fixture
+def survives_a_killed_worker(tmp_path: Path) -> Callable[..., JobResult]:
+    """``survives_a_killed_worker(engine, **options)`` runs a word count on ``engine`` whose first map
+    task SIGKILLs its own worker once; checks that the kill happened and the output is exact, and
+    returns the result."""
+
+    def go(engine: str, **options: Any) -> JobResult:
+        text = "".join(f"a{i % 13} b{i % 7} c\n" for i in range(400))
+        (tmp_path / "in.txt").write_text(text)
+        result = run(
+            JobRef.from_file(WORD_JOBS, "KillWorkerOnce"),
+            [tmp_path / "in.txt"],
+            tmp_path / "out",
+            engine=engine,
+            split_size=1024,
+            config={"marker": str(tmp_path / "killed")},
+            **options,
+        )
+        assert (tmp_path / "killed").exists(), "the worker was never killed: the test proves nothing"
+        assert dict(result.read()) == Counter(text.split())
+        return result
+
+    return go
+
+
+@pytest.fixture
+def retries_then_gives_up(tmp_path: Path) -> Callable[..., None]:
+    """``retries_then_gives_up(engine, **options)`` checks on ``engine`` that a job whose every task
+    fails its first attempt gives exact output after retries, and that a job failing every attempt
+    raises :class:`JobFailed` with the job's own error."""
+
+    def go(engine: str, **options: Any) -> None:
+        (tmp_path / "in.txt").write_text("x y x\n" * 100)
+        first = JobRef.from_file(WORD_JOBS, "FailFirstAttempt")
+        result = run(first, [tmp_path / "in.txt"], tmp_path / "out", engine=engine, **options)
+        assert dict(result.read()) == {"x": 200, "y": 100}
+        assert result.record["attempts"]["failed"] >= 1
+        always = JobRef.from_file(WORD_JOBS, "AlwaysFails")
+        with pytest.raises(JobFailed, match="broken on purpose"):
+            run(always, [tmp_path / "in.txt"], tmp_path / "o2", engine=engine, **options)
+
+    return go

@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from distributed import LocalCluster
 
-from minga.compute import JobRef, get_engine, run
+from minga.compute import get_engine
 from minga.compute.engines.dask_engine import DaskEngine
-from minga.errors import JobFailed
-
-HERE = Path(__file__).parent
 
 pytestmark = pytest.mark.engine
 
@@ -51,53 +47,25 @@ def test_engine_is_registered_and_uses_the_address(scheduler: str) -> None:
         engine.close()
 
 
-def test_a_killed_worker_still_gives_exact_output(scheduler: str, tmp_path: Path) -> None:
-    text = "".join(f"a{i % 13} b{i % 7} c\n" for i in range(400))
-    (tmp_path / "in.txt").write_text(text)
-    result = run(
-        JobRef.from_file(HERE / "faulty_jobs.py", "KillWorkerOnce"),
-        [tmp_path / "in.txt"],
-        tmp_path / "out",
-        engine="dask",
-        address=scheduler,
-        split_size=1024,
-        config={"marker": str(tmp_path / "killed")},
-    )
-    assert (tmp_path / "killed").exists(), "the worker was never killed: the test proves nothing"
-    assert dict(result.read()) == Counter(text.split())
+def test_a_killed_worker_still_gives_exact_output(scheduler: str, survives_a_killed_worker: Callable) -> None:
+    survives_a_killed_worker("dask", address=scheduler)
 
 
-def test_failed_attempts_are_retried_then_give_up(scheduler: str, tmp_path: Path) -> None:
-    (tmp_path / "in.txt").write_text("x y x\n" * 100)
-    result = run(
-        JobRef.from_file(HERE / "faulty_jobs.py", "FailFirstAttempt"),
-        [tmp_path / "in.txt"],
-        tmp_path / "out",
-        engine="dask",
-        address=scheduler,
-    )
-    assert dict(result.read()) == {"x": 200, "y": 100}
-    assert result.record["attempts"]["failed"] >= 1
-    with pytest.raises(JobFailed, match="broken on purpose"):
-        run(
-            JobRef.from_file(HERE / "faulty_jobs.py", "AlwaysFails"),
-            [tmp_path / "in.txt"],
-            tmp_path / "out2",
-            engine="dask",
-            address=scheduler,
-        )
+def test_failed_attempts_are_retried_then_give_up(scheduler: str, retries_then_gives_up: Callable) -> None:
+    retries_then_gives_up("dask", address=scheduler)
 
 
 def test_minga_run_runs_a_job_on_dask(scheduler: str, examples: dict, tmp_path: Path) -> None:
     example = examples["wordcount"]
     out = tmp_path / "out"
     proc = subprocess.run(
-        [sys.executable, "-m", "minga", "run", str(example.job_file), *map(str, example.inputs), "-o", str(out),
-         "--engine", "dask", "--address", scheduler, "--reducers", str(example.reducers), "-q"],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [sys.executable, "-m", "minga", *example.cli_args(out, "dask"), "--address", scheduler],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
-    assert {p.name: p.read_bytes() for p in sorted(out.glob("part-*"))} == example.expected
+    assert example.written(out) == example.expected
 
 
 @pytest.mark.slow

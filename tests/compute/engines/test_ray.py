@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -12,11 +11,8 @@ import ray
 from typer.testing import CliRunner
 
 from minga.cli import app
-from minga.compute import JobRef, get_engine, run
+from minga.compute import get_engine
 from minga.compute.engines.ray_engine import RayEngine
-from minga.errors import JobFailed
-
-HERE = Path(__file__).parent
 
 pytestmark = pytest.mark.engine
 
@@ -46,38 +42,21 @@ def test_engine_is_registered_and_leaves_a_running_ray_alone(ray_address: str) -
     assert ray.is_initialized()
 
 
-def test_a_killed_worker_still_gives_exact_output(ray_address: str, tmp_path: Path) -> None:
-    text = "".join(f"a{i % 13} b{i % 7} c\n" for i in range(400))
-    (tmp_path / "in.txt").write_text(text)
-    result = run(
-        JobRef.from_file(HERE / "faulty_jobs.py", "KillWorkerOnce"),
-        [tmp_path / "in.txt"],
-        tmp_path / "out",
-        engine="ray",
-        split_size=1024,
-        config={"marker": str(tmp_path / "killed")},
-    )
-    assert (tmp_path / "killed").exists(), "the worker was never killed: the test proves nothing"
-    assert dict(result.read()) == Counter(text.split())
+def test_a_killed_worker_still_gives_exact_output(
+    ray_address: str, survives_a_killed_worker: Callable
+) -> None:
+    result = survives_a_killed_worker("ray")
     assert result.record["attempts"]["failed"] == 1
 
 
-def test_failed_attempts_are_retried_then_give_up(ray_address: str, tmp_path: Path) -> None:
-    (tmp_path / "in.txt").write_text("x y x\n" * 100)
-    result = run(
-        JobRef.from_file(HERE / "faulty_jobs.py", "FailFirstAttempt"), [tmp_path / "in.txt"], tmp_path / "out", engine="ray"
-    )
-    assert dict(result.read()) == {"x": 200, "y": 100}
-    assert result.record["attempts"]["failed"] >= 1
-    with pytest.raises(JobFailed, match="broken on purpose"):
-        run(JobRef.from_file(HERE / "faulty_jobs.py", "AlwaysFails"), [tmp_path / "in.txt"], tmp_path / "o2", engine="ray")
+def test_failed_attempts_are_retried_then_give_up(ray_address: str, retries_then_gives_up: Callable) -> None:
+    retries_then_gives_up("ray")
 
 
 def test_minga_run_runs_a_job_on_ray(ray_address: str, examples: dict, tmp_path: Path) -> None:
     # `minga run --engine ray` in this process: the engine finds the module's Ray and uses it
     example = examples["wordcount"]
     out = tmp_path / "out"
-    args = ["run", str(example.job_file), *map(str, example.inputs), "-o", str(out), "--engine", "ray", "-q"]
-    result = CliRunner().invoke(app, [*args, "--reducers", str(example.reducers)])
+    result = CliRunner().invoke(app, example.cli_args(out, "ray"))
     assert result.exit_code == 0, result.output
-    assert {p.name: p.read_bytes() for p in sorted(out.glob("part-*"))} == example.expected
+    assert example.written(out) == example.expected

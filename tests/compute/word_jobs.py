@@ -1,4 +1,8 @@
-"""Jobs that break on purpose, loaded by path (``JobRef.from_file``) in the engine tests."""
+"""Word count, the job the compute tests share, and word counts that break on purpose.
+
+The local engine tests import it (tests/compute is on ``sys.path``); the Dask, Ray and Spark
+tests load it by path (``JobRef.from_file``), so it imports nothing but minga.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,10 @@ from typing import Any
 from minga.compute import MapReduce
 
 
-class _Count(MapReduce):
-    def words(self, line: str) -> Iterator[tuple[str, int]]:
+class WordCount(MapReduce):
+    """How often each word of the input occurs."""
+
+    def map(self, key: Any, line: str) -> Iterator[tuple[str, int]]:
         for word in line.split():
             yield word, 1
 
@@ -22,7 +28,7 @@ class _Count(MapReduce):
         yield word, sum(counts)
 
 
-class KillWorkerOnce(_Count):
+class KillWorkerOnce(WordCount):
     """Word count whose first map task kills its own worker process (SIGKILL) halfway, once."""
 
     def setup(self) -> None:
@@ -37,19 +43,19 @@ class KillWorkerOnce(_Count):
                 pass
             else:
                 os.kill(os.getpid(), signal.SIGKILL)
-        yield from self.words(line)
+        yield from super().map(key, line)
 
 
-class FailFirstAttempt(_Count):
+class FailFirstAttempt(WordCount):
     """Word count whose every task raises on its first attempt."""
 
     def map(self, key: Any, line: str) -> Iterator[tuple[str, int]]:
         if self.attempt == 1:
             raise RuntimeError(f"{self.task_id} fails its first attempt on purpose")
-        yield from self.words(line)
+        yield from super().map(key, line)
 
 
-class AlwaysFails(_Count):
+class AlwaysFails(WordCount):
     """A job that can never succeed."""
 
     def map(self, key: Any, line: str) -> Iterator[tuple[str, int]]:
