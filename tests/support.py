@@ -6,6 +6,7 @@ when the test ends.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
@@ -13,10 +14,12 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -132,3 +135,17 @@ async def nats_barrier(nc: Any) -> None:
     """
     await nc.flush()
     await nc.flush()
+
+
+async def eventually(
+    what: str, check: Callable[[], Awaitable[T]], seconds: float = 30, every: float = 0.3
+) -> T:
+    """Await ``check()`` every ``every`` seconds until it returns something true, and return that;
+    fail the test, naming ``what``, once ``seconds`` have passed."""
+    deadline = time.monotonic() + seconds
+    while True:
+        found = await check()
+        if found:
+            return found
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(every)

@@ -12,10 +12,8 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
@@ -89,16 +87,6 @@ async def run(*args: str, home: Path, cwd: Path, ok: bool = True) -> Ran:
     return out
 
 
-async def eventually(what: str, check: Any, seconds: float = 30) -> Any:
-    deadline = time.monotonic() + seconds
-    while True:
-        found = await check()
-        if found:
-            return found
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.5)
-
-
 async def test_monitoring_commands_and_a_real_prometheus(tmp_path: Path) -> None:
     home = tmp_path / "home"
     with support.running(support.nats_server(tmp_path, jetstream=True)) as nats:
@@ -116,7 +104,7 @@ async def test_monitoring_commands_and_a_real_prometheus(tmp_path: Path) -> None
                 return len([t for t in targets if t["up"]]) == 3
 
             # calls made before a replica's first scrape would be in its first sample, not in a rate
-            await eventually("every replica scraped once", scraped)
+            await support.eventually("every replica scraped once", scraped, every=0.5)
             async with Bus(nats_url) as bus:
                 for n in range(1, 13):
                     with contextlib.suppress(RemoteError):
@@ -128,7 +116,7 @@ async def test_monitoring_commands_and_a_real_prometheus(tmp_path: Path) -> None
                 traces = (await cp.monitor("traces", service="back"))["traces"]
                 return len(lines) >= 4 and bool(firing) and len(traces) >= 12
 
-            await eventually("the monitor to collect logs, spans and the alert", collected)
+            await support.eventually("the monitor to collect logs, spans and the alert", collected, every=0.5)
             out = await run("logs", "back", "--level", "warning", "--grep", "divisible", home=home, cwd=tmp_path)
             records = [json.loads(line.split("| ", 1)[1]) for line in out.stdout.strip().splitlines()]
             # each failed call: back's own warning, and the bus's error with the traceback
@@ -181,7 +169,7 @@ async def test_monitoring_commands_and_a_real_prometheus(tmp_path: Path) -> None
                         got = {r["metric"]["service"]: float(r["value"][1]) for r in doc["data"]["result"]}
                         return got if got.get("back") == 12 and got.get("front") == 12 else {}
 
-                    await eventually("Prometheus to answer the query", answered, seconds=40)
+                    await support.eventually("Prometheus to answer the query", answered, seconds=40, every=0.5)
                     url = f"http://127.0.0.1:{port}/api/v1/query"
                     async with session.get(url, params={"query": 'up{service="back"}'}) as resp:
                         doc = await resp.json()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -63,17 +62,6 @@ async def get(session: aiohttp.ClientSession, url: str, **params: str) -> Any:
         return await resp.json()
 
 
-async def until(what: str, check: Any, seconds: float = 30) -> Any:
-    """Call ``check`` (async) until it returns something true; at most ``seconds``."""
-    deadline = time.monotonic() + seconds
-    while True:
-        found = await check()
-        if found:
-            return found
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.3)
-
-
 async def test_metrics_logs_traces_alerts_from_real_replicas(tmp_path: Path) -> None:
     with support.running(support.nats_server(tmp_path, jetstream=True)) as nats:
         nats_url = f"nats://127.0.0.1:{nats.port}"
@@ -100,7 +88,7 @@ async def test_metrics_logs_traces_alerts_from_real_replicas(tmp_path: Path) -> 
                         targets = (await get(session, f"{api}/targets"))["targets"]
                         return len([t for t in targets if t["up"]]) == 4  # three replicas, the gateway
 
-                    await until("every replica scraped once", scraped)
+                    await support.eventually("every replica scraped once", scraped)
                     failed = 0
                     for n in range(1, 31):
                         try:
@@ -117,7 +105,7 @@ async def test_metrics_logs_traces_alerts_from_real_replicas(tmp_path: Path) -> 
                         found = {r["labels"]["service"]: r["value"] for r in doc["result"]}
                         return found if found.get("front", 0) >= 30 and found.get("back", 0) >= 30 else {}
 
-                    await until("the calls in the scraped metrics", rates)
+                    await support.eventually("the calls in the scraped metrics", rates)
                     targets = (await get(session, f"{api}/targets"))["targets"]
                     assert sorted(t["instance"] for t in targets) == ["back-1", "back-2", "front-1", "gateway"]
                     assert all(t["up"] for t in targets)
@@ -131,7 +119,7 @@ async def test_metrics_logs_traces_alerts_from_real_replicas(tmp_path: Path) -> 
                         return bool(doc["result"]) and doc["result"][0]["value"] >= 30
 
                     # counters are exposed at zero before the first call, so every call counts in a rate
-                    await until("the calls in increase()", increase)
+                    await support.eventually("the calls in increase()", increase)
                     red = {r["service"]: r for r in (await get(session, f"{api}/red", window="1m"))["services"]}
                     assert red["back"]["p95"] is not None and red["back"]["rss"] > 1e6
                     assert red["front"]["targets"] == 1 and red["back"]["up"] == 2
@@ -147,7 +135,7 @@ async def test_metrics_logs_traces_alerts_from_real_replicas(tmp_path: Path) -> 
                         doc = await get(session, f"{api}/logs", service="back", level="warning", q="divisible")
                         return doc["lines"]
 
-                    lines = await until("the warnings in the log index", warning)
+                    lines = await support.eventually("the warnings in the log index", warning)
                     trace_id = lines[0]["trace_id"]
                     assert trace_id and lines[0]["instance"] in ("back-1", "back-2")
                     traced = (await get(session, f"{api}/logs", trace_id=trace_id))["lines"]
@@ -179,7 +167,7 @@ async def test_metrics_logs_traces_alerts_from_real_replicas(tmp_path: Path) -> 
                             doc: dict[str, Any] = await resp.json()
                             return doc if resp.status == 200 and doc["spans"] >= 2 else {}
 
-                    doc = await until("the spans of the trace", tree)
+                    doc = await support.eventually("the spans of the trace", tree)
                     (root,) = doc["roots"]
                     assert root["service"] == "front" and root["status"] == "error"
                     assert [c["service"] for c in root["children"]] == ["back"]
@@ -194,7 +182,7 @@ async def test_metrics_logs_traces_alerts_from_real_replicas(tmp_path: Path) -> 
                         found = (await get(session, f"{api}/traces", service="gateway"))["traces"]
                         return [t for t in found if t["spans"] >= 3]
 
-                    (summary,) = await until("the gateway's span", gateway_trace)
+                    (summary,) = await support.eventually("the gateway's span", gateway_trace)
                     tree = await get(session, f"{api}/traces/{summary['trace_id']}")
                     (root,) = tree["roots"]
                     assert root["service"] == "gateway" and root["name"] == "GET /front"
@@ -209,10 +197,10 @@ async def test_metrics_logs_traces_alerts_from_real_replicas(tmp_path: Path) -> 
                     async def firing() -> list[dict[str, Any]]:
                         return (await get(session, f"{api}/alerts"))["firing"]
 
-                    fired = await until("the alert to fire", firing)
+                    fired = await support.eventually("the alert to fire", firing)
                     assert fired[0]["rule"] == "back-errors" and fired[0]["labels"] == {"service": "back"}
                     assert [a["rule"] for a in cp.status()["alerts"]] == ["back-errors"]
-                    await until("the alert on the bus", lambda: asyncio.sleep(0, alerts_seen))
+                    await support.eventually("the alert on the bus", lambda: asyncio.sleep(0, alerts_seen))
                     assert alerts_seen[0]["state"] == "firing"
             finally:
                 cp.request_stop()
