@@ -32,17 +32,14 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-from aiohttp import web
-
 from minga.discovery import (
-    API_PREFIX,
     DiscoveryClient,
     EmbeddedStore,
     EtcdStore,
     Instance,
     Registry,
     Store,
-    discovery_app,
+    serve_registry,
 )
 from minga.spec import HealthCheckSpec
 
@@ -109,16 +106,8 @@ def etcd(tmp: Path) -> Iterator[str | None]:
 async def control_plane(
     store: Store, checks: dict[str, HealthCheckSpec] | None = None
 ) -> AsyncIterator[tuple[Registry, str]]:
-    async with Registry(store, checks=checks) as registry:
-        app = web.Application()
-        app.add_subapp(API_PREFIX, discovery_app(registry))
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        try:
-            yield registry, f"http://127.0.0.1:{runner.addresses[0][1]}"
-        finally:
-            await runner.cleanup()
+    async with Registry(store, checks=checks) as registry, serve_registry(registry) as url:
+        yield registry, url
 
 
 def pct(values: list[float], q: float) -> float:

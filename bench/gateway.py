@@ -26,12 +26,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
-from aiohttp import web
-
-from minga.discovery import API_PREFIX, DiscoveryClient, EmbeddedStore, Instance, Registry, discovery_app
+from minga.discovery import DiscoveryClient, EmbeddedStore, Instance, Registry, serve_registry
 from minga.gateway import DiscoverySource, Haproxy, render_haproxy
 from minga.spec import GatewaySpec, RouteSpec
 
@@ -96,19 +94,6 @@ def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
                 proc.kill()
 
 
-@contextlib.asynccontextmanager
-async def registry_server(registry: Registry) -> AsyncIterator[str]:
-    app = web.Application()
-    app.add_subapp(API_PREFIX, discovery_app(registry))
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
-    finally:
-        await runner.cleanup()
-
-
 _COUNT = re.compile(r"^\s+(\d+) requests in", re.M)
 
 
@@ -165,7 +150,7 @@ async def main(args: argparse.Namespace) -> None:
             await wait_port(port, proc)
         async with (
             Registry(EmbeddedStore()) as registry,
-            registry_server(registry) as registry_url,
+            serve_registry(registry) as registry_url,
             DiscoveryClient(registry.store, close_store=False) as client,
         ):
             for i, port in enumerate(ports):

@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 
 import support
-from minga.discovery import EmbeddedStore, EtcdStore, HttpStore, Registry, Store, discovery_app
+from minga.discovery import EmbeddedStore, EtcdStore, HttpStore, Registry, Store, serve_registry
 
 
 def etcd_server(data_dir: Path) -> support.ServerProcess:
@@ -76,14 +76,8 @@ async def serve_app() -> AsyncIterator[ServeApp]:
 @pytest.fixture
 async def served_registry(tmp_path: Path) -> AsyncIterator[tuple[Registry, str]]:
     """A registry on an embedded store, its API mounted at /v1/discovery like the control plane does."""
-    async with Registry(EmbeddedStore(tmp_path / "registry.json")) as registry:
-        app = web.Application()
-        app.add_subapp("/v1/discovery", discovery_app(registry))
-        runner, base = await serve(app)
-        try:
-            yield registry, base + "/v1/discovery"
-        finally:
-            await runner.cleanup()
+    async with Registry(EmbeddedStore(tmp_path / "registry.json")) as registry, serve_registry(registry) as base:
+        yield registry, base + "/v1/discovery"
 
 
 @pytest.fixture(params=["embedded", "etcd", "http"])

@@ -3,24 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 import support
 from minga.discovery import (
-    API_PREFIX,
     DiscoveryClient,
     EmbeddedStore,
     EtcdStore,
     HttpStore,
     Instance,
     Registry,
-    discovery_app,
     registry_from_spec,
+    serve_registry,
     store_from_spec,
 )
 from minga.errors import DiscoveryError, NoInstanceError
@@ -198,32 +198,24 @@ async def test_replicas_ride_through_a_control_plane_restart(tmp_path: Path) -> 
     path = tmp_path / "home" / "registry.json"
     port = support.free_port()
 
-    async def control_plane() -> tuple[Registry, web.AppRunner]:
-        registry = await Registry(EmbeddedStore(path)).__aenter__()
-        app = web.Application()
-        app.add_subapp(API_PREFIX, discovery_app(registry))
-        runner = web.AppRunner(app)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        return registry, runner
+    @contextlib.asynccontextmanager
+    async def control_plane() -> AsyncIterator[Registry]:
+        async with Registry(EmbeddedStore(path)) as registry, serve_registry(registry, port=port):
+            yield registry
 
-    registry, runner = await control_plane()
+    first = control_plane()
+    await first.__aenter__()
     async with DiscoveryClient(f"http://127.0.0.1:{port}") as client:
         await client.register(Instance(id="orders-1", service="orders"), ttl=1.5)
-        await runner.cleanup()
-        await registry.__aexit__(None, None, None)
+        await first.__aexit__(None, None, None)
         await asyncio.sleep(0.3)  # down for a moment: renewals and the watch fail meanwhile
-        registry, runner = await control_plane()
-        try:
+        async with control_plane() as registry:
             assert await registry.get("orders-1") is not None  # reloaded from disk
             await registry.register(Instance(id="pay-1", service="pay"), ttl=None)
             async with asyncio.timeout(5):  # the client's watch reconnected
                 await client.cache.wait_for(lambda c: c.get("pay-1") is not None)
             await asyncio.sleep(2.0)  # longer than the ttl: renewals reach the new control plane
             assert await registry.get("orders-1") is not None
-        finally:
-            await runner.cleanup()
-            await registry.__aexit__(None, None, None)
 
 
 async def test_the_registry_a_spec_asks_for(tmp_path: Path, etcd_url: str) -> None:

@@ -5,18 +5,16 @@ from __future__ import annotations
 import asyncio
 import shutil
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
 import pytest
-from aiohttp import web
 
-from minga.discovery import API_PREFIX, DiscoveryClient, EmbeddedStore, Instance, Registry, discovery_app
+from minga.discovery import DiscoveryClient, EmbeddedStore, Instance, Registry, serve_registry
 from minga.gateway import DiscoverySource, Endpoint, Haproxy, follow_registry, render_haproxy
 from minga.spec import GatewaySpec, RouteSpec
-from support import ServerProcess, free_port, wait_for_port
+from support import ServerProcess, free_port, python_module, wait_for_port
 
 pytestmark = pytest.mark.engine
 
@@ -117,29 +115,9 @@ async def test_cli_renders_from_a_control_plane_url(
     )
     async with Registry(EmbeddedStore()) as registry:
         await registry.register(Instance(id="shop-1", service="shop", ports={"http": a.port}), ttl=None)
-        app = web.Application()
-        app.add_subapp(API_PREFIX, discovery_app(registry))
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-        try:
+        async with serve_registry(registry) as url:
             out = tmp_path / "out.cfg"
-            argv = [
-                sys.executable,
-                "-m",
-                "minga",
-                "gateway",
-                "render",
-                "haproxy",
-                "-f",
-                str(spec),
-                "--discovery",
-                url,
-                "-o",
-                str(out),
-            ]
+            argv = _gateway_cli("render", "haproxy", "-o", str(out), spec=spec, url=url)
             result = await asyncio.to_thread(
                 subprocess.run, argv, capture_output=True, timeout=60, check=False
             )
@@ -148,28 +126,18 @@ async def test_cli_renders_from_a_control_plane_url(
             assert f"server shop-1 127.0.0.1:{a.port} check" in text and "bind 127.0.0.1:18080" in text
             await _serve_through_the_cli(tmp_path, spec, url)
             await _watch_and_run_through_the_cli(tmp_path, spec, url, registry, a.port)
-        finally:
-            await runner.cleanup()
+
+
+def _gateway_cli(*args: str, spec: Path, url: str) -> list[str]:
+    """``minga gateway ARGS -f SPEC --discovery URL`` in a fresh interpreter."""
+    return python_module("minga", ["gateway", *args, "-f", str(spec), "--discovery", url])
 
 
 async def _serve_through_the_cli(tmp_path: Path, spec: Path, url: str) -> None:
     """`minga gateway serve` on the same registry answers through the gateway and logs JSON lines."""
     port = free_port()
     log = tmp_path / "serve.log"
-    argv = [
-        sys.executable,
-        "-m",
-        "minga",
-        "gateway",
-        "serve",
-        "-f",
-        str(spec),
-        "--discovery",
-        url,
-        "--listen",
-        f"127.0.0.1:{port}",
-        "--access-log",
-    ]
+    argv = _gateway_cli("serve", "--listen", f"127.0.0.1:{port}", "--access-log", spec=spec, url=url)
     server = ServerProcess(argv, port, log=log)
     await asyncio.to_thread(server.start, 30.0)
     try:
@@ -191,24 +159,9 @@ async def _watch_and_run_through_the_cli(
     """`render haproxy --watch --run` runs haproxy, re-renders on a registry change, and stops it on SIGTERM."""
     cfg = tmp_path / "watched.cfg"
     listen = free_port()
-    argv = [
-        sys.executable,
-        "-m",
-        "minga",
-        "gateway",
-        "render",
-        "haproxy",
-        "-f",
-        str(spec),
-        "--discovery",
-        url,
-        "-o",
-        str(cfg),
-        "--listen",
-        f"127.0.0.1:{listen}",
-        "--watch",
-        "--run",
-    ]
+    argv = _gateway_cli(
+        "render", "haproxy", "-o", str(cfg), "--listen", f"127.0.0.1:{listen}", "--watch", "--run", spec=spec, url=url
+    )
     cli = ServerProcess(argv, listen, log=tmp_path / "watch.log")
     await asyncio.to_thread(cli.start, 30.0)
     try:

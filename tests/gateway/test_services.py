@@ -16,10 +16,9 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 import support
-from minga.discovery import API_PREFIX, DiscoveryClient, EmbeddedStore, Registry, discovery_app
+from minga.discovery import DiscoveryClient, EmbeddedStore, Registry, serve_registry
 from minga.gateway import DiscoverySource, Gateway
 from minga.spec import GatewaySpec, RouteSpec
 
@@ -31,16 +30,8 @@ RATE = 100
 
 @contextlib.asynccontextmanager
 async def registry_over_http() -> AsyncIterator[tuple[Registry, str]]:
-    async with Registry(EmbeddedStore()) as registry:
-        app = web.Application()
-        app.add_subapp(API_PREFIX, discovery_app(registry))
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        try:
-            yield registry, f"http://127.0.0.1:{runner.addresses[0][1]}"
-        finally:
-            await runner.cleanup()
+    async with Registry(EmbeddedStore()) as registry, serve_registry(registry) as url:
+        yield registry, url
 
 
 def service(tmp: Path, nats: str, discovery: str, n: int) -> support.ServerProcess:

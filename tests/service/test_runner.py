@@ -11,11 +11,10 @@ import sys
 from pathlib import Path
 
 import aiohttp
-from aiohttp import web
 
 import support
 from minga.bus import Bus, TraceContext, current_trace
-from minga.discovery import API_PREFIX, EmbeddedStore, Registry, discovery_app
+from minga.discovery import EmbeddedStore, Registry, serve_registry
 
 HERE = Path(__file__).parent
 
@@ -89,34 +88,24 @@ async def test_a_replica_registers_with_discovery_and_deregisters_on_sigterm(
     minga_broker: str, tmp_path: Path
 ) -> None:
     registry = Registry(EmbeddedStore(tmp_path / "registry.json"))
-    async with registry:
-        root = web.Application()
-        root.add_subapp(API_PREFIX, discovery_app(registry))
-        runner = web.AppRunner(root)
-        await runner.setup()
-        control = support.free_port()
-        await web.TCPSite(runner, "127.0.0.1", control).start()
+    async with registry, serve_registry(registry) as control, registry.watch() as watch:
+        assert watch.snapshot.instances == []
+        port = support.free_port()
+        proc = _replica(minga_broker, port, discovery=control)
         try:
-            async with registry.watch() as watch:
-                assert watch.snapshot.instances == []
-                port = support.free_port()
-                proc = _replica(minga_broker, port, discovery=f"http://127.0.0.1:{control}")
-                try:
-                    events = aiter(watch)
-                    async with asyncio.timeout(30):
-                        put = await anext(events)
-                    assert put.kind == "put" and put.instance.id == "echo-1"
-                    assert put.instance.service == "echo" and put.instance.ports == {"http": port, "metrics": port}
-                    assert put.instance.metadata["pid"] == str(proc.pid)
-                    proc.send_signal(signal.SIGTERM)
-                    async with asyncio.timeout(20):
-                        gone = await anext(events)
-                    assert gone.kind == "delete" and gone.instance.id == "echo-1"
-                    _, err = await asyncio.to_thread(proc.communicate, timeout=20)
-                    assert proc.returncode == 0, err
-                finally:
-                    if proc.poll() is None:
-                        proc.kill()
-                        proc.communicate()
+            events = aiter(watch)
+            async with asyncio.timeout(30):
+                put = await anext(events)
+            assert put.kind == "put" and put.instance.id == "echo-1"
+            assert put.instance.service == "echo" and put.instance.ports == {"http": port, "metrics": port}
+            assert put.instance.metadata["pid"] == str(proc.pid)
+            proc.send_signal(signal.SIGTERM)
+            async with asyncio.timeout(20):
+                gone = await anext(events)
+            assert gone.kind == "delete" and gone.instance.id == "echo-1"
+            _, err = await asyncio.to_thread(proc.communicate, timeout=20)
+            assert proc.returncode == 0, err
         finally:
-            await runner.cleanup()
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()

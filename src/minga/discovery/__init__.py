@@ -13,6 +13,9 @@ In the control plane::
         # the supervisor, the moment a child process exits:
         await registry.mark_critical(instance_id, "exited with signal 9")
 
+Without a control plane, ``async with serve_registry(registry) as url:`` serves the same API on
+its own (a free loopback port unless told), for replicas to reach at ``url``.
+
 In a replica (or the gateway)::
 
     from minga.discovery import DiscoveryClient, Instance, new_instance_id
@@ -49,7 +52,7 @@ from minga.discovery._checks import check_once
 from minga.discovery._client import DiscoveryClient
 from minga.discovery._etcd import EtcdStore
 from minga.discovery._fromspec import registry_from_spec, store_from_spec
-from minga.discovery._http import discovery_app
+from minga.discovery._http import discovery_app, serve_registry
 from minga.discovery._httpstore import API_PREFIX, HttpStore
 from minga.discovery._model import Health, Instance, WatchEvent, new_instance_id
 from minga.discovery._pickers import (
@@ -92,5 +95,6 @@ __all__ = [
     "new_instance_id",
     "registry_from_spec",
     "replica_registrar",
+    "serve_registry",
     "store_from_spec",
 ]

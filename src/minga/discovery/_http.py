@@ -18,6 +18,8 @@ GET      /http_sd                       Prometheus HTTP service discovery target
 =======  =============================  ==========================================================
 
 Errors are ``{"error": "..."}`` with 400 (bad body) or 404 (unknown instance).
+
+:func:`serve_registry` serves the API on its own, without a control plane.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
+from minga.discovery._httpstore import API_PREFIX
 from minga.discovery._model import Health, Instance, WatchEvent
 from minga.discovery._registry import USE_DEFAULT_TTL, Registry
 from minga.errors import DiscoveryError
@@ -65,6 +68,26 @@ def discovery_app(registry: Registry) -> web.Application:
 
     app.on_shutdown.append(closing)
     return app
+
+
+@contextlib.asynccontextmanager
+async def serve_registry(registry: Registry, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
+    """Serve ``registry``'s API at ``http://host:port/v1/discovery`` (``port`` 0: a free one) until
+    the block ends; yields the root URL, ``http://host:port``, which :class:`HttpStore` and
+    ``MINGA_DISCOVERY_URL`` take as they are.
+
+    Raises :class:`OSError` when ``host:port`` cannot be bound.
+    """
+    app = web.Application()
+    app.add_subapp(API_PREFIX, discovery_app(registry))
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+        name = f"[{host}]" if ":" in host else host
+        yield f"http://{name}:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
 
 
 def _error(status: int, message: str) -> web.Response:
