@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +51,20 @@ services:
     return path
 
 
+@contextlib.contextmanager
+def trial_system(tmp_path: Path, extra: str = "") -> Iterator[tuple[Path, Path]]:
+    """A real nats-server and the trial spec (plus ``extra`` services) that uses it, while the block
+    runs; yields the MINGA_HOME to run `minga` with and the spec file."""
+    with support.running(support.nats_server(tmp_path)) as nats:
+        yield tmp_path / "home", write_spec(tmp_path / "minga.yaml", f"nats://127.0.0.1:{nats.port}", extra)
+
+
+def server_info(home: Path) -> dict[str, Any]:
+    """What the running control plane wrote to MINGA_HOME/server.json (its url, its pid...)."""
+    doc: dict[str, Any] = json.loads((home / "server.json").read_text())
+    return doc
+
+
 def minga(*args: str, home: Path, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "MINGA_HOME": str(home), "COLUMNS": "200"}
     return subprocess.run(
@@ -81,16 +97,14 @@ def status(home: Path) -> dict[str, Any]:
 
 def api_status(home: Path) -> dict[str, Any]:
     """The status straight from the server's API (a `minga` process per poll would be slow)."""
-    url = json.loads((home / "server.json").read_text())["url"]
+    url = server_info(home)["url"]
     with urllib.request.urlopen(f"{url}/api/status", timeout=10) as resp:
         doc: dict[str, Any] = json.load(resp)
     return doc
 
 
 def test_up_status_kill_logs_down(tmp_path: Path) -> None:
-    home = tmp_path / "home"
-    with support.running(support.nats_server(tmp_path)) as nats:
-        spec = write_spec(tmp_path / "minga.yaml", f"nats://127.0.0.1:{nats.port}")
+    with trial_system(tmp_path) as (home, spec):
         up = minga("up", "--detach", "-f", str(spec), "--timeout", "30", home=home, cwd=tmp_path)
         try:
             assert up.returncode == 0, up.stdout + up.stderr
@@ -121,7 +135,7 @@ def test_up_status_kill_logs_down(tmp_path: Path) -> None:
 
             logs = cli("logs", "db", "--since", "5m", home=home)
             assert logs.exit_code == 0 and "db says hello" in logs.stdout
-            url = json.loads((home / "server.json").read_text())["url"]
+            url = server_info(home)["url"]
             with urllib.request.urlopen(f"{url}/api/logs?service=db&limit=50", timeout=10) as resp:
                 lines = json.load(resp)["lines"]
             assert any(ln["instance"] == "db-1" and ln["text"] == "db says hello" for ln in lines)
@@ -130,7 +144,7 @@ def test_up_status_kill_logs_down(tmp_path: Path) -> None:
             assert "2/2" in services.stdout and "web-1@127.0.0.1" in services.stdout
 
             pids = [i["pid"] for s in api_status(home)["services"] for i in s["instances"]]
-            server_pid = json.loads((home / "server.json").read_text())["pid"]
+            server_pid = server_info(home)["pid"]
         finally:
             down = cli("down", home=home)
         assert down.exit_code == 0, down.output
@@ -141,15 +155,13 @@ def test_up_status_kill_logs_down(tmp_path: Path) -> None:
 
 
 def test_detach_names_the_service_that_is_not_healthy(tmp_path: Path) -> None:
-    home = tmp_path / "home"
-    with support.running(support.nats_server(tmp_path)) as nats:
-        broken = """\
+    broken = """\
   broken:
     command: ["sh", "-c", "echo cannot open the database; exit 1"]
     ports: [http]
     health: {tcp: true}
 """
-        spec = write_spec(tmp_path / "minga.yaml", f"nats://127.0.0.1:{nats.port}", broken)
+    with trial_system(tmp_path, broken) as (home, spec):
         try:
             up = minga("up", "--detach", "-f", str(spec), "--timeout", "3", home=home, cwd=tmp_path)
         finally:
@@ -169,15 +181,13 @@ def test_a_spec_mistake_is_one_line(tmp_path: Path) -> None:
 
 
 def test_down_stops_what_a_killed_server_left_behind(tmp_path: Path) -> None:
-    home = tmp_path / "home"
-    with support.running(support.nats_server(tmp_path)) as nats:
-        spec = write_spec(tmp_path / "minga.yaml", f"nats://127.0.0.1:{nats.port}")
+    with trial_system(tmp_path) as (home, spec):
         up = minga("up", "--detach", "-f", str(spec), "--timeout", "30", home=home, cwd=tmp_path)
         try:
             assert up.returncode == 0, up.stdout + up.stderr
             doc = api_status(home)
             pids = [i["pid"] for s in doc["services"] for i in s["instances"]]
-            server_pid = json.loads((home / "server.json").read_text())["pid"]
+            server_pid = server_info(home)["pid"]
             os.kill(server_pid, signal.SIGKILL)  # the control plane dies without stopping anything
             deadline = time.monotonic() + 10
             while pid_alive(server_pid):
@@ -192,9 +202,7 @@ def test_down_stops_what_a_killed_server_left_behind(tmp_path: Path) -> None:
 
 
 def test_foreground_up_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
-    home = tmp_path / "home"
-    with support.running(support.nats_server(tmp_path)) as nats:
-        spec = write_spec(tmp_path / "minga.yaml", f"nats://127.0.0.1:{nats.port}")
+    with trial_system(tmp_path) as (home, spec):
         env = {**os.environ, "MINGA_HOME": str(home), "COLUMNS": "200"}
         proc = subprocess.Popen(
             [sys.executable, "-m", "minga", "up", "-f", str(spec)],
