@@ -24,7 +24,6 @@ import asyncio
 import contextlib
 import json
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,28 +31,11 @@ import time
 from dataclasses import dataclass
 
 import nats
+from _common import wait_for_port
+
+from minga.deploy import free_port
 
 SUBJECT = "bench.data"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"nothing listened on {port}") from None
-            time.sleep(0.05)
 
 
 @dataclass
@@ -69,7 +51,7 @@ class Server:
 
     def __enter__(self) -> Server:
         self.proc = subprocess.Popen(self.argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for_port(self.port, self.proc)
+        wait_for_port(self.port, self.proc, timeout=30.0)
         return self
 
     def __exit__(self, *exc: object) -> None:

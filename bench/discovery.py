@@ -22,7 +22,6 @@ import contextlib
 import random
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,6 +31,9 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+from _common import wait_for_port
+
+from minga.deploy import free_port
 from minga.discovery import (
     DiscoveryClient,
     EmbeddedStore,
@@ -62,24 +64,6 @@ asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]))
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_port(port: int, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"nothing listened on port {port}") from None
-            time.sleep(0.02)
-
-
 @contextlib.contextmanager
 def etcd(tmp: Path) -> Iterator[str | None]:
     binary = shutil.which("etcd")
@@ -95,7 +79,7 @@ def etcd(tmp: Path) -> Iterator[str | None]:
     with open(tmp / "etcd.log", "ab") as log:
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        wait_port(client)
+        wait_for_port(client)
         yield f"http://127.0.0.1:{client}"
     finally:
         proc.terminate()

@@ -29,6 +29,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from minga.deploy import free_port
 from minga.discovery import DiscoveryClient, EmbeddedStore, Instance, Registry, serve_registry
 from minga.gateway import DiscoverySource, Haproxy, render_haproxy
 from minga.spec import GatewaySpec, RouteSpec
@@ -51,14 +52,6 @@ gateway:
   listen: 127.0.0.1:{port}
   routes: [{{path: /api/hello, service: hello, strip_prefix: true}}]
 """
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def spawn(argv: list[str]) -> subprocess.Popen[bytes]:

@@ -23,7 +23,6 @@ import argparse
 import asyncio
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,11 +32,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import nats
+from _common import wait_for_port
 from nats.aio.msg import Msg
 from pydantic import BaseModel
 
 from minga import Service, rpc
 from minga.bus import Bus, Delivery
+from minga.deploy import free_port
 from minga.service import ServiceContainer
 
 PAYLOAD = {"sku": "apple-123", "qty": 2, "note": "x" * 64}
@@ -57,15 +58,9 @@ class Bench(Service):
         return Echo(sku=sku, qty=qty, note=note)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def broker(kind: str) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         if kind == "nats-server":
             binary = shutil.which("nats-server")
@@ -85,15 +80,10 @@ def broker(kind: str) -> Iterator[str]:
             ]
         proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            deadline = time.monotonic() + 20
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                    break
-                except OSError:
-                    if proc.poll() is not None or time.monotonic() > deadline:
-                        sys.exit(f"the {kind} broker did not start")
-                    time.sleep(0.05)
+            try:
+                wait_for_port(port, proc)
+            except (RuntimeError, TimeoutError):
+                sys.exit(f"the {kind} broker did not start")
             yield f"nats://127.0.0.1:{port}"
         finally:
             proc.terminate()
