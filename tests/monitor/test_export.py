@@ -10,11 +10,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 
+import support
 from minga.bus import Span
-from minga.monitor import Monitor, MonitorSettings, ScrapeTarget
+from minga.errors import MonitorError
+from minga.monitor import LogRecord, Monitor, MonitorSettings, OpenSearchExporter, OtlpExporter, ScrapeTarget
 from minga.spec import OpenSearchSpec, OtlpSpec
 
 T0 = datetime.now(UTC).replace(microsecond=0)  # recent: older lines would expire at once
@@ -186,3 +189,31 @@ async def test_spans_reach_an_otlp_collector(tmp_path: Path, fakes: tuple[FakeOp
     assert charge["parentSpanId"] == "1" * 16 and charge["status"] == {"code": 2, "message": "Declined: no funds"}
     assert charge["kind"] == 2 and int(charge["endTimeUnixNano"]) - int(charge["startTimeUnixNano"]) == pytest.approx(3e7, rel=1e-3)
     assert by_name["notifications.notify"][1]["kind"] == 5 and "parentSpanId" not in by_name["orders.place"][1]
+
+
+async def test_exporters_name_who_failed_and_what_was_not_shipped() -> None:
+    record = LogRecord(1_700_000_000.0, "orders", "orders-1", "info", "hello")
+    span = Span("a" * 32, "1" * 16, None, "orders", "orders-1", "orders.place", "rpc", 1.0, 2.0)
+
+    async def busy_answer(request: web.Request) -> web.Response:
+        return web.Response(status=503, text="busy")
+
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", busy_answer)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    busy = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    nobody = f"http://127.0.0.1:{support.free_port()}"  # nothing listens there
+    try:
+        async with aiohttp.ClientSession() as session:
+            with pytest.raises(MonitorError, match=r"^OpenSearch bulk request answered 503: busy$"):
+                await OpenSearchExporter(busy, "logs").send(session, [record])
+            with pytest.raises(MonitorError, match=r"^the OTLP collector answered 503: busy$"):
+                await OtlpExporter(busy).send(session, [span])
+            with pytest.raises(MonitorError, match=rf"^cannot ship logs to {nobody}: "):
+                await OpenSearchExporter(nobody, "logs").send(session, [record])
+            with pytest.raises(MonitorError, match=rf"^cannot ship spans to {nobody}/v1/traces: "):
+                await OtlpExporter(nobody).send(session, [span])
+    finally:
+        await runner.cleanup()

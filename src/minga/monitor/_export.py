@@ -95,6 +95,24 @@ def otlp_body(spans: Sequence[Span]) -> dict[str, Any]:
     }
 
 
+async def _post(
+    session: aiohttp.ClientSession, url: str, *, who: str, what: str, where: str, **request: Any
+) -> str:
+    """POST to ``url`` (``request``: aiohttp's arguments, its ``timeout`` included); the response's text.
+
+    Raises MonitorError naming ``who`` when it answers other than 200, and saying that ``what``
+    could not be shipped to ``where`` when the request fails or times out.
+    """
+    try:
+        async with session.post(url, **request) as resp:
+            text = await resp.text()
+            if resp.status != 200:
+                raise MonitorError(f"{who} answered {resp.status}: {text[:300]}")
+            return text
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise MonitorError(f"cannot ship {what} to {where}: {exc or type(exc).__name__}") from None
+
+
 class OpenSearchExporter:
     """Sends log lines to ``url``'s bulk API into ``index``; ``timeout`` in seconds."""
 
@@ -108,18 +126,19 @@ class OpenSearchExporter:
         any document is refused (with the first reason)."""
         if not records:
             return 0
+        text = await _post(
+            session,
+            f"{self.url}/_bulk",
+            who="OpenSearch bulk request",
+            what="logs",
+            where=self.url,
+            data=bulk_body(records, self.index),
+            headers={"Content-Type": "application/x-ndjson"},
+            timeout=aiohttp.ClientTimeout(total=self.timeout),
+        )
         try:
-            async with session.post(
-                f"{self.url}/_bulk",
-                data=bulk_body(records, self.index),
-                headers={"Content-Type": "application/x-ndjson"},
-                timeout=aiohttp.ClientTimeout(total=self.timeout),
-            ) as resp:
-                text = await resp.text()
-                if resp.status != 200:
-                    raise MonitorError(f"OpenSearch bulk request answered {resp.status}: {text[:300]}")
-                doc = json.loads(text)
-        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            doc = json.loads(text)
+        except ValueError as exc:
             raise MonitorError(f"cannot ship logs to {self.url}: {exc or type(exc).__name__}") from None
         items = doc.get("items") or []
         failed = [next(iter(i.values())) for i in items if next(iter(i.values())).get("status", 500) >= 300]
@@ -144,18 +163,16 @@ class OtlpExporter:
         """Export ``spans``; the number the collector accepted (it may reject some: partial success)."""
         if not spans:
             return 0
-        try:
-            async with session.post(
-                self.url,
-                json=otlp_body(spans),
-                headers={"Content-Type": "application/json"},
-                timeout=aiohttp.ClientTimeout(total=self.timeout),
-            ) as resp:
-                text = await resp.text()
-                if resp.status != 200:
-                    raise MonitorError(f"the OTLP collector answered {resp.status}: {text[:300]}")
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise MonitorError(f"cannot ship spans to {self.url}: {exc or type(exc).__name__}") from None
+        text = await _post(
+            session,
+            self.url,
+            who="the OTLP collector",
+            what="spans",
+            where=self.url,
+            json=otlp_body(spans),
+            headers={"Content-Type": "application/json"},
+            timeout=aiohttp.ClientTimeout(total=self.timeout),
+        )
         rejected = 0
         try:
             partial = (json.loads(text) if text.strip() else {}).get("partialSuccess") or {}
