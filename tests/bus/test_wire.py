@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import json
 
@@ -15,11 +16,14 @@ from minga.bus import (
     SpanRecorder,
     Timeout,
     TraceContext,
+    current_trace,
     encode,
     event_subject,
+    incoming,
     rpc_subject,
 )
 from minga.bus._codec import error_reply, parse_reply, result_reply
+from minga.bus._trace import outgoing_header
 from minga.errors import PayloadError, RemoteError, UsageError
 
 
@@ -70,6 +74,33 @@ def test_traceparent_round_trip_and_invalid_headers() -> None:
     ]:
         assert TraceContext.parse(bad) is None
     assert TraceContext.parse("00-" + "a" * 32 + "-" + "b" * 16 + "-00").sampled is False  # type: ignore[union-attr]
+    assert TraceContext.parse(" 00-" + "A" * 32 + "-" + "B" * 16 + "-01 ") == TraceContext("a" * 32, "b" * 16)
+    assert TraceContext.parse("00-" + "a" * 32 + "-" + "0" * 16 + "-01") is None
+
+
+def test_a_received_message_runs_in_a_child_of_its_sender_or_in_a_new_root() -> None:
+    sender = TraceContext.new()
+    assert len(sender.trace_id) == 32 and len(sender.span_id) == 16 and sender.parent_id is None
+    assert int(sender.trace_id, 16) and int(sender.span_id, 16)
+    got = incoming(sender.header())
+    assert (got.trace_id, got.parent_id, got.sampled) == (sender.trace_id, sender.span_id, True)
+    assert len(got.span_id) == 16 and got.span_id != sender.span_id
+    unsampled = incoming("00-" + "a" * 32 + "-" + "b" * 16 + "-00")
+    assert (unsampled.parent_id, unsampled.sampled) == ("b" * 16, False)
+    for bad in [None, "garbage", "00-" + "0" * 32 + "-" + "b" * 16 + "-01"]:
+        root = incoming(bad)
+        assert root.parent_id is None and len(root.trace_id) == 32 and len(root.span_id) == 16
+    ids = {TraceContext.new().trace_id for _ in range(1000)}
+    assert len(ids) == 1000
+
+    def outgoing_headers() -> tuple[str, str, str]:
+        first, second = outgoing_header(), outgoing_header()  # no current span: a new root each time
+        current_trace.set(sender)
+        return first, second, outgoing_header()
+
+    first, second, within = contextvars.copy_context().run(outgoing_headers)  # the context set stays there
+    assert TraceContext.parse(first) is not None and TraceContext.parse(second) is not None
+    assert first != second and within == sender.header()
 
 
 def test_subject_names_are_checked() -> None:
@@ -126,3 +157,23 @@ async def test_a_recorder_publishes_spans_as_a_json_array() -> None:
     await recorder.flush()
     assert [len(json.loads(b)) for b in batches] == [2, 1]
     assert [Span.from_json(d) for b in batches for d in json.loads(b)] == spans
+
+
+async def test_a_span_recorded_by_its_fields_travels_as_the_span_would() -> None:
+    batches: list[bytes] = []
+
+    async def publish(data: bytes) -> None:
+        batches.append(data)
+
+    recorder = SpanRecorder(publish, limit=2)
+    fields = ("t" * 32, "a" * 16, "p" * 16, "svc", "svc-1", "svc.m", "rpc", 1.0, 2.5)
+    recorder.record_fields(*fields)
+    recorder.record_fields(*fields, "error", {"error": "ValueError: no"})
+    recorder.record_fields(*fields)  # beyond the limit: dropped and counted
+    assert recorder.dropped == 1
+    await recorder.flush()
+    (batch,) = batches
+    assert json.loads(batch) == [
+        Span(*fields).to_json(),
+        Span(*fields, "error", {"error": "ValueError: no"}).to_json(),
+    ]

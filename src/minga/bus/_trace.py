@@ -17,6 +17,10 @@ TRACEPARENT = "traceparent"
 
 # ids must be unique, not secret (W3C Trace Context); a syscall per id would cost more than the rest
 _random = random.Random()
+_LOW64 = (1 << 64) - 1
+_HEADER = re.compile(r"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}\Z")
+_ZERO_TRACE = "0" * 32
+_ZERO_SPAN = "0" * 16
 
 
 def _hex(bits: int) -> str:
@@ -26,9 +30,19 @@ def _hex(bits: int) -> str:
     return f"{value:0{bits // 4}x}"
 
 
-_HEADER = re.compile(r"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}\Z")
-_ZERO_TRACE = "0" * 32
-_ZERO_SPAN = "0" * 16
+def _root_ids() -> tuple[str, str]:
+    """A new trace id (32 hex digits) and span id (16), both from one draw; neither is all zeros."""
+    value = _random.getrandbits(192)
+    if value >> 64 and value & _LOW64:
+        ids = f"{value:048x}"
+        return ids[:32], ids[32:]
+    return _hex(128), _hex(64)
+
+
+def _span_id() -> str:
+    """A new 64-bit span id as 16 hex digits (never all zeros)."""
+    value = _random.getrandbits(64)
+    return f"{value:016x}" if value else _hex(64)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +57,8 @@ class TraceContext:
     @classmethod
     def new(cls) -> TraceContext:
         """A root span of a fresh trace."""
-        return cls(trace_id=_hex(128), span_id=_hex(64))
+        trace_id, span_id = _root_ids()
+        return cls(trace_id, span_id)
 
     @classmethod
     def parse(cls, header: str | None) -> TraceContext | None:
@@ -51,21 +66,12 @@ class TraceContext:
 
         All-zero ids and version ``ff`` are invalid per the W3C recommendation.
         """
-        if not header:
-            return None
-        value = header
-        if _HEADER.match(value) is None:  # one compiled match: the common, well-formed case costs no more
-            value = header.strip().lower()
-            if _HEADER.match(value) is None:
-                return None
-        version, trace_id, span_id, flags = value.split("-")
-        if version == "ff" or trace_id == _ZERO_TRACE or span_id == _ZERO_SPAN:
-            return None
-        return cls(trace_id, span_id, None, bool(int(flags, 16) & 1))
+        fields = _fields(header)
+        return None if fields is None else cls(fields[0], fields[1], None, fields[2])
 
     def child(self) -> TraceContext:
         """A new span in the same trace, caused by this one."""
-        return TraceContext(self.trace_id, _hex(64), self.span_id, self.sampled)
+        return TraceContext(self.trace_id, _span_id(), self.span_id, self.sampled)
 
     def header(self) -> str:
         """This span as a ``traceparent`` value, naming it as the parent of whatever receives it."""
@@ -88,10 +94,33 @@ def outgoing_header() -> str:
     trace = current_trace.get()
     if trace is not None:
         return trace.header()
-    return f"00-{_hex(128)}-{_hex(64)}-01"
+    trace_id, span_id = _root_ids()
+    return f"00-{trace_id}-{span_id}-01"
 
 
 def incoming(header: str | None) -> TraceContext:
     """The span a received message's handler runs in: a child of the sender's, or a new root."""
-    remote = TraceContext.parse(header)
-    return remote.child() if remote is not None else TraceContext.new()
+    fields = _fields(header)
+    if fields is None:
+        return TraceContext.new()
+    # the child made at once, without the remote span's own context object
+    return TraceContext(fields[0], _span_id(), fields[1], fields[2])
+
+
+def _fields(header: str | None) -> tuple[str, str, bool] | None:
+    """(trace id, span id, sampled) of a valid ``traceparent`` value, None when absent or invalid.
+
+    All-zero ids and version ``ff`` are invalid per the W3C recommendation.
+    """
+    if not header:
+        return None
+    value = header
+    if _HEADER.match(value) is None:  # one compiled match: the common, well-formed case costs no more
+        value = header.strip().lower()
+        if _HEADER.match(value) is None:
+            return None
+    # fixed layout, checked by the pattern: 2 hex - 32 hex - 16 hex - 2 hex
+    trace_id, span_id = value[3:35], value[36:52]
+    if value[:2] == "ff" or trace_id == _ZERO_TRACE or span_id == _ZERO_SPAN:
+        return None
+    return trace_id, span_id, bool(int(value[53:55], 16) & 1)
