@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,7 +12,7 @@ import pytest
 from demo_services import Echo, Inventory, Journal, Orders, OutOfStock
 
 from minga import Service, event
-from minga.bus import Bus, Timeout, TraceContext, current_trace
+from minga.bus import Bus, Span, Timeout, TraceContext, current_trace
 from minga.errors import PayloadError, RemoteError, RequestTimeout, ServiceError
 from minga.service import ContainerState, Resource, testing
 from minga.service.testing import ContainerFactory, entrypoint_hook, worker_factory
@@ -189,3 +190,55 @@ async def test_calls_through_self_rpc_take_a_typed_timeout(
         with pytest.raises(RequestTimeout) as info:
             await worker.rpc.echo(timeout=Timeout(0.3)).slow(seconds=1)  # outlives the timeout, not the test
         assert info.value.timeout == 0.3 and info.value.subject == "minga.rpc.echo.slow"
+
+
+async def test_each_call_is_counted_and_traced_as_a_span_of_its_caller(
+    container_factory: ContainerFactory, minga_broker: str
+) -> None:
+    async with (
+        container_factory(Inventory, secrets=SECRETS, replace={"stock": {"a": 5}}) as container,
+        Bus(minga_broker) as client,
+    ):
+        spans: list[Span] = []
+        got_all = asyncio.Event()
+
+        async def collect(msg: Any) -> None:
+            spans.extend(Span.from_json(d) for d in json.loads(msg.data))
+            if len(spans) >= 3:
+                got_all.set()
+
+        await client.nats.subscribe(Span.SUBJECT, cb=collect)
+        await client.nats.flush()
+        root = TraceContext.new()
+        current_trace.set(root)
+        assert (await client.request("inventory", "reserve", {"sku": "a", "qty": 1}))["left"] == 4
+        with pytest.raises(RemoteError):
+            await client.request("inventory", "reserve", {"sku": "a", "qty": 0})
+        with pytest.raises(PayloadError):  # refused before any worker runs: neither counted nor traced
+            await client.request("inventory", "reserve", {"sku": "a"})
+        assert await client.request("inventory", "whoami") == {
+            "key": "s3cret",
+            "currency": "EUR",
+            "trace_id": root.trace_id,
+            "entrypoint": "whoami",
+        }
+        await container.spans.flush()
+        await asyncio.wait_for(got_all.wait(), 10)
+        metrics = await container.metrics.render()
+    assert [(s.name, s.kind, s.status) for s in spans] == [
+        ("inventory.reserve", "rpc", "ok"),
+        ("inventory.reserve", "rpc", "error"),
+        ("inventory.whoami", "rpc", "ok"),
+    ]
+    for span in spans:
+        assert (span.trace_id, span.parent_id, span.service) == (root.trace_id, root.span_id, "inventory")
+        assert span.instance == container.instance and span.span_id != root.span_id
+        assert 0 <= span.duration < 10
+    assert spans[1].attributes == {"error": "ValueError: qty must be positive"}
+    assert spans[0].attributes == spans[2].attributes == {}
+    calls = 'minga_entrypoint_calls_total{entrypoint="%s",kind="rpc",outcome="%s"} %s'
+    assert calls % ("reserve", "ok", "1") in metrics
+    assert calls % ("reserve", "error", "1") in metrics
+    assert calls % ("whoami", "ok", "1") in metrics
+    assert 'minga_entrypoint_duration_seconds_count{entrypoint="reserve",kind="rpc"} 2' in metrics
+    assert 'minga_entrypoint_calls_total{entrypoint="on_order",kind="event",outcome="ok"} 0' in metrics

@@ -28,7 +28,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -49,7 +49,7 @@ from minga.errors import ServiceError, UsageError
 from minga.service._dependencies import Dependency, ServiceContext, WorkerContext
 from minga.service._entrypoints import ConsumeEntry, Entrypoint, EventEntry, HttpEntry, RpcEntry, TimerEntry
 from minga.service._http import route_handler
-from minga.service._metrics import ReplicaMetrics
+from minga.service._metrics import EntrypointSeries, ReplicaMetrics
 from minga.service._payload import Signature
 from minga.service._service import Service
 
@@ -151,13 +151,15 @@ class ServiceContainer:
             attr: dep.bind() for attr, dep in service.dependencies.items() if attr not in self._replace
         }
         self._signatures = {method: Signature.of(getattr(service, method)) for method in service.entrypoints}
-        self._span_names = {method: f"{self.name}.{method}" for method in service.entrypoints}
-        self._kinds = {
-            method: _kind(entries[0]) for method, entries in service.entrypoints.items() if entries
-        }
         self.metrics = ReplicaMetrics(self.name, self.instance)
-        for method, kind in self._kinds.items():
-            self.metrics.declare(method, kind)
+        # what every call of an entrypoint needs, looked up once here rather than on each call
+        self._calls = {
+            method: self._plan(method, _kind(entries[0]))
+            for method, entries in service.entrypoints.items()
+            if entries
+        }
+        # set on every worker: the bus, then replaced dependencies (tests)
+        self._worker_attrs: dict[str, Any] = {"_minga_bus": bus, **self._replace}
         self.spans = SpanRecorder(self._publish_spans)
         self._timers: list[asyncio.Task[None]] = []
         self._tg: asyncio.TaskGroup | None = None
@@ -169,56 +171,78 @@ class ServiceContainer:
 
     # -- calls ----------------------------------------------------------------------------
 
+    def _plan(self, method: str, kind: str) -> _Call:
+        return _Call(
+            method,
+            getattr(self.service, method),
+            kind,
+            f"{self.name}.{method}",
+            self.metrics.declare(method, kind),
+        )
+
     def worker(self, worker: WorkerContext) -> tuple[Service, dict[str, Any]]:
         """A fresh service instance for one call, its dependencies injected; also returns the provided values."""
         instance = self.service()
-        instance._minga_bus = self.bus
-        instance._minga_worker = worker
+        attrs = vars(instance)
+        attrs.update(self._worker_attrs)
+        attrs["_minga_worker"] = worker
+        if not self._deps:
+            return instance, {}
         provided = {attr: dep.get(worker) for attr, dep in self._deps.items()}
-        vars(instance).update(provided)
-        vars(instance).update(self._replace)
+        attrs.update(provided)
         return instance, provided
 
     async def invoke(self, method: str, kwargs: dict[str, Any], trace: TraceContext | None = None) -> Any:
         """Call ``method`` on a fresh worker with already validated ``kwargs``; return what it returns."""
         trace = trace or current_trace.get() or TraceContext.new()
         current_trace.set(trace)
-        worker = WorkerContext(self.name, self.instance, method, trace)
+        plan = self._calls.get(method)
+        if plan is None:  # not an entrypoint: counted and traced all the same, as a plain "call"
+            plan = self._calls[method] = self._plan(method, "call")
+        return await self._run(plan, kwargs, trace)
+
+    async def _run(self, plan: _Call, kwargs: dict[str, Any], trace: TraceContext) -> Any:
+        """:meth:`invoke` once the trace is current: the work of every call, kept lean."""
+        worker = WorkerContext(self.name, self.instance, plan.method, trace)
         instance, provided = self.worker(worker)
         error: BaseException | None = None
-        kind = self._kinds.get(method, "call")
+        metrics = self.metrics
         started, clock = time.time(), time.perf_counter()
-        self.metrics.inflight += 1
+        metrics.inflight += 1
         try:
-            return await getattr(instance, method)(**kwargs)
+            return await plan.func(instance, **kwargs)
         except BaseException as exc:
             error = exc
             raise
         finally:
             seconds = time.perf_counter() - clock
-            self.metrics.inflight -= 1
-            self.metrics.observe(method, kind, error is None, seconds)
+            metrics.inflight -= 1
+            plan.series.observe(error is None, seconds)
             if trace.sampled:
-                self.spans.record(
-                    Span(
-                        trace.trace_id,
-                        trace.span_id,
-                        trace.parent_id,
-                        self.name,
-                        self.instance,
-                        self._span_names.get(method) or f"{self.name}.{method}",
-                        kind,
-                        started,
-                        started + seconds,
-                        "ok" if error is None else "error",
-                        {"error": f"{type(error).__name__}: {error}"[:500]} if error is not None else {},
-                    )
+                self.spans.record_fields(
+                    trace.trace_id,
+                    trace.span_id,
+                    trace.parent_id,
+                    self.name,
+                    self.instance,
+                    plan.span_name,
+                    plan.kind,
+                    started,
+                    started + seconds,
+                    "ok" if error is None else "error",
+                    None if error is None else {"error": f"{type(error).__name__}: {error}"[:500]},
                 )
-            for attr, dep in self._deps.items():
-                try:
-                    await dep.release(worker, provided[attr], error)
-                except Exception:
-                    log.exception("dependency %s failed to release after %s", attr, method)
+            if provided:
+                await self._release(plan.method, worker, provided, error)
+
+    async def _release(
+        self, method: str, worker: WorkerContext, provided: dict[str, Any], error: BaseException | None
+    ) -> None:
+        for attr, dep in self._deps.items():
+            try:
+                await dep.release(worker, provided[attr], error)
+            except Exception:
+                log.exception("dependency %s failed to release after %s", attr, method)
 
     async def call(self, method: str, payload: Any = None) -> Any:
         """Run entrypoint ``method`` as its entrypoint kind would: validate ``payload`` and invoke.
@@ -238,10 +262,13 @@ class ServiceContainer:
 
     def _bus_handler(self, method: str, *, whole: bool) -> Any:
         sig = self._signatures[method]
+        validate = sig.value if whole else sig.kwargs
+        plan = self._calls[method]
+        run = self._run
 
         async def handle(d: Delivery) -> Any:
-            kwargs = sig.value(d.payload) if whole else sig.kwargs(d.payload)
-            return await self.invoke(method, kwargs, d.trace)
+            # the bus has made d.trace current for this call already
+            return await run(plan, validate(d.payload), d.trace)
 
         return handle
 
@@ -467,6 +494,17 @@ class ServiceContainer:
             for task in self._timers:
                 task.cancel()
             await tg.__aexit__(None, None, None)
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """One entrypoint as its calls run it: the function, its kind, its span name, its metrics."""
+
+    method: str
+    func: Callable[..., Awaitable[Any]]
+    kind: str
+    span_name: str
+    series: EntrypointSeries
 
 
 def _kind(entry: Any) -> str:

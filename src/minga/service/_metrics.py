@@ -29,11 +29,33 @@ from collections.abc import Awaitable, Callable
 
 from minga.service._exposition import Histogram, exposition_line, histogram_family, metric_family
 
-__all__ = ["BUCKETS", "ReplicaMetrics"]
+__all__ = ["BUCKETS", "EntrypointSeries", "ReplicaMetrics"]
 
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 QueueDepth = Callable[[], Awaitable[dict[str, int]]]
+
+
+class EntrypointSeries:
+    """The series of one entrypoint: its calls by outcome and its duration histogram.
+
+    The container looks it up once per entrypoint and counts each call on it directly.
+    """
+
+    __slots__ = ("error", "histogram", "ok")
+
+    def __init__(self) -> None:
+        self.ok = 0
+        self.error = 0
+        self.histogram = Histogram(BUCKETS)
+
+    def observe(self, ok: bool, seconds: float) -> None:
+        """Count one finished call that took ``seconds``."""
+        if ok:
+            self.ok += 1
+        else:
+            self.error += 1
+        self.histogram.observe(seconds)
 
 
 class ReplicaMetrics:
@@ -42,27 +64,22 @@ class ReplicaMetrics:
     def __init__(self, service: str, instance: str) -> None:
         self.service = service
         self.instance = instance
-        self.calls: dict[tuple[str, str, str], int] = {}  # (entrypoint, kind, outcome)
-        self.durations: dict[tuple[str, str], Histogram] = {}  # (entrypoint, kind)
+        self.entrypoints: dict[tuple[str, str], EntrypointSeries] = {}  # (entrypoint, kind)
         self.inflight = 0
         self.loop_lag = 0.0
         self.queue_depth: QueueDepth | None = None
         self.started = time.time()
 
-    def declare(self, entrypoint: str, kind: str) -> None:
-        """Expose ``entrypoint``'s series at zero before its first call, so the first calls count in a rate."""
-        for outcome in ("ok", "error"):
-            self.calls.setdefault((entrypoint, kind, outcome), 0)
-        self.durations.setdefault((entrypoint, kind), Histogram(BUCKETS))
+    def declare(self, entrypoint: str, kind: str) -> EntrypointSeries:
+        """``entrypoint``'s series, exposed at zero from now on, so the first calls count in a rate."""
+        series = self.entrypoints.get((entrypoint, kind))
+        if series is None:
+            series = self.entrypoints[(entrypoint, kind)] = EntrypointSeries()
+        return series
 
     def observe(self, entrypoint: str, kind: str, ok: bool, seconds: float) -> None:
         """Count one finished call of ``entrypoint`` that took ``seconds``."""
-        key = (entrypoint, kind, "ok" if ok else "error")
-        self.calls[key] = self.calls.get(key, 0) + 1
-        hist = self.durations.get((entrypoint, kind))
-        if hist is None:
-            hist = self.durations[(entrypoint, kind)] = Histogram(BUCKETS)
-        hist.observe(seconds)
+        self.declare(entrypoint, kind).observe(ok, seconds)
 
     async def watch_loop_lag(self, stop: asyncio.Event, every: float = 0.1) -> None:
         """Measure event-loop lag until ``stop`` is set: how much later than asked a timer fires."""
@@ -75,10 +92,13 @@ class ReplicaMetrics:
 
     async def render(self) -> str:
         """The whole exposition, one ``# TYPE`` block per metric."""
-        out = metric_family(
-            "minga_entrypoint_calls_total", "counter", ("entrypoint", "kind", "outcome"), self.calls.items()
+        series = self.entrypoints.items()
+        calls = [((ep, kind, "ok"), s.ok) for (ep, kind), s in series]
+        calls += [((ep, kind, "error"), s.error) for (ep, kind), s in series]
+        out = metric_family("minga_entrypoint_calls_total", "counter", ("entrypoint", "kind", "outcome"), calls)
+        out += histogram_family(
+            "minga_entrypoint_duration_seconds", ("entrypoint", "kind"), [(k, s.histogram) for k, s in series]
         )
-        out += histogram_family("minga_entrypoint_duration_seconds", ("entrypoint", "kind"), self.durations.items())
         out.append("# TYPE minga_entrypoint_inflight gauge")
         out.append(exposition_line("minga_entrypoint_inflight", (), self.inflight))
         if self.queue_depth is not None:

@@ -82,10 +82,13 @@ class Signature:
                 f"invalid payload: expected a JSON object of {self._names()}, got {type(payload).__name__}"
             )
         try:
-            validated = self.model.model_validate(payload)
+            # the model's validator itself: model_validate adds a Python call around it on every payload
+            validated = self.model.__pydantic_validator__.validate_python(payload)
         except pydantic.ValidationError as exc:
             raise _errors(exc) from None
-        return dict(validated.__dict__)  # the model's fields are exactly the parameters
+        # the model's fields are exactly the parameters; the fresh instance is dropped, so its dict is ours
+        fields: dict[str, Any] = validated.__dict__
+        return fields
 
     def value(self, payload: Any) -> dict[str, Any]:
         """Keyword arguments from an event or job payload.
