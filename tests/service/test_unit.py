@@ -6,7 +6,8 @@ import pytest
 from demo_services import Inventory, Order, Orders, OutOfStock, Reservation
 from pydantic import SecretStr
 
-from minga.errors import PayloadError, ServiceError, ServiceUnavailable
+from minga.errors import PayloadError, ServiceError, ServiceUnavailable, UsageError
+from minga.service import RpcProxy
 from minga.service._payload import Signature
 from minga.service.testing import RecordingBus, worker_factory
 
@@ -54,3 +55,19 @@ def test_signatures_validate_field_by_field() -> None:
     with pytest.raises(PayloadError, match=r"order\.id: Field required"):
         one.value({"sku": "a", "qty": 1})
     assert Signature.of(Inventory.report).value("ignored") == {}
+
+
+async def test_the_rpc_proxy_makes_each_name_once_and_still_refuses_bad_names() -> None:
+    bus = RecordingBus(replies={"inventory.reserve": {"ok": True}})
+    rpc = RpcProxy(bus)
+    assert rpc.inventory is rpc.inventory and rpc.inventory.reserve is rpc.inventory.reserve
+    assert await rpc.inventory.reserve(sku="a", qty=1) == {"ok": True}
+    assert await rpc.inventory(timeout=2).reserve(sku="b", qty=2) == {"ok": True}
+    assert bus.calls == [("inventory.reserve", {"sku": "a", "qty": 1}), ("inventory.reserve", {"sku": "b", "qty": 2})]
+    for _ in range(2):  # a refused name is refused every time, never remembered
+        with pytest.raises(UsageError, match="method name"):
+            getattr(rpc.inventory, "no.dots")
+        with pytest.raises(UsageError, match="service name"):
+            getattr(rpc, "bad name")
+    with pytest.raises(AttributeError):
+        _ = rpc._private

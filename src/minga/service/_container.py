@@ -51,7 +51,7 @@ from minga.service._entrypoints import ConsumeEntry, Entrypoint, EventEntry, Htt
 from minga.service._http import route_handler
 from minga.service._metrics import EntrypointSeries, ReplicaMetrics
 from minga.service._payload import Signature
-from minga.service._service import Service
+from minga.service._service import RpcProxy, Service
 
 __all__ = ["ContainerState", "InstanceInfo", "Registrar", "ServiceContainer"]
 
@@ -158,8 +158,8 @@ class ServiceContainer:
             for method, entries in service.entrypoints.items()
             if entries
         }
-        # set on every worker: the bus, then replaced dependencies (tests)
-        self._worker_attrs: dict[str, Any] = {"_minga_bus": bus, **self._replace}
+        # set on every worker: the bus and its RPC proxy, then replaced dependencies (tests)
+        self._worker_attrs: dict[str, Any] = {"_minga_bus": bus, "_minga_rpc": RpcProxy(bus), **self._replace}
         self.spans = SpanRecorder(self._publish_spans)
         self._timers: list[asyncio.Task[None]] = []
         self._tg: asyncio.TaskGroup | None = None

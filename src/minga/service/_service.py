@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Mapping
 from typing import Any, ClassVar, Protocol
@@ -31,6 +32,11 @@ class BusLike(Protocol):
     async def enqueue(self, queue: str, payload: Any = None, *, msg_id: str | None = None) -> int: ...
 
 
+@functools.lru_cache(maxsize=4096)  # a worker names the same few services and methods on every call
+def _checked(kind: str, name: str) -> str:
+    return check_name(kind, name)
+
+
 class MethodProxy:
     """``self.rpc.inventory.reserve``: awaiting a call sends the request and returns the JSON result."""
 
@@ -47,7 +53,7 @@ class ServiceProxy:
     """``self.rpc.inventory``; call it to set a timeout: ``self.rpc.inventory(timeout=Timeout(2)).reserve(...)``."""
 
     def __init__(self, bus: BusLike, service: str, timeout: Timeout | None = None) -> None:
-        self._bus, self._service, self._timeout = bus, check_name("service", service), timeout
+        self._bus, self._service, self._timeout = bus, _checked("service", service), timeout
 
     def __call__(self, *, timeout: Timeout | float) -> ServiceProxy:
         return ServiceProxy(self._bus, self._service, Timeout.of(timeout, Timeout()))
@@ -55,7 +61,9 @@ class ServiceProxy:
     def __getattr__(self, method: str) -> MethodProxy:
         if method.startswith("_"):
             raise AttributeError(method)
-        return MethodProxy(self._bus, self._service, check_name("method", method), self._timeout)
+        proxy = MethodProxy(self._bus, self._service, _checked("method", method), self._timeout)
+        vars(self)[method] = proxy  # found there next time, without this hook
+        return proxy
 
 
 class RpcProxy:
@@ -67,7 +75,9 @@ class RpcProxy:
     def __getattr__(self, service: str) -> ServiceProxy:
         if service.startswith("_"):
             raise AttributeError(service)
-        return ServiceProxy(self._bus, service)
+        proxy = ServiceProxy(self._bus, service)
+        vars(self)[service] = proxy  # found there next time, without this hook
+        return proxy
 
 
 class Service:
@@ -88,6 +98,7 @@ class Service:
 
     _minga_bus: BusLike | None = None
     _minga_worker: WorkerContext | None = None
+    _minga_rpc: RpcProxy | None = None  # a container's workers share one, with its proxies made once
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -129,6 +140,8 @@ class Service:
     @property
     def rpc(self) -> RpcProxy:
         """Call other services: ``await self.rpc.inventory.reserve(sku="a", qty=1)``."""
+        if self._minga_rpc is not None:
+            return self._minga_rpc
         return RpcProxy(self.bus)
 
     async def emit(self, topic: str, payload: Any = None) -> None:
