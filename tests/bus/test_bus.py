@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+import support
 from minga.bus import Bus, Delivery, Timeout, TraceContext, current_trace
 from minga.errors import PayloadError, RemoteError, RequestTimeout, ServiceUnavailable
 
@@ -221,3 +223,49 @@ async def test_a_waiting_handler_does_not_hold_up_its_subscription(broker_url: s
         assert await client.request("svc", "m", {"n": 4}) == 4
         release.set()
         assert await waiting == 1
+
+
+async def test_concurrent_requests_get_their_own_replies_and_a_late_reply_is_dropped(broker_url: str) -> None:
+    release = asyncio.Event()
+
+    async def handler(d: Delivery) -> Any:
+        if d.payload.get("late"):
+            await release.wait()
+            return "late"
+        await asyncio.sleep((20 - d.payload["n"]) / 1000)  # later requests are answered first
+        return d.payload["n"]
+
+    async with Bus(broker_url) as server, Bus(broker_url) as client:
+        await server.serve("svc", "m", handler)
+        with pytest.raises(RequestTimeout):
+            await client.request("svc", "m", {"late": True}, timeout=0.2)
+        release.set()  # its reply now arrives for a request that is gone
+        got = await asyncio.gather(*(client.request("svc", "m", {"n": n}) for n in range(20)))
+        assert got == list(range(20))
+        assert await client.request("svc", "m", {"n": 20}) == 20
+
+
+async def test_requests_are_answered_again_after_a_broker_restart(tmp_path: Path) -> None:
+    # nats-server only: kill it and start it again on the same port; both buses reconnect and
+    # subscribe again, the requester's reply subscription included
+    server = support.nats_server(tmp_path)
+
+    async def echo(d: Delivery) -> Any:
+        return d.payload
+
+    with support.running(server):
+        url = f"nats://127.0.0.1:{server.port}"
+        async with Bus(url) as responder, Bus(url) as client:
+            await responder.serve("svc", "echo", echo)
+            assert await client.request("svc", "echo", {"n": 1}) == {"n": 1}
+            await asyncio.to_thread(server.kill)
+            await asyncio.to_thread(server.start)
+            deadline = asyncio.get_running_loop().time() + 30
+            while True:  # bounded: until both have reconnected (nats-py waits 2 s between tries)
+                try:
+                    assert await client.request("svc", "echo", {"n": 2}, timeout=1) == {"n": 2}
+                    break
+                except (RequestTimeout, ServiceUnavailable):
+                    if asyncio.get_running_loop().time() > deadline:
+                        raise
+                    await asyncio.sleep(0.2)
