@@ -7,7 +7,13 @@ byte range. Reduce side: a partition's runs are merged in memory when they fit t
 otherwise k-way merged from disk (in passes when there are more runs than ``FAN_IN``).
 
 Run files are framed blocks: a 1-byte codec tag, a 4-byte little-endian length, and a
-marshal (or, for types marshal cannot encode, pickle protocol 5) encoded list.
+marshal (or, for types marshal cannot encode, pickle protocol 5) encoded pair of lists
+``(keys, values)``: a run's (key, value) pairs in key order, a key repeated once per value.
+Two flat lists encode and decode faster than a list of ``(key, [values])`` groups, and a key
+with one value (the common case after combining) costs no list of its own.
+
+The per-key work is done by C loops (``map``, ``sorted``, ``compress``...) wherever the data
+allows: a word count's tasks handle hundreds of thousands of distinct keys each.
 """
 
 from __future__ import annotations
@@ -20,8 +26,9 @@ import pickle
 import random
 import struct
 import sys
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from operator import itemgetter
+from operator import is_, itemgetter, mod, ne
 from typing import IO, Any
 from zlib import crc32
 
@@ -29,8 +36,10 @@ from minga.compute._api import stable_hash
 
 __all__ = [
     "FAN_IN",
+    "GROUP_CHUNK",
     "MapCollector",
     "Segment",
+    "iter_group_chunks",
     "iter_groups",
     "read_run_file",
     "write_pairs_file",
@@ -39,58 +48,97 @@ __all__ = [
 #: (path, offset, length, values) of one partition's run inside a spill file
 Segment = tuple[str, int, int, int]
 Grouper = Callable[[Any, Iterable[Any]], Iterable[tuple[Any, Any]]]
+#: sorted distinct keys and, for each, a sequence (or an iterator) of its values
+GroupChunk = tuple[list[Any], list[Iterable[Any]]]
 
 FAN_IN = 48
-_BLOCK = 8192  # groups per encoded block
+GROUP_CHUNK = 8192  # keys handed to the reducer at once by iter_group_chunks
+_BLOCK = 16384  # pairs per encoded block
 _HEAD = struct.Struct("<cI")
 _MARSHAL, _PICKLE = b"M", b"P"
 _KEY = itemgetter(0)
 _VALUES = itemgetter(1)
 _DICT_ITEMS: type = type({}.items())
+_ENCODE_STR = str.encode
+_ATOMS = frozenset({str, int, float, complex, bool, bytes, type(None)})
+_SEQUENCES = frozenset({tuple, list, set, frozenset})
+_MARSHAL_TYPES = _ATOMS | _SEQUENCES | {dict}
+_MAX_DEPTH = 6  # deeper values are pickled rather than checked further
+_REPEAT = itertools.repeat
 
 
-def _encode(items: list[Any]) -> bytes:
-    try:
-        body = marshal.dumps(items, 2)
+def _consume(it: Iterable[Any]) -> None:
+    deque(it, maxlen=0)
+
+
+def _marshal_exact(objs: list[Any], depth: int = 0) -> bool:
+    """Whether marshal gives ``objs`` back exactly: only exact atoms and containers of them.
+
+    marshal refuses most other types, but it writes any object with a buffer (bytearray,
+    array, a NumPy array) as bytes, and a container's elements are checked the same way.
+    Each level is checked by C loops over the types."""
+    types = set(map(type, objs))
+    if types <= _ATOMS:
+        return True
+    if depth >= _MAX_DEPTH or not types <= _MARSHAL_TYPES:
+        return False
+    inner: list[Any] = []
+    if types & _SEQUENCES:
+        inner += itertools.chain.from_iterable(itertools.compress(objs, map(_SEQUENCES.__contains__, map(type, objs))))
+    if dict in types:
+        dicts = itertools.compress(objs, map(is_, map(type, objs), _REPEAT(dict)))
+        inner += itertools.chain.from_iterable(map(dict.items, dicts))
+    return _marshal_exact(inner, depth + 1)
+
+
+def _encode(keys: list[Any], values: list[Any]) -> bytes:
+    block = (keys, values)
+    if _marshal_exact(keys) and _marshal_exact(values):
+        body = marshal.dumps(block, 2)
         tag = _MARSHAL
-    except ValueError:  # a type marshal does not know: user classes, sets of tuples...
-        body = pickle.dumps(items, 5)
+    else:  # user classes, subclasses of str or int, NumPy arrays...: pickle keeps their types
+        body = pickle.dumps(block, 5)
         tag = _PICKLE
     return _HEAD.pack(tag, len(body)) + body
 
 
-def _write_blocks(f: IO[bytes], items: list[Any]) -> int:
+def _write_blocks(f: IO[bytes], keys: list[Any], values: list[Any]) -> int:
     written = 0
-    for i in range(0, len(items), _BLOCK):
-        data = _encode(items[i : i + _BLOCK])
+    for i in range(0, len(keys), _BLOCK):
+        data = _encode(keys[i : i + _BLOCK], values[i : i + _BLOCK])
         f.write(data)
         written += len(data)
     return written
 
 
-def _read_blocks(f: IO[bytes], length: int) -> Iterator[list[Any]]:
+def _read_blocks(f: IO[bytes], length: int) -> Iterator[tuple[list[Any], list[Any]]]:
     left = length
     while left > 0:
         head = f.read(_HEAD.size)
         tag, size = _HEAD.unpack(head)
         body = f.read(size)
         left -= _HEAD.size + size
-        yield marshal.loads(body) if tag == _MARSHAL else pickle.loads(body)
+        keys, values = marshal.loads(body) if tag == _MARSHAL else pickle.loads(body)
+        yield keys, values
 
 
-def read_segment(seg: Segment) -> Iterator[tuple[Any, list[Any]]]:
-    """The (key, values) groups of one run, in key order."""
+def _read_segment_blocks(seg: Segment) -> Iterator[tuple[list[Any], list[Any]]]:
     path, offset, length, _ = seg
     with open(path, "rb") as f:
         f.seek(offset)
-        for block in _read_blocks(f, length):
-            yield from block
+        yield from _read_blocks(f, length)
+
+
+def read_segment(seg: Segment) -> Iterator[tuple[Any, Any]]:
+    """The (key, value) pairs of one run, in key order."""
+    for keys, values in _read_segment_blocks(seg):
+        yield from zip(keys, values, strict=True)
 
 
 def write_pairs_file(path: str, pairs: list[tuple[Any, Any]]) -> int:
     """Write (key, value) pairs as a run file (the input of a job's next step); returns bytes."""
     with open(path, "wb") as f:
-        return _write_blocks(f, pairs)
+        return _write_blocks(f, list(map(_KEY, pairs)), list(map(_VALUES, pairs)))
 
 
 def read_run_file(path: str) -> Iterator[tuple[list[tuple[Any, Any]], int]]:
@@ -98,10 +146,19 @@ def read_run_file(path: str) -> Iterator[tuple[list[tuple[Any, Any]], int]]:
     length = os.path.getsize(path)
     with open(path, "rb") as f:
         before = 0
-        for block in _read_blocks(f, length):
+        for keys, values in _read_blocks(f, length):
             now = f.tell()
-            yield block, now - before
+            yield list(zip(keys, values, strict=True)), now - before
             before = now
+
+
+def _flatten(keys: list[Any], groups: list[list[Any]]) -> tuple[list[Any], list[Any]]:
+    """The flat (keys, values) lists of ``groups`` (the values of each key, in key order)."""
+    lengths = list(map(len, groups))
+    if lengths.count(1) == len(lengths):
+        return keys, list(map(_KEY, groups))
+    flat_keys = list(itertools.chain.from_iterable(map(_REPEAT, keys, lengths)))
+    return flat_keys, list(itertools.chain.from_iterable(groups))
 
 
 class MapCollector:
@@ -130,7 +187,9 @@ class MapCollector:
         self.counters = counters
         self.chaos = chaos
         self.groups: dict[Any, list[Any]] = {}
-        self.records = 0  # values held in self.groups
+        #: a mapping emitted whole (keys distinct, one value each), held as it is until spilled
+        self.single: dict[Any, Any] | None = None
+        self.records = 0  # values held in self.groups or self.single
         self.segments: list[list[Segment]] = [[] for _ in range(partitions)]
         self.spills = 0
         self.output_records = 0
@@ -139,16 +198,19 @@ class MapCollector:
         self._check_every = 64  # until the first records have been measured
 
     def add(self, pairs: Iterable[tuple[Any, Any]]) -> None:
-        if type(pairs) is _DICT_ITEMS and not self.groups:
+        if type(pairs) is _DICT_ITEMS and not self.groups and self.single is None and self.chaos is None:
             # a mapping's items (a mapper that combines in memory, then emits its dict from
-            # teardown): the keys are distinct, so the groups are built in one pass with no
-            # lookups; the mapping is already held in full, so the budget is checked once after
-            self.groups = {k: [v] for k, v in pairs}
-            n = len(self.groups)
+            # teardown): the keys are distinct, so the mapping is held as one plain dict with
+            # no list per key; it is already held in full, so the budget is checked once after
+            self.single = dict(pairs)
+            n = len(self.single)
             self.records += n
             self.output_records += n
             self._maybe_spill()
             return
+        if self.single is not None:  # more pairs after a whole mapping: group them all
+            self.groups = {k: [v] for k, v in self.single.items()}
+            self.single = None
         groups = self.groups
         get = groups.get
         n = 0
@@ -169,15 +231,22 @@ class MapCollector:
         self.output_records += n
         self._maybe_spill()
 
+    def _held(self) -> dict[Any, Any]:
+        return self.single if self.single is not None else self.groups
+
     def _estimate(self) -> int:
-        if not self._key_size and self.groups:
-            sample = list(itertools.islice(self.groups.items(), 64))
+        held = self._held()
+        if not self._key_size and held:
+            sample = list(itertools.islice(held.items(), 64))
             self._key_size = 120 + sum(sys.getsizeof(k) for k, _ in sample) // len(sample)
-            self._value_size = 8 + sum(sys.getsizeof(vs[0]) for _, vs in sample) // len(sample)
+            if self.single is not None:
+                self._value_size = 8 + sum(sys.getsizeof(v) for _, v in sample) // len(sample)
+            else:
+                self._value_size = 8 + sum(sys.getsizeof(vs[0]) for _, vs in sample) // len(sample)
             # look again after about an eighth of the budget, so big records cannot overshoot it
             per_record = self._key_size + self._value_size
             self._check_every = max(1, min(4096, self.budget // (8 * per_record)))
-        return len(self.groups) * self._key_size + self.records * self._value_size
+        return len(held) * self._key_size + self.records * self._value_size
 
     def _maybe_spill(self) -> None:
         if self._estimate() <= self.budget:
@@ -220,55 +289,59 @@ class MapCollector:
         _bump(self.counters, "combine input records", cin)
         _bump(self.counters, "combine output records", cout)
 
-    def _partitions(self) -> list[int]:
+    def _partitions(self, keys: list[Any]) -> list[int]:
         n = self.partitions
-        keys = self.groups
         if self.partition is not None:
-            return list(map(self.partition, keys))
+            parts = list(map(self.partition, keys))
+            if parts and not (min(parts) >= 0 and max(parts) < n):
+                bad = next(i for i, p in enumerate(parts) if not 0 <= p < n)
+                raise ValueError(f"partition({keys[bad]!r}) returned {parts[bad]}, outside 0..{n - 1}")
+            return parts
         # the default partitioner, inlined: a crc32 of the UTF-8 key (see stable_hash); when
         # every key is a plain str (the common case) the whole pass runs in C
         if set(map(type, keys)) == {str}:
-            encoded = map(str.encode, keys, itertools.repeat("utf-8"), itertools.repeat("surrogatepass"))
-            return [h % n for h in map(crc32, encoded)]
+            encoded = map(_ENCODE_STR, keys, _REPEAT("utf-8"), _REPEAT("surrogatepass"))
+            return list(map(mod, map(crc32, encoded), _REPEAT(n)))
         return [stable_hash(k) % n for k in keys]
 
     def spill(self) -> None:
-        """Write the held groups as one sorted run per partition; nothing is held afterwards."""
-        if not self.groups:
-            return
-        if self.combine is not None and (self.chaos is not None or self.records > len(self.groups)):
-            self._combine_in_place()
+        """Write the held pairs as one sorted run per partition; nothing is held afterwards."""
+        single = self.single
+        if single is None:
+            if not self.groups:
+                return
+            if self.combine is not None and (self.chaos is not None or self.records > len(self.groups)):
+                self._combine_in_place()
+        held = self._held()
         n = self.partitions
-        groups = self.groups
-        # partition and sort the (key, values) items themselves: looking each sorted key up
-        # again in a large dict costs as much as the sort
+        # partition the keys, then sort each partition's keys and look their values up,
+        # every per-key step a C loop
         parts: list[list[Any]]
         if n == 1:
-            parts = [list(groups.items())]
+            parts = [list(held)]
         else:
+            keys = list(held)
             parts = [[] for _ in range(n)]
-            appends = [p.append for p in parts]
-            if self.partition is None:  # in range by construction
-                for item, p in zip(groups.items(), self._partitions(), strict=True):
-                    appends[p](item)
-            else:
-                for item, p in zip(groups.items(), self._partitions(), strict=True):
-                    if not 0 <= p < n:
-                        raise ValueError(f"partition({item[0]!r}) returned {p}, outside 0..{n - 1}")
-                    appends[p](item)
+            _consume(map(list.append, map(parts.__getitem__, self._partitions(keys)), keys))
+            del keys
         path = os.path.join(self.spill_dir, f"spill-{self.spills:04d}.run")
         offset = 0
         with open(path, "wb") as f:
-            for p, items in enumerate(parts):
-                if not items:
+            for p, pkeys in enumerate(parts):
+                if not pkeys:
                     continue
-                items.sort(key=_KEY)
-                length = _write_blocks(f, items)
-                self.segments[p].append((path, offset, length, sum(map(len, map(_VALUES, items)))))
+                pkeys.sort()
+                if single is not None:
+                    flat_keys, flat_values = pkeys, list(map(single.__getitem__, pkeys))
+                else:
+                    flat_keys, flat_values = _flatten(pkeys, list(map(held.__getitem__, pkeys)))
+                length = _write_blocks(f, flat_keys, flat_values)
+                self.segments[p].append((path, offset, length, len(flat_values)))
                 offset += length
         _bump(self.counters, "spilled records", self.records)
         self.spills += 1
         self.groups.clear()
+        self.single = None
         self.records = 0
 
 
@@ -297,61 +370,90 @@ def _bump(counters: dict[tuple[str, str], int], name: str, n: int) -> None:
         counters[k] = counters.get(k, 0) + n
 
 
-def _read_segment_blocks(seg: Segment) -> Iterator[list[Any]]:
-    path, offset, length, _ = seg
-    with open(path, "rb") as f:
-        f.seek(offset)
-        yield from _read_blocks(f, length)
+def _group_in_memory(keys: list[Any], values: list[Any]) -> GroupChunk:
+    """Group flat pairs whose keys are a concatenation of sorted runs: the sorted distinct
+    keys and a list of the values of each. All per-pair work runs in C: an index sort (a
+    merge of the runs), gathers, and slices between the positions where the key changes."""
+    order = sorted(range(len(keys)), key=keys.__getitem__)
+    keys = list(map(keys.__getitem__, order))
+    values = list(map(values.__getitem__, order))
+    del order
+    n = len(keys)
+    if n == 0:
+        return [], []
+    starts = [0, *itertools.compress(range(1, n), map(ne, itertools.islice(keys, 1, None), keys))]
+    if len(starts) == n:  # every key once: one-value tuples, no slicing
+        return keys, list(zip(values))
+    distinct = list(map(keys.__getitem__, starts))
+    ends = starts[1:]
+    ends.append(n)
+    return distinct, list(map(values.__getitem__, map(slice, starts, ends)))
+
+
+def iter_group_chunks(
+    segments: Sequence[Segment], budget: int, tmp_dir: str, counters: dict[tuple[str, str], int] | None = None
+) -> Iterator[GroupChunk]:
+    """The keys of a partition once each, in sorted order, in chunks of ``(keys, values)``:
+    ``values[i]`` holds every value of ``keys[i]`` from every run. Take a chunk's values
+    before asking for the next chunk: from disk they are iterators over the merge.
+
+    Runs whose encoded size fits in a quarter of ``budget`` are read whole and grouped in
+    memory, in chunks of ``GROUP_CHUNK`` keys with lists of values; larger inputs are k-way
+    merged from disk with at most ``FAN_IN`` runs open at once, one key per chunk with an
+    iterator over its values (a key's values are never all held at once).
+    """
+    total = sum(s[2] for s in segments)
+    counters = counters if counters is not None else {}
+    _bump(counters, "reduce runs", len(segments))
+    if total * 4 <= budget:
+        keys: list[Any] = []
+        values: list[Any] = []
+        for seg in segments:
+            for k, v in _read_segment_blocks(seg):
+                keys += k
+                values += v
+        distinct, groups = _group_in_memory(keys, values)
+        del keys, values
+        for i in range(0, len(distinct), GROUP_CHUNK):
+            yield distinct[i : i + GROUP_CHUNK], groups[i : i + GROUP_CHUNK]
+        return
+    runs = list(segments)
+    passes = 0
+    while len(runs) > FAN_IN:
+        merged_runs: list[Segment] = []
+        for i in range(0, len(runs), FAN_IN):
+            path = os.path.join(tmp_dir, f"merge-{passes}-{i // FAN_IN}.run")
+            merged_runs.append(_merge_to_file(runs[i : i + FAN_IN], path))
+        runs = merged_runs
+        passes += 1
+        _bump(counters, "reduce merge passes", 1)
+    stream = heapq.merge(*(read_segment(r) for r in runs), key=_KEY)
+    for key, group in itertools.groupby(stream, key=_KEY):
+        yield [key], [map(_VALUES, group)]
 
 
 def iter_groups(
     segments: Sequence[Segment], budget: int, tmp_dir: str, counters: dict[tuple[str, str], int] | None = None
 ) -> Iterator[tuple[Any, Iterator[Any]]]:
     """Each key of a partition once, in sorted order, with an iterator over all its values
-    from every run (valid until the next key is taken).
-
-    Runs whose encoded size fits in a quarter of ``budget`` are read whole and sorted together
-    (each run is sorted, so the sort merges them in C); larger inputs are k-way merged from
-    disk with at most ``FAN_IN`` runs open at once. Either way the grouping runs in C.
-    """
-    total = sum(s[2] for s in segments)
-    counters = counters if counters is not None else {}
-    _bump(counters, "reduce runs", len(segments))
-    if total * 4 <= budget:
-        items: list[tuple[Any, list[Any]]] = []
-        for seg in segments:
-            for block in _read_segment_blocks(seg):
-                items += block
-        items.sort(key=_KEY)
-        stream: Iterable[tuple[Any, list[Any]]] = items
-    else:
-        runs = list(segments)
-        passes = 0
-        while len(runs) > FAN_IN:
-            merged_runs: list[Segment] = []
-            for i in range(0, len(runs), FAN_IN):
-                path = os.path.join(tmp_dir, f"merge-{passes}-{i // FAN_IN}.run")
-                merged_runs.append(_merge_to_file(runs[i : i + FAN_IN], path))
-            runs = merged_runs
-            passes += 1
-            _bump(counters, "reduce merge passes", 1)
-        stream = heapq.merge(*(read_segment(r) for r in runs), key=_KEY)
-    for key, group in itertools.groupby(stream, key=_KEY):
-        yield key, itertools.chain.from_iterable(map(_VALUES, group))
+    from every run (valid until the next key is taken); see :func:`iter_group_chunks`."""
+    for keys, values in iter_group_chunks(segments, budget, tmp_dir, counters):
+        yield from zip(keys, map(iter, values), strict=True)
 
 
 def _merge_to_file(runs: Sequence[Segment], path: str) -> Segment:
-    values = 0
     length = 0
-    buf: list[Any] = []
+    keys: list[Any] = []
+    values: list[Any] = []
+    count = 0
     with open(path, "wb") as f:
-        merged = heapq.merge(*(read_segment(r) for r in runs), key=_KEY)
-        for key, group in itertools.groupby(merged, key=_KEY):
-            vs = [v for _, chunk in group for v in chunk]
-            values += len(vs)
-            buf.append((key, vs))
-            if len(buf) >= _BLOCK:
-                length += _write_blocks(f, buf)
-                buf = []
-        length += _write_blocks(f, buf)
-    return (path, 0, length, values)
+        for key, value in heapq.merge(*(read_segment(r) for r in runs), key=_KEY):
+            keys.append(key)
+            values.append(value)
+            if len(keys) >= _BLOCK:
+                length += _write_blocks(f, keys, values)
+                count += len(values)
+                keys, values = [], []
+        length += _write_blocks(f, keys, values)
+        count += len(values)
+    return (path, 0, length, count)

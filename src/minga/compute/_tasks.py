@@ -11,19 +11,20 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import inspect
 import itertools
 import os
 import random
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from minga.compute._api import JobRef, MapReduce, Step
 from minga.compute._inputs import InputSplit, read_batches
 from minga.compute._outputs import PartWriter, part_name
-from minga.compute._shuffle import MapCollector, Segment, iter_groups
+from minga.compute._shuffle import Grouper, MapCollector, Segment, iter_group_chunks
 
 __all__ = [
     "JobSpec",
@@ -220,6 +221,21 @@ def _map_task(
     )
 
 
+def _no_none(reduce: Grouper) -> Grouper:
+    """``reduce`` that is a plain function (not a generator) may return None for no output."""
+
+    def call(key: Any, values: Iterable[Any]) -> Iterable[tuple[Any, Any]]:
+        return reduce(key, values) or ()
+
+    return call
+
+
+def _shuffled(values: Iterable[Any], rng: random.Random) -> list[Any]:
+    out = list(values)
+    rng.shuffle(out)
+    return out
+
+
 def run_reduce_task(
     job: JobSpec,
     step: int,
@@ -259,24 +275,27 @@ def _reduce_task(
     path = os.path.join(attempt_dir, part_name(partition, fmt))
     writer = PartWriter(path, fmt)
     reduce = st.reduce
-    groups = records_in = 0
-    write = writer.write
+    if reduce is not None and not inspect.isgeneratorfunction(reduce):
+        reduce = _no_none(reduce)
+    groups = 0
     inst.setup()
     records_in = sum(s[3] for s in segments)
-    for key, values in iter_groups(segments, job.memory_budget, attempt_dir, inst.counters):
-        groups += 1
+    since_progress = 0
+    for keys, values in iter_group_chunks(segments, job.memory_budget, attempt_dir, inst.counters):
         if rng is not None:
-            shuffled = list(values)
-            rng.shuffle(shuffled)
-            values = iter(shuffled)
+            values = [_shuffled(vs, rng) for vs in values]
+        # a chunk of keys at once: the calls of reduce and the flattening of what they yield
+        # run in C, and the writer encodes the chunk's output in one go
         if reduce is None:
-            for v in values:
-                write(key, v)
+            out = itertools.chain.from_iterable(map(zip, map(itertools.repeat, keys), values))
         else:
-            for k2, v2 in reduce(key, values) or ():
-                write(k2, v2)
-        if progress is not None and groups % 65536 == 0:
-            progress(0, 65536)
+            out = itertools.chain.from_iterable(map(reduce, keys, map(iter, values)))
+        writer.write_pairs(out)
+        groups += len(keys)
+        since_progress += len(keys)
+        if progress is not None and since_progress >= 65536:
+            progress(0, since_progress)
+            since_progress = 0
     inst.teardown()
     bytes_out = writer.close()
     counters = dict(inst.counters)
