@@ -242,3 +242,18 @@ async def test_each_call_is_counted_and_traced_as_a_span_of_its_caller(
     assert calls % ("whoami", "ok", "1") in metrics
     assert 'minga_entrypoint_duration_seconds_count{entrypoint="reserve",kind="rpc"} 2' in metrics
     assert 'minga_entrypoint_calls_total{entrypoint="on_order",kind="event",outcome="ok"} 0' in metrics
+
+
+async def test_an_event_with_a_bad_payload_is_dropped_and_the_next_is_handled(
+    container_factory: ContainerFactory, minga_broker: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with container_factory(Inventory, secrets=SECRETS) as inventory, Bus(minga_broker) as client:
+        await client.publish("orders.created", {"id": "not a number", "sku": "a", "qty": 1})
+        await client.publish("orders.created", {"id": 8, "sku": "a", "qty": 1})
+        await _journal(inventory).until(lambda e: ("order", 8) in e)
+        assert _journal(inventory).entries == [("order", 8)]
+        metrics = await inventory.metrics.render()
+    assert any("dropped an event" in r.message and "order.id" in r.message for r in caplog.records)
+    # refused before a worker ran: not counted as a call
+    assert 'minga_entrypoint_calls_total{entrypoint="on_order",kind="event",outcome="error"} 0' in metrics
+    assert 'minga_entrypoint_calls_total{entrypoint="on_order",kind="event",outcome="ok"} 1' in metrics
