@@ -20,6 +20,7 @@ from minga.compute import stable_hash
 from minga.compute._outputs import PartWriter, read_output
 from minga.compute._shuffle import (
     _BLOCK,
+    STREAM_VALUES,
     MapCollector,
     iter_group_chunks,
     iter_groups,
@@ -216,3 +217,69 @@ def test_reading_output_parses_many_lines_at_once_and_still_reports_a_broken_lin
     (tmp_path / "part-00001.jsonl").write_text('["a", 1]\n\n["b", 2]\n', encoding="utf-8")
     with pytest.raises(json.JSONDecodeError):
         list(read_output(tmp_path))
+
+
+def test_a_key_with_more_values_than_memory_should_hold_is_streamed_from_disk(tmp_path: Path) -> None:
+    n = STREAM_VALUES + 5000
+    pairs = [("a", -1), *(("hot", i) for i in range(n)), ("z", -2)]
+    rng = random.Random(1)
+    rng.shuffle(pairs)
+    collector = _collect(
+        tmp_path, [pairs[i : i + 1000] for i in range(0, len(pairs), 1000)], partitions=1, budget=1 << 14
+    )
+    segments = collector.segments[0]
+    assert sum(s[2] for s in segments) * 4 > 1 << 14  # merged from disk
+    chunks = iter_group_chunks(segments, 1 << 14, str(tmp_path))
+    seen: dict[str, Any] = {}
+    for keys, values in chunks:
+        for k, vs in zip(keys, values, strict=True):
+            if k == "hot":
+                assert not isinstance(vs, list)  # an iterator over the merge, not a list
+                seen[k] = sorted(vs)
+            else:
+                seen[k] = list(vs)
+    assert seen == {"a": [-1], "hot": list(range(n)), "z": [-2]}
+    # a reducer that reads none of a streamed key's values still gets every later key
+    skipped = [k for keys, _ in iter_group_chunks(segments, 1 << 14, str(tmp_path)) for k in keys]
+    assert skipped == ["a", "hot", "z"]
+
+
+@pytest.mark.parametrize("budget", [1 << 30, 1 << 13], ids=["held", "spilled"])
+def test_lists_of_distinct_keys_are_held_whole_until_a_key_repeats(tmp_path: Path, budget: int) -> None:
+    counters: dict[tuple[str, str], int] = {}
+    collector = MapCollector(2, None, _sum, budget, str(tmp_path), counters)
+    batches: list[Any] = [[(f"k{i}", 1) for i in range(j, j + 500)] for j in range(0, 2000, 500)]
+    batches.append([("k3", 5), ("k3", 6), ("new", 1)])  # a key seen before, twice
+    batches.append({"m": 1}.items())
+    for batch in batches:
+        collector.add(batch)
+    collector.spill()
+    got = {
+        k: sum(vs)
+        for seg in collector.segments
+        for k, vs in _groups_of(iter_group_chunks(seg, 1 << 30, str(tmp_path)))
+    }
+    assert got == {**{f"k{i}": 1 for i in range(2000)}, "k3": 12, "new": 1, "m": 1}
+    assert collector.output_records == 2004
+    assert counters[("minga", "spilled records")] <= 2004
+    if budget < 1 << 20:
+        assert collector.spills > 2
+
+
+def _range_partition(key: str, partitions: int) -> int:
+    return 0 if key < "m" else partitions - 1
+
+
+def test_a_partition_function_gets_the_key_and_the_number_of_partitions(tmp_path: Path) -> None:
+    collector = MapCollector(3, _range_partition, None, 1 << 30, str(tmp_path), {})
+    collector.add([("a", 1), ("z", 2), ("b", 3)])
+    collector.spill()
+    parts = [
+        [k for k, _ in _groups_of(iter_group_chunks(seg, 1 << 30, str(tmp_path)))]
+        for seg in collector.segments
+    ]
+    assert parts == [["a", "b"], [], ["z"]]
+    bad = MapCollector(2, lambda k, n: 5, None, 1 << 30, str(tmp_path / "b"), {})
+    bad.add([("a", 1)])
+    with pytest.raises(ValueError, match=r"partition\('a'\) returned 5, outside 0..1"):
+        bad.spill()

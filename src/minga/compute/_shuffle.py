@@ -18,7 +18,6 @@ allows: a word count's tasks handle hundreds of thousands of distinct keys each.
 
 from __future__ import annotations
 
-import heapq
 import itertools
 import marshal
 import os
@@ -26,6 +25,7 @@ import pickle
 import random
 import struct
 import sys
+from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from operator import is_, itemgetter, mod, ne
@@ -37,6 +37,7 @@ from minga.compute._api import stable_hash
 __all__ = [
     "FAN_IN",
     "GROUP_CHUNK",
+    "STREAM_VALUES",
     "MapCollector",
     "Segment",
     "iter_group_chunks",
@@ -53,6 +54,8 @@ GroupChunk = tuple[list[Any], list[Iterable[Any]]]
 
 FAN_IN = 48
 GROUP_CHUNK = 8192  # keys handed to the reducer at once by iter_group_chunks
+#: a key with more values than this, merged from disk, is handed over with an iterator
+STREAM_VALUES = 1 << 16
 _BLOCK = 16384  # pairs per encoded block
 _HEAD = struct.Struct("<cI")
 _MARSHAL, _PICKLE = b"M", b"P"
@@ -129,12 +132,6 @@ def _read_segment_blocks(seg: Segment) -> Iterator[tuple[list[Any], list[Any]]]:
         yield from _read_blocks(f, length)
 
 
-def read_segment(seg: Segment) -> Iterator[tuple[Any, Any]]:
-    """The (key, value) pairs of one run, in key order."""
-    for keys, values in _read_segment_blocks(seg):
-        yield from zip(keys, values, strict=True)
-
-
 def write_pairs_file(path: str, pairs: list[tuple[Any, Any]]) -> int:
     """Write (key, value) pairs as a run file (the input of a job's next step); returns bytes."""
     with open(path, "wb") as f:
@@ -164,7 +161,7 @@ def _flatten(keys: list[Any], groups: list[list[Any]]) -> tuple[list[Any], list[
 class MapCollector:
     """Collects one map task's output pairs within ``budget`` bytes of memory.
 
-    ``partition(key)`` returns the reduce partition (None: the default stable hash);
+    ``partition(key, partitions)`` returns the reduce partition (None: the default stable hash);
     ``combine`` may be None. With ``chaos``
     (a seeded Random) the combiner runs 0, 1 or several times on random subsets of values.
     """
@@ -172,7 +169,7 @@ class MapCollector:
     def __init__(
         self,
         partitions: int,
-        partition: Callable[[Any], int] | None,
+        partition: Callable[[Any, int], int] | None,
         combine: Grouper | None,
         budget: int,
         spill_dir: str,
@@ -198,17 +195,9 @@ class MapCollector:
         self._check_every = 64  # until the first records have been measured
 
     def add(self, pairs: Iterable[tuple[Any, Any]]) -> None:
-        if type(pairs) is _DICT_ITEMS and not self.groups and self.single is None and self.chaos is None:
-            # a mapping's items (a mapper that combines in memory, then emits its dict from
-            # teardown): the keys are distinct, so the mapping is held as one plain dict with
-            # no list per key; it is already held in full, so the budget is checked once after
-            self.single = dict(pairs)
-            n = len(self.single)
-            self.records += n
-            self.output_records += n
-            self._maybe_spill()
+        if self.chaos is None and not self.groups and self._add_distinct(pairs):
             return
-        if self.single is not None:  # more pairs after a whole mapping: group them all
+        if self.single is not None:  # a key repeats: group everything held so far
             self.groups = {k: [v] for k, v in self.single.items()}
             self.single = None
         groups = self.groups
@@ -231,6 +220,33 @@ class MapCollector:
         self.output_records += n
         self._maybe_spill()
 
+    def _add_distinct(self, pairs: Iterable[tuple[Any, Any]]) -> bool:
+        """Hold ``pairs`` in ``self.single``, one value per key with no list per key, when
+        they are a mapping's items or a list whose keys are distinct and new; else False.
+
+        A mapper that combines in memory emits its dict from teardown, and many mappers emit
+        lists of distinct keys (a sort, an index of records): their keys are then grouped by C
+        loops. A mapping is copied, so the mapper may change it afterwards."""
+        if type(pairs) is _DICT_ITEMS:
+            batch = dict(pairs)
+        elif type(pairs) is list:
+            batch = dict(pairs)
+            if len(batch) != len(pairs):
+                return False
+        else:
+            return False
+        if self.single is None:
+            self.single = batch
+        elif self.single.keys().isdisjoint(batch):
+            self.single.update(batch)
+        else:
+            return False
+        n = len(batch)
+        self.records += n
+        self.output_records += n
+        self._maybe_spill()
+        return True
+
     def _held(self) -> dict[Any, Any]:
         return self.single if self.single is not None else self.groups
 
@@ -251,7 +267,7 @@ class MapCollector:
     def _maybe_spill(self) -> None:
         if self._estimate() <= self.budget:
             return
-        if self.combine is not None and self.records > len(self.groups) * 1.5:
+        if self.combine is not None and self.single is None and self.records > len(self.groups) * 1.5:
             self._combine_in_place()
             if self._estimate() <= self.budget // 2:
                 return
@@ -292,7 +308,7 @@ class MapCollector:
     def _partitions(self, keys: list[Any]) -> list[int]:
         n = self.partitions
         if self.partition is not None:
-            parts = list(map(self.partition, keys))
+            parts = list(map(self.partition, keys, _REPEAT(n)))
             if parts and not (min(parts) >= 0 and max(parts) < n):
                 bad = next(i for i, p in enumerate(parts) if not 0 <= p < n)
                 raise ValueError(f"partition({keys[bad]!r}) returned {parts[bad]}, outside 0..{n - 1}")
@@ -395,12 +411,13 @@ def iter_group_chunks(
 ) -> Iterator[GroupChunk]:
     """The keys of a partition once each, in sorted order, in chunks of ``(keys, values)``:
     ``values[i]`` holds every value of ``keys[i]`` from every run. Take a chunk's values
-    before asking for the next chunk: from disk they are iterators over the merge.
+    before asking for the next chunk: a key streamed from disk has an iterator over the merge.
 
     Runs whose encoded size fits in a quarter of ``budget`` are read whole and grouped in
-    memory, in chunks of ``GROUP_CHUNK`` keys with lists of values; larger inputs are k-way
-    merged from disk with at most ``FAN_IN`` runs open at once, one key per chunk with an
-    iterator over its values (a key's values are never all held at once).
+    memory; larger inputs are k-way merged from disk with at most ``FAN_IN`` runs open at
+    once (in passes when there are more), a block of each run at a time. Chunks hold about
+    ``GROUP_CHUNK`` keys with lists of values, except that a key merged from disk with more
+    than ``STREAM_VALUES`` values comes alone with an iterator, never held whole.
     """
     total = sum(s[2] for s in segments)
     counters = counters if counters is not None else {}
@@ -427,9 +444,110 @@ def iter_group_chunks(
         runs = merged_runs
         passes += 1
         _bump(counters, "reduce merge passes", 1)
-    stream = heapq.merge(*(read_segment(r) for r in runs), key=_KEY)
-    for key, group in itertools.groupby(stream, key=_KEY):
-        yield [key], [map(_VALUES, group)]
+    yield from _group_merged(_merged_chunks(runs))
+
+
+def _merged_chunks(runs: Sequence[Segment]) -> Iterator[tuple[list[Any], list[Any]]]:
+    """The pairs of sorted runs, merged: flat ``(keys, values)`` chunks, each sorted, and no
+    key of a chunk greater than a key of the next. One block of each run is held at a time;
+    each chunk is what every run holds up to the smallest last key held, merged by a C sort."""
+    n = len(runs)
+    readers = [_read_segment_blocks(r) for r in runs]
+    held_keys: list[list[Any]] = [[] for _ in range(n)]
+    held_values: list[list[Any]] = [[] for _ in range(n)]
+    pos = [0] * n
+    more = [True] * n
+    while True:
+        for i in range(n):
+            while more[i] and pos[i] >= len(held_keys[i]):  # (a block may be empty)
+                block = next(readers[i], None)
+                if block is None:
+                    more[i] = False
+                else:
+                    held_keys[i], held_values[i] = block
+                    pos[i] = 0
+        live = [i for i in range(n) if more[i]]  # exactly the runs holding pairs
+        if not live:
+            return
+        # every run's pairs up to the smallest last key held: what no unread block can precede
+        bound = min(held_keys[i][-1] for i in live)
+        keys: list[Any] = []
+        values: list[Any] = []
+        pieces = 0
+        for i in live:
+            cut = bisect_right(held_keys[i], bound, pos[i])
+            if cut > pos[i]:
+                keys += held_keys[i][pos[i] : cut]
+                values += held_values[i][pos[i] : cut]
+                pos[i] = cut
+                pieces += 1
+        if pieces > 1:
+            order = sorted(range(len(keys)), key=keys.__getitem__)
+            keys = list(map(keys.__getitem__, order))
+            values = list(map(values.__getitem__, order))
+        yield keys, values
+
+
+def _group_merged(chunks: Iterator[tuple[list[Any], list[Any]]]) -> Iterator[GroupChunk]:
+    """Group merged chunks (see :func:`_merged_chunks`) into chunks of distinct keys with
+    lists of their values; a key's values may span chunks. A key with more than
+    ``STREAM_VALUES`` values comes alone, with an iterator that reads on through the merge,
+    so no key's values need to fit in memory."""
+    pushed: list[tuple[list[Any], list[Any]]] = []  # what a streamed key's iterator read too far
+
+    def next_chunk() -> tuple[list[Any], list[Any]] | None:
+        return pushed.pop() if pushed else next(chunks, None)
+
+    def stream(key: Any, first: list[Any]) -> Iterator[Any]:
+        yield from first
+        while (chunk := next_chunk()) is not None:
+            keys, values = chunk
+            cut = bisect_right(keys, key)  # no key of a later chunk is smaller
+            yield from values[:cut]
+            if cut < len(keys):
+                pushed.append((keys[cut:], values[cut:]))
+                return
+
+    out_keys: list[Any] = []
+    out_values: list[Any] = []
+    carry: tuple[Any, list[Any]] | None = None  # the last key seen, which may go on
+    while (chunk := next_chunk()) is not None:
+        keys, values = chunk
+        n = len(keys)
+        if not n:
+            continue
+        starts = [0, *itertools.compress(range(1, n), map(ne, itertools.islice(keys, 1, None), keys))]
+        ends = starts[1:]
+        ends.append(n)
+        group_keys = list(map(keys.__getitem__, starts))
+        groups: list[Any] = list(map(values.__getitem__, map(slice, starts, ends)))
+        if carry is not None:
+            if group_keys[0] == carry[0]:
+                carry[1].extend(groups[0])
+                del group_keys[0], groups[0]
+            if not group_keys:  # the carried key fills the whole chunk
+                if len(carry[1]) > STREAM_VALUES:
+                    if out_keys:
+                        yield out_keys, out_values
+                        out_keys, out_values = [], []
+                    values_iter = stream(carry[0], carry[1])
+                    yield [carry[0]], [values_iter]
+                    _consume(values_iter)  # what reduce left unread
+                    carry = None
+                continue
+            out_keys.append(carry[0])
+            out_values.append(carry[1])
+        carry = (group_keys.pop(), groups.pop())
+        out_keys += group_keys
+        out_values += groups
+        if len(out_keys) >= GROUP_CHUNK:
+            yield out_keys, out_values
+            out_keys, out_values = [], []
+    if carry is not None:
+        out_keys.append(carry[0])
+        out_values.append(carry[1])
+    if out_keys:
+        yield out_keys, out_values
 
 
 def iter_groups(
@@ -443,17 +561,9 @@ def iter_groups(
 
 def _merge_to_file(runs: Sequence[Segment], path: str) -> Segment:
     length = 0
-    keys: list[Any] = []
-    values: list[Any] = []
     count = 0
     with open(path, "wb") as f:
-        for key, value in heapq.merge(*(read_segment(r) for r in runs), key=_KEY):
-            keys.append(key)
-            values.append(value)
-            if len(keys) >= _BLOCK:
-                length += _write_blocks(f, keys, values)
-                count += len(values)
-                keys, values = [], []
-        length += _write_blocks(f, keys, values)
-        count += len(values)
+        for keys, values in _merged_chunks(runs):
+            length += _write_blocks(f, keys, values)
+            count += len(values)
     return (path, 0, length, count)

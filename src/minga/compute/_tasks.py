@@ -176,13 +176,7 @@ def _map_task(
     budget = job.memory_budget
     if rng is not None:
         budget = rng.choice((budget, 1 << 12, 1 << 16))
-    part: Callable[[Any], int] | None = None
-    if type(inst).partition is not MapReduce.partition:
-        user_partition = inst.partition
-
-        def part(key: Any) -> int:
-            return user_partition(key, partitions)
-
+    part = inst.partition if type(inst).partition is not MapReduce.partition else None
     collector = MapCollector(partitions, part, st.combine, budget, attempt_dir, inst.counters, rng)
     bytes_in = records_in = 0
     inst.setup()
