@@ -283,3 +283,17 @@ def test_a_partition_function_gets_the_key_and_the_number_of_partitions(tmp_path
     bad.add([("a", 1)])
     with pytest.raises(ValueError, match=r"partition\('a'\) returned 5, outside 0..1"):
         bad.spill()
+
+
+def test_a_long_iterator_of_pairs_is_written_in_batches_exactly(tmp_path: Path) -> None:
+    n = 150_000  # more than two batches of the bulk path
+    one, many = (
+        PartWriter(str(tmp_path / "one.jsonl"), "jsonl"),
+        PartWriter(str(tmp_path / "many.jsonl"), "jsonl"),
+    )
+    for i in range(n):
+        one.write(f"k{i}", i if i % 50_000 else True)
+    many.write_pairs((f"k{i}", i if i % 50_000 else True) for i in range(n))
+    assert one.close() == many.close()
+    assert (tmp_path / "one.jsonl").read_bytes() == (tmp_path / "many.jsonl").read_bytes()
+    assert many.records == n

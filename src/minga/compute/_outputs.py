@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import itertools
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator
@@ -18,6 +19,7 @@ __all__ = ["OUTPUT_FORMATS", "PartWriter", "part_name", "read_output"]
 
 OUTPUT_FORMATS = {"jsonl": "jsonl", "tsv": "tsv", "parquet": "parquet", "runs": "run"}
 _FLUSH = 8192
+_WRITE_BATCH = 1 << 16  # pairs formatted at once by PartWriter.write_pairs
 _READ_CHUNK = 4 << 20  # characters of JSON lines parsed at once by read_output
 _json_str = json.encoder.encode_basestring  # the C escaper json.dumps uses
 _KEY = itemgetter(0)
@@ -52,8 +54,16 @@ class PartWriter:
 
     def write_pairs(self, pairs: Iterable[tuple[Any, Any]]) -> None:
         """Write many pairs at once: when every key is a str and every value an int (or, for
-        TSV, an int or a str) the lines are formatted by C loops, without a call per pair."""
-        batch = pairs if type(pairs) is list else list(pairs)
+        TSV, an int or a str) the lines are formatted by C loops, without a call per pair.
+        An iterator is taken ``_WRITE_BATCH`` pairs at a time, so it may be long."""
+        if type(pairs) is list:
+            self._write_batch(pairs)
+            return
+        it = iter(pairs)
+        while batch := list(itertools.islice(it, _WRITE_BATCH)):
+            self._write_batch(batch)
+
+    def _write_batch(self, batch: list[tuple[Any, Any]]) -> None:
         if self._file is not None and _plain_pairs(batch, self.fmt):
             keys = map(_KEY, batch)
             values = map(_VALUE, batch)
