@@ -1,7 +1,8 @@
 """The Bus: RPC, events and durable work queues over one nats-py connection.
 
-Every handler call runs in its own task inside the bus's task group, so a slow
-handler never blocks a subscription, and shutdown can wait for in-flight work.
+A handler call starts eagerly on the subscription's callback; a call that suspends
+continues as a task in the bus's task group, so a slow handler never blocks a
+subscription, and shutdown can wait for in-flight work.
 The shutdown order (see :meth:`Bus.stop`) is: stop entrypoints, finish in-flight
 work (bounded), flush acks, close.
 """
