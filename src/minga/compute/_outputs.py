@@ -140,9 +140,10 @@ def _write_parquet(path: str, pairs: list[tuple[Any, Any]]) -> None:
 
 
 @contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic collector while one chunk is parsed: its hundreds of thousands of
-    new lists would otherwise set off collections of the caller's whole heap, again and again."""
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector for a block of work that allocates very many small
+    containers: they would otherwise set off collections of the whole heap again and again
+    (measured: a third of a word count's time). Cycles are collected afterwards."""
     was = gc.isenabled()
     gc.disable()
     try:
@@ -160,7 +161,7 @@ def _read_jsonl_pairs(path: Path) -> Iterator[tuple[Any, Any]]:
     with open(path, encoding="utf-8") as f:
         while lines := f.readlines(_READ_CHUNK):
             try:
-                with _gc_paused():
+                with gc_paused():
                     rows = loads("[" + ",".join(lines) + "]")
             except json.JSONDecodeError:  # a blank or broken line: parse line by line to say where
                 rows = [loads(line) for line in lines]

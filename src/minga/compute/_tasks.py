@@ -9,21 +9,19 @@ attempt that is re-executed, killed or run twice (speculation) cannot duplicate 
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import inspect
 import itertools
 import os
 import random
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from minga.compute._api import JobRef, MapReduce, Step
 from minga.compute._inputs import InputSplit, read_batches
-from minga.compute._outputs import PartWriter, part_name
+from minga.compute._outputs import PartWriter, gc_paused, part_name
 from minga.compute._shuffle import Grouper, MapCollector, Segment, iter_group_chunks
 
 __all__ = [
@@ -130,20 +128,6 @@ def _prepare(job: JobSpec, step: int, task_id: str, attempt: int, path: str | No
     return inst, inst.steps()[step]
 
 
-@contextlib.contextmanager
-def _no_gc() -> Iterator[None]:
-    """Pause the cyclic garbage collector for a task: tasks allocate millions of small
-    containers that live until the task ends, and the collector would rescan them again and
-    again (measured: a third of a word count's time). Cycles are collected afterwards."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
-
-
 def run_map_task(
     job: JobSpec,
     step: int,
@@ -156,7 +140,7 @@ def run_map_task(
     progress: ProgressFn | None = None,
 ) -> MapResult:
     """Run one map attempt over ``split``; its runs land in ``attempt_dir``."""
-    with _no_gc():
+    with gc_paused():
         return _map_task(job, step, split, partitions, attempt_dir, task_id, attempt, progress)
 
 
@@ -247,7 +231,7 @@ def run_reduce_task(
 
     ``final`` False writes the step's output as a run file for the next step's maps.
     """
-    with _no_gc():
+    with gc_paused():
         return _reduce_task(job, step, partition, segments, attempt_dir, final, task_id, attempt, progress)
 
 
