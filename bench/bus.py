@@ -31,9 +31,8 @@ import time
 from dataclasses import dataclass
 
 import nats
-from _common import wait_for_port
 
-from minga.deploy import free_port
+from minga.discovery import free_port, wait_for_port
 
 SUBJECT = "bench.data"
 
@@ -51,7 +50,7 @@ class Server:
 
     def __enter__(self) -> Server:
         self.proc = subprocess.Popen(self.argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for_port(self.port, self.proc, timeout=30.0)
+        wait_for_port("127.0.0.1", self.port, 30.0, self.proc)
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -31,9 +31,6 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-from _common import wait_for_port
-
-from minga.deploy import free_port
 from minga.discovery import (
     DiscoveryClient,
     EmbeddedStore,
@@ -41,7 +38,9 @@ from minga.discovery import (
     Instance,
     Registry,
     Store,
+    free_port,
     serve_registry,
+    wait_for_port,
 )
 from minga.spec import HealthCheckSpec
 
@@ -79,7 +78,7 @@ def etcd(tmp: Path) -> Iterator[str | None]:
     with open(tmp / "etcd.log", "ab") as log:
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        wait_for_port(client)
+        wait_for_port("127.0.0.1", client, 20.0)
         yield f"http://127.0.0.1:{client}"
     finally:
         proc.terminate()

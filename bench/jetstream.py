@@ -37,10 +37,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import nats
-from _common import wait_for_port
 from nats.js.api import ConsumerConfig
 
-from minga.deploy import free_port
+from minga.discovery import free_port, wait_for_port
 
 
 @contextlib.contextmanager
@@ -57,7 +56,7 @@ def server(kind: str, workdir: Path) -> Iterator[str]:
         argv = [sys.executable, "-m", "minga", "broker", "--port", str(port), "--store", str(store), "--fsync", policy]
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        wait_for_port(port, proc)
+        wait_for_port("127.0.0.1", port, 20.0, proc)
         yield f"nats://127.0.0.1:{port}"
     finally:
         with contextlib.suppress(ProcessLookupError):

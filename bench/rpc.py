@@ -32,13 +32,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import nats
-from _common import wait_for_port
 from nats.aio.msg import Msg
 from pydantic import BaseModel
 
 from minga import Service, rpc
 from minga.bus import Bus, Delivery
-from minga.deploy import free_port
+from minga.discovery import free_port, wait_for_port
 from minga.service import ServiceContainer
 
 PAYLOAD = {"sku": "apple-123", "qty": 2, "note": "x" * 64}
@@ -81,7 +80,7 @@ def broker(kind: str) -> Iterator[str]:
         proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             try:
-                wait_for_port(port, proc)
+                wait_for_port("127.0.0.1", port, 20.0, proc)
             except (RuntimeError, TimeoutError):
                 sys.exit(f"the {kind} broker did not start")
             yield f"nats://127.0.0.1:{port}"

@@ -11,7 +11,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -19,26 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from minga.deploy import free_port as free_port  # the one free-port helper, shared with the deployer
+from minga.discovery import free_port as free_port  # the helpers minga itself uses
+from minga.discovery import wait_for_port as wait_for_port
 
 T = TypeVar("T")
-
-
-def wait_for_port(
-    host: str, port: int, timeout: float = 10.0, proc: subprocess.Popen[bytes] | None = None
-) -> None:
-    """Block until ``host:port`` accepts a TCP connection; raise if ``timeout`` seconds pass or ``proc`` dies."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"process exited with {proc.returncode} before listening on {host}:{port}")
-        try:
-            with socket.create_connection((host, port), timeout=0.2):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"nothing listened on {host}:{port} within {timeout}s") from None
-            time.sleep(0.02)
 
 
 @dataclass

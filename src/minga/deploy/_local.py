@@ -45,6 +45,7 @@ from minga.deploy._machine import (
 )
 from minga.deploy._model import HealthProbe, Limits, ServicePlan
 from minga.deploy._orphans import write_replicas
+from minga.discovery import free_port
 from minga.errors import DeployError
 
 __all__ = ["LocalSupervisor", "OnCritical", "OnHealth", "free_port", "log_path"]
@@ -57,12 +58,6 @@ OnCritical = Callable[[str, str], Awaitable[None]]
 OnHealth = Callable[[str, str, Health], Awaitable[None]]
 """Called with (instance, service, health) when an active check changes a replica's health."""
 
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that was free on ``host`` a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 def log_path(home: Path, instance: str) -> Path:

@@ -17,11 +17,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
-import socket
 import subprocess
 import tempfile
 import threading
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +31,7 @@ import pytest
 from minga.broker import Broker, BrokerConfig
 from minga.broker.jetstream import JetStream, JetStreamConfig
 from minga.bus import Bus, Timeout
+from minga.discovery import free_port, wait_for_port
 from minga.errors import ServiceError, ServiceUnavailable
 from minga.service._container import ServiceContainer
 from minga.service._dependencies import WorkerContext
@@ -127,12 +126,6 @@ def entrypoint_hook(container: ServiceContainer, method: str) -> Callable[..., A
     return call
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextlib.contextmanager
 def embedded_broker(*, jetstream: bool = True, store_dir: Path | None = None) -> Iterator[str]:
     """minga's embedded broker on a free loopback port for the duration of the block; yields its URL.
@@ -170,23 +163,16 @@ def nats_server(*, jetstream: bool = True) -> Iterator[str]:
     if binary is None:
         raise ServiceError("nats_server() needs nats-server on PATH (Debian package nats-server)")
     with tempfile.TemporaryDirectory(prefix="minga-broker-") as tmp:
-        port = _free_port()
+        port = free_port()
         argv = [binary, "-a", "127.0.0.1", "-p", str(port)]
         if jetstream:
             argv += ["-js", "-sd", str(Path(tmp) / "js")]
         proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            deadline = time.monotonic() + 10
-            while True:  # a child process announces nothing: wait for its port, bounded
-                if proc.poll() is not None:
-                    raise ServiceError(f"nats-server exited with {proc.returncode} before listening")
-                try:
-                    with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                        break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise ServiceError("nats-server did not listen within 10s") from None
-                    time.sleep(0.02)
+            try:
+                wait_for_port("127.0.0.1", port, 10.0, proc)
+            except (RuntimeError, TimeoutError) as exc:
+                raise ServiceError(f"nats-server did not start: {exc}") from None
             yield f"nats://127.0.0.1:{port}"
         finally:
             proc.terminate()
