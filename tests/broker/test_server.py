@@ -183,6 +183,57 @@ async def test_monitoring_endpoint(broker: Broker) -> None:
         await nc.close()
 
 
+async def test_closed_connections_are_listed_with_their_reason(broker: Broker) -> None:
+    nc = await nats.connect(broker.url, name="leaving")
+    await nc.close()
+    async with aiohttp.ClientSession() as http:
+        base = f"http://127.0.0.1:{broker.monitor_port}"
+
+        async def closed() -> list[dict[str, str]]:
+            async with http.get(f"{base}/connz?state=closed") as resp:
+                conns: list[dict[str, str]] = (await resp.json())["connections"]
+                return conns
+
+        [conn] = await support.eventually("the closed connection", closed, seconds=5, every=0.05)
+        assert conn["name"] == "leaving" and conn["reason"] == "Client Closed" and conn["stop"]
+        async with http.get(f"{base}/connz?state=sideways") as resp:
+            assert resp.status == 400 and "open, closed or all" in (await resp.json())["error"]
+
+
+class _RefusingTransport:
+    """Stands in for a transport whose write raises, as one closed under the broker's feet may."""
+
+    def __init__(self, real: asyncio.Transport) -> None:
+        self.real = real
+
+    def write(self, data: bytes) -> None:
+        raise RuntimeError("cannot write")
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.real, name)
+
+
+async def test_a_client_whose_write_fails_does_not_strand_the_others(broker: Broker) -> None:
+    first = await nats.connect(broker.url, name="broken", max_reconnect_attempts=0)
+    second = await nats.connect(broker.url, name="fine")
+    try:
+        await first.subscribe("x")
+        sub = await second.subscribe("x")
+        await support.nats_barrier(first)
+        await support.nats_barrier(second)
+        [broken] = [c for c in broker._clients.values() if c.name == "broken"]
+        broken.transport = _RefusingTransport(broken.transport)  # type: ignore[arg-type,assignment]
+        for i in range(3):  # each message is queued on both, and written once per loop turn
+            await second.publish("x", b"%d" % i)
+            await support.nats_barrier(second)
+        assert [(await sub.next_msg(timeout=2)).data for _ in range(3)] == [b"0", b"1", b"2"]
+        assert broken.closed and broken.close_reason.startswith("Write Error")
+        assert [c["name"] for c in broker.connz()["connections"]] == ["fine"]
+    finally:
+        await second.close()
+        await first.close()
+
+
 def test_command_serves_and_shuts_down_on_sigterm(tmp_path: Path) -> None:
     port = support.free_port()
     server = support.ServerProcess(

@@ -63,6 +63,9 @@ class ServerOptions:
     max_payload: int | None = None
     max_pending: int | None = None
     jetstream: bool = False
+    monitor: bool = False
+    # nats-server cuts a consumer whose socket write stays blocked this long (its default: 10 s)
+    write_deadline: float = 2.0
     extensions: Callable[[Path], Sequence[BrokerExtension]] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -74,6 +77,11 @@ class RunningServer(Protocol):
 
     @property
     def url(self) -> str: ...
+
+    @property
+    def monitor_url(self) -> str:
+        """``http://127.0.0.1:PORT`` of /varz and /connz (started with ``monitor=True``)."""
+        ...
 
     async def start(self) -> None: ...
 
@@ -110,12 +118,18 @@ class EmbeddedServer:
             limits["max_payload"] = o.max_payload
         if o.max_pending is not None:
             limits["max_pending"] = o.max_pending
-        return BrokerConfig(port=self.port, auth=auth, tls=tls, **limits, **o.extra)
+        monitor_port = 0 if o.monitor else None
+        return BrokerConfig(port=self.port, auth=auth, tls=tls, monitor_port=monitor_port, **limits, **o.extra)
 
     @property
     def url(self) -> str:
         scheme = "tls" if self.options.tls is not None else "nats"
         return f"{scheme}://127.0.0.1:{self.port}"
+
+    @property
+    def monitor_url(self) -> str:
+        assert self.broker is not None and self.broker.monitor_port is not None, "started without monitor=True"
+        return f"http://127.0.0.1:{self.broker.monitor_port}"
 
     async def start(self) -> None:
         extensions = self.options.extensions(self.store_dir) if self.options.extensions else ()
@@ -142,6 +156,7 @@ class NatsServer:
         self.store_dir = store_dir
         self.port = port
         self.name = f"conformance-{port}-{os.getpid()}"
+        self.monitor_port = support.free_port() if options.monitor else None
         conf = store_dir / "nats.conf"
         conf.write_text(self._render())
         self.process = support.nats_server(store_dir, "-c", str(conf), port=port)
@@ -151,7 +166,7 @@ class NatsServer:
         # a name of our own, checked in INFO: another suite's server may have grabbed the port first
         lines = [f'server_name: "{self.name}"']
         # a connection cut off as a slow consumer closes once its blocked write gives up (10s by default)
-        lines.append('write_deadline: "2s"')
+        lines.append(f'write_deadline: "{o.write_deadline:g}s"')
         if o.max_payload is not None:
             lines.append(f"max_payload: {o.max_payload}")
         if o.max_pending is not None:
@@ -167,12 +182,19 @@ class NatsServer:
             lines.append("tls { " + ", ".join(tls) + " }")
         if o.jetstream:
             lines.append(f'jetstream {{ store_dir: "{self.store_dir / "js"}" }}')
+        if self.monitor_port is not None:
+            lines.append(f"http: 127.0.0.1:{self.monitor_port}")
         return "\n".join(lines) + "\n"
 
     @property
     def url(self) -> str:
         scheme = "tls" if self.options.tls is not None else "nats"
         return f"{scheme}://127.0.0.1:{self.port}"
+
+    @property
+    def monitor_url(self) -> str:
+        assert self.monitor_port is not None, "started without monitor=True"
+        return f"http://127.0.0.1:{self.monitor_port}"
 
     async def start(self) -> None:
         await asyncio.to_thread(self.process.start)

@@ -6,13 +6,20 @@ import asyncio
 import socket
 from typing import Any
 
+import aiohttp
 import nats
 
 import support
 
 
+async def monitor(server: Any, path: str) -> dict[str, Any]:
+    async with aiohttp.ClientSession() as http, http.get(f"{server.monitor_url}{path}") as response:
+        body: dict[str, Any] = await response.json()
+        return body
+
+
 async def test_slow_consumer_is_cut_off_and_others_carry_on(start_server: Any) -> None:
-    server = await start_server(max_payload=64 * 1024, max_pending=256 * 1024)
+    server = await start_server(max_payload=64 * 1024, max_pending=256 * 1024, monitor=True)
     loop = asyncio.get_running_loop()
     # a subscriber that stops reading: small socket buffers so the server's own bound is what fills
     sock = socket.socket()
@@ -51,6 +58,12 @@ async def test_slow_consumer_is_cut_off_and_others_carry_on(start_server: Any) -
                     break
                 received += len(data)
         assert received < total
+        # and it was said: counted, and recorded with its reason among the closed connections
+        assert (await monitor(server, "/varz"))["slow_consumers"] >= 1
+        closed = (await monitor(server, "/connz?state=closed"))["connections"]
+        cut = [c["cid"] for c in closed if c["reason"] == "Slow Consumer (Pending Bytes)"]
+        assert cut
+        assert not set(cut) & {c["cid"] for c in (await monitor(server, "/connz"))["connections"]}
     finally:
         sock.close()
         await pub.close()

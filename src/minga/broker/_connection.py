@@ -331,14 +331,29 @@ class ClientConnection(asyncio.Protocol):
         self._teardown()
 
     def _slow_consumer(self) -> None:
+        """Cut this client off: more than ``max_pending`` bytes wait to be written to it.
+
+        Counted in /varz (``slow_consumers``), logged, and recorded in /connz?state=closed with
+        the reason nats-server gives. Like nats-server, no ``-ERR`` is sent: the client is not
+        reading, so nothing more could reach it.
+        """
+        if self.closed:
+            return
+        self.broker.slow_consumers += 1
+        log.warning(
+            "client %d (%s:%d) disconnected as a slow consumer: more than max_pending %d bytes were waiting",
+            self.cid, self.host, self.port, self.max_pending,
+        )
+        self.abort("Slow Consumer (Pending Bytes)")
+
+    def abort(self, reason: str) -> None:
+        """Close at once, dropping what is queued for this client; ``reason`` goes to /connz."""
         if self.closed:
             return
         self.closed = True
-        self.close_reason = "Slow Consumer (Pending Bytes)"
+        self.close_reason = reason
         self.out.clear()
         self.out_size = 0
-        self.broker.slow_consumers += 1
-        log.warning("client %d (%s:%d) disconnected as a slow consumer", self.cid, self.host, self.port)
         if self.transport is not None:
             self.transport.abort()
         self._teardown()

@@ -16,7 +16,8 @@ __all__ = ["Monitor"]
 
 
 class Monitor:
-    """Serves a broker's figures: ``/varz``, ``/connz`` (``?subs=1``, ``offset``, ``limit``), ``/healthz``."""
+    """Serves a broker's figures: ``/varz``, ``/connz`` (``?subs=1``, ``offset``, ``limit``,
+    ``state=open|closed|all``), ``/healthz``."""
 
     def __init__(self, broker: Broker) -> None:
         self._broker = broker
@@ -57,7 +58,11 @@ class Monitor:
         except ValueError:
             return web.json_response({"error": "offset and limit must be integers"}, status=400)
         subs = query.get("subs", "") in ("1", "true", "detail")
-        return web.json_response(self._broker.connz(offset=offset, limit=limit, subs=subs))
+        try:
+            connz = self._broker.connz(offset=offset, limit=limit, subs=subs, state=query.get("state", "open"))
+        except UsageError as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        return web.json_response(connz)
 
     async def _healthz(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})

@@ -9,6 +9,7 @@ import random
 import secrets
 import string
 import time
+from collections import deque
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
@@ -31,6 +32,9 @@ PROTOCOL_VERSION = "2.10.0"
 
 _random = random.random
 
+CLOSED_KEPT = 10_000
+"""How many closed connections /connz?state=closed remembers (nats-server keeps as many)."""
+
 
 class Broker:
     """An embedded NATS-protocol server.
@@ -52,6 +56,7 @@ class Broker:
         self._ssl_context = self.config.tls.context() if self.config.tls is not None else None
         self._trie: SubjectTrie[Subscription] = SubjectTrie()
         self._clients: dict[int, ClientConnection] = {}
+        self._closed_clients: deque[dict[str, Any]] = deque(maxlen=CLOSED_KEPT)
         self._cid = 0
         self._internal: dict[int, Subscription] = {}
         self._isid = 0
@@ -282,24 +287,39 @@ class Broker:
             "slow_consumers": self.slow_consumers,
         }
 
-    def connz(self, *, offset: int = 0, limit: int = 1024, subs: bool = False) -> dict[str, Any]:
-        """Open connections, shaped like nats-server's /connz."""
-        clients = sorted(self._clients.values(), key=lambda c: c.cid)
-        page = clients[offset : offset + limit]
-        entries = []
-        for client in page:
-            entry = client.describe()
-            if subs:
-                entry["subscriptions_list"] = sorted(s.subject.decode(errors="replace") for s in client.subs.values())
-            entries.append(entry)
+    def connz(
+        self, *, offset: int = 0, limit: int = 1024, subs: bool = False, state: str = "open"
+    ) -> dict[str, Any]:
+        """Connections, shaped like nats-server's /connz.
+
+        ``state`` is ``open`` (the default), ``closed`` (the last :data:`CLOSED_KEPT` closed
+        connections, each with the ``reason`` it was closed for: ``Slow Consumer (Pending Bytes)``,
+        ``Client Closed``...) or ``all``. Raises :class:`~minga.errors.UsageError` for another state.
+        """
+        if state not in ("open", "closed", "all"):
+            raise UsageError(f"state must be open, closed or all, not {state!r}")
+        entries: list[dict[str, Any]] = []
+        if state in ("open", "all"):
+            for client in sorted(self._clients.values(), key=lambda c: c.cid):
+                entry = client.describe()
+                if subs:
+                    entry["subscriptions_list"] = sorted(
+                        s.subject.decode(errors="replace") for s in client.subs.values()
+                    )
+                entries.append(entry)
+        if state in ("closed", "all"):
+            entries.extend(dict(entry) for entry in self._closed_clients)
+            entries.sort(key=lambda e: int(e["cid"]))
+        page = entries[offset : offset + limit]
         return {
             "server_id": self.server_id,
             "now": _rfc3339(time.time()),
-            "num_connections": len(entries),
-            "total": len(clients),
+            "num_connections": len(page),
+            "total": len(entries),
             "offset": offset,
             "limit": limit,
-            "connections": entries,
+            "state": state,
+            "connections": page,
         }
 
     # -- routing (the hot path) --------------------------------------------
@@ -437,7 +457,11 @@ class Broker:
         self.total_connections += 1
 
     def _unregister(self, client: ClientConnection) -> None:
-        self._clients.pop(client.cid, None)
+        if self._clients.pop(client.cid, None) is not None:
+            entry = client.describe()
+            entry["stop"] = _rfc3339(time.time())
+            entry["reason"] = client.close_reason or "Client Closed"
+            self._closed_clients.append(entry)
 
     def _mark_dirty(self, client: ClientConnection) -> None:
         self._dirty.append(client)
@@ -450,7 +474,13 @@ class Broker:
         self._flush_scheduled = False
         dirty, self._dirty = self._dirty, []
         for client in dirty:
-            client.flush()
+            try:
+                client.flush()
+            except Exception as exc:
+                # a client whose transport refuses the write is closed; the others are still written,
+                # or what is queued for them would wait for a flush that never comes
+                log.warning("client %d (%s:%d): write failed, closing: %r", client.cid, client.host, client.port, exc)
+                client.abort(f"Write Error: {exc!r}")
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
