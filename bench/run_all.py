@@ -18,6 +18,7 @@ HERE = Path(__file__).resolve().parent
 # name -> (arguments at default size, arguments for --quick)
 BENCHES: dict[str, tuple[list[str], list[str]]] = {
     "bus": ([], ["--messages", "20000", "--requests", "500", "--rounds", "1"]),
+    "broker_startup": ([], ["--rounds", "2"]),
     "jetstream": ([], ["--count", "2000", "--rounds", "1"]),
     "rpc": ([], ["--calls", "300", "--rounds", "1"]),
     "runtime": ([], ["--n", "300", "--rounds", "1", "--seconds", "1", "--kills", "1"]),

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import typing
 
-from minga._version import __version__
+from minga import _version
 from minga.errors import MingaError
 
 if typing.TYPE_CHECKING:
+    from minga._version import __version__
     from minga.service import Service, consume, event, every, http, rpc
 
 __all__ = [
@@ -30,6 +31,8 @@ _FROM_SERVICE = frozenset({"Service", "consume", "event", "every", "http", "rpc"
 
 
 def __getattr__(name: str) -> typing.Any:
+    if name == "__version__":
+        return _version.version()
     if name in _FROM_SERVICE:
         import minga.service
 

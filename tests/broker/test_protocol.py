@@ -43,6 +43,11 @@ def test_operations_are_case_insensitive_and_tolerate_spacing() -> None:
         Ping(),
         Sub(b"foo", None, b"9"),
     ]
+    assert parse(b"Pub a 1\r\nx\r\nhPuB a 12 12\r\nNATS/1.0\r\n\r\n\r\nPiNg\r\n") == [
+        Pub(b"a", None, None, b"x"),
+        Pub(b"a", None, b"NATS/1.0\r\n\r\n", b""),
+        Ping(),
+    ]
 
 
 def test_bare_newline_ends_a_control_line() -> None:

@@ -154,6 +154,29 @@ async def test_lame_duck_notice_on_stop() -> None:
         await nc.close()
 
 
+async def test_stop_during_lame_duck_mode_ends_it_at_once() -> None:
+    b = Broker(BrokerConfig(port=0, timeouts=BrokerTimeouts(lame_duck_duration=60, lame_duck_grace=50)))
+    await b.start()
+    nc = await nats.connect(b.url, allow_reconnect=False)
+    try:
+        lame = asyncio.create_task(b.lame_duck())
+        await asyncio.sleep(0.2)
+        assert not nc.is_closed and b.running  # within the grace period: nobody closed yet
+        async with asyncio.timeout(5):  # not the 50 s of grace
+            await b.stop()
+            await lame
+        assert not b.running
+    finally:
+        await nc.close()
+
+
+def test_lame_duck_settings_follow_nats_server_rules() -> None:
+    with pytest.raises(UsageError, match="minimum is 30 seconds"):
+        BrokerTimeouts(lame_duck_duration=10, lame_duck_grace=1)
+    with pytest.raises(UsageError, match="shorter than the lame duck duration"):
+        BrokerTimeouts(lame_duck_duration=30, lame_duck_grace=30)
+
+
 async def test_port_in_use_is_a_usage_error(broker: Broker) -> None:
     with pytest.raises(UsageError, match="already in use"):
         await Broker(BrokerConfig(port=broker.port)).start()

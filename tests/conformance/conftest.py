@@ -2,7 +2,8 @@
 
 Tests take ``start_server`` (a factory: ``await start_server(token="s3cret")``) or ``server``
 (one with default options). Both are parametrized over the two kinds, so each test runs twice
-with the same assertions. Options a suite needs beyond these (JetStream...) go through
+with the same assertions. JetStream suites take ``js_url``, ``nc`` and ``js`` (a nats-py client and its JetStream context on
+a server with JetStream). Options a suite needs beyond these go through
 ``jetstream=True`` (nats-server: ``jetstream { store_dir }``) and ``extensions=`` (embedded: a
 callable taking the store directory and returning the broker extensions to run).
 """
@@ -21,14 +22,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import nats
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from nats.aio.client import Client
+from nats.js import JetStreamContext
 
 import support
 from minga.broker import AuthConfig, Broker, BrokerConfig, BrokerExtension, TLSConfig
+from minga.broker.jetstream import JetStream, JetStreamConfig
 from minga.errors import UsageError
 
 KINDS = ("embedded", "nats-server")
@@ -318,6 +323,32 @@ async def start_server(server_kind: str, tmp_path: Path) -> AsyncIterator[StartS
 @pytest.fixture
 async def server(start_server: StartServer) -> RunningServer:
     return await start_server()
+
+
+def with_jetstream(store: Path) -> list[BrokerExtension]:
+    return [JetStream(JetStreamConfig(store_dir=store / "js"))]
+
+
+@pytest.fixture
+async def js_url(start_server: StartServer) -> str:
+    """A server of the test's kind (embedded, nats-server) with JetStream on a file store."""
+    server = await start_server(jetstream=True, extensions=with_jetstream)
+    return str(server.url)
+
+
+@pytest.fixture
+async def nc(js_url: str) -> AsyncIterator[Client]:
+    """A nats-py client of the JetStream server :func:`js_url`."""
+    client = await nats.connect(js_url, allow_reconnect=False)
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+@pytest.fixture
+def js(nc: Client) -> JetStreamContext:
+    return nc.jetstream(timeout=3)
 
 
 @pytest.fixture(scope="session")

@@ -8,9 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
-from typing import Any
 
 import nats
 import nats.errors
@@ -20,35 +17,7 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, DiscardPolicy, RetentionPolicy
 
-from minga.broker import BrokerExtension
-from minga.broker.jetstream import JetStream, JetStreamConfig
-
 pytestmark = pytest.mark.engine
-
-
-def with_jetstream(store: Path) -> list[BrokerExtension]:
-    return [JetStream(JetStreamConfig(store_dir=store / "js"))]
-
-
-@pytest.fixture
-async def url(start_server: Callable[..., Awaitable[Any]]) -> str:
-    """A server of the test's kind (embedded, nats-server) with JetStream on a file store."""
-    server = await start_server(jetstream=True, extensions=with_jetstream)
-    return str(server.url)
-
-
-@pytest.fixture
-async def nc(url: str) -> AsyncIterator[Client]:
-    client = await nats.connect(url, allow_reconnect=False)
-    try:
-        yield client
-    finally:
-        await client.close()
-
-
-@pytest.fixture
-def js(nc: Client) -> JetStreamContext:
-    return nc.jetstream(timeout=3)
 
 
 async def eventually(check, within: float = 5.0) -> None:  # type: ignore[no-untyped-def]

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import shutil
+import subprocess
 from typing import Any
 
 import nats
@@ -140,3 +143,28 @@ async def test_info_fields_common_to_both(server: Any, raw_connect: Any) -> None
         assert key in raw.info, key
     assert raw.info["port"] == server.port
     json.dumps(raw.info)
+
+
+async def test_operation_names_are_case_insensitive(server: Any, raw_connect: Any) -> None:
+    raw = await raw_connect(server)
+    await raw.send(
+        b'Connect {"verbose":false,"headers":true}\r\nSub a 1\r\nPub a 1\r\nx\r\n'
+        b"hPub a 12 14\r\nNATS/1.0\r\n\r\nhi\r\nUnSub 1\r\nPub a 1\r\ny\r\nPiNg\r\n"
+    )
+    assert await raw.line() == b"MSG a 1 1"
+    assert await raw.line() == b"x"
+    assert await raw.line() == b"HMSG a 1 12 14"
+    assert await raw.line() == b"NATS/1.0"
+    assert await raw.line() == b""
+    assert await raw.line() == b"hi"
+    assert await raw.line() == b"PONG"  # unsubscribed: "y" never came
+
+
+async def test_the_advertised_version_is_the_one_conformance_runs_against(server: Any, raw_connect: Any) -> None:
+    binary = shutil.which("nats-server")
+    assert binary is not None
+    ran = await asyncio.to_thread(subprocess.run, [binary, "--version"], capture_output=True, text=True, timeout=10)
+    out = ran.stdout
+    installed = out.strip().rsplit("v", 1)[-1]  # "nats-server: v2.9.10"
+    raw = await raw_connect(server)
+    assert raw.info["version"] == installed

@@ -13,6 +13,7 @@ from minga.errors import UsageError
 __all__ = ["AuthConfig", "BrokerConfig", "BrokerTimeouts", "TLSConfig"]
 
 MiB = 1024 * 1024
+MIN_LAME_DUCK_DURATION = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,9 +76,15 @@ class BrokerTimeouts:
 
     ``auth``: a client must send CONNECT within it when authentication or TLS is required.
     ``ping_interval``: the server pings an idle client this often; ``max_pings_out`` unanswered pings
-    close it as stale. ``lame_duck``: how long a shutdown waits after the lame-duck notice before it
-    closes the remaining clients. ``shutdown_flush``: how long it then lets them read what is still
-    queued for them before their connections are cut.
+    close it as stale. ``lame_duck``: how long a shutdown (:meth:`Broker.stop`) waits after the
+    lame-duck notice before it closes the remaining clients. ``shutdown_flush``: how long it then
+    lets them read what is still queued for them before their connections are cut.
+
+    ``lame_duck_duration`` and ``lame_duck_grace`` shape lame-duck mode (:meth:`Broker.lame_duck`,
+    SIGUSR2 for ``minga broker``) as nats-server's ``lame_duck_duration`` (2 min) and
+    ``lame_duck_grace_period`` (10 s) do: no client is closed during the grace period, and the
+    closes are then spread over the rest of the duration. As in nats-server, the duration is at
+    least 30 s and the grace period shorter than it.
     """
 
     auth: float = 2.0
@@ -85,6 +92,21 @@ class BrokerTimeouts:
     max_pings_out: int = 2
     lame_duck: float = 0.0
     shutdown_flush: float = 2.0
+    lame_duck_duration: float = 120.0
+    lame_duck_grace: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.lame_duck_duration < MIN_LAME_DUCK_DURATION:
+            raise UsageError(
+                f"invalid lame duck duration of {self.lame_duck_duration:g}s, minimum is {MIN_LAME_DUCK_DURATION:g} seconds"
+            )
+        if self.lame_duck_grace < 0:
+            raise UsageError("the lame duck grace period cannot be negative")
+        if self.lame_duck_grace >= self.lame_duck_duration:
+            raise UsageError(
+                f"the lame duck grace period ({self.lame_duck_grace:g}s) must be shorter than the lame duck"
+                f" duration ({self.lame_duck_duration:g}s)"
+            )
 
 
 @dataclass

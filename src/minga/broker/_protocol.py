@@ -142,7 +142,20 @@ class Parser:
             line = buf[pos : eol - 1] if eol > pos and buf[eol - 1] == 13 else buf[pos:eol]
             head = line[:4]
             if head == b"PUB " or head == b"pub ":
-                args = line[4:].split()
+                # the hot path: no split of the operation name
+                op = b"PUB"
+                rest = line[4:]
+            else:
+                parts = line.split(None, 1)
+                if not parts:
+                    # an empty line: nats-server tolerates stray line ends between operations
+                    pos = eol + 1
+                    continue
+                # operation names are case-insensitive, as in nats-server (``Pub``, ``sub``...)
+                op = parts[0].upper()
+                rest = parts[1] if len(parts) > 1 else b""
+            if op == b"PUB":
+                args = rest.split()
                 nargs = len(args)
                 if nargs == 2:
                     subject, size_b = args
@@ -166,13 +179,6 @@ class Parser:
                 append(Pub(subject, reply, None, buf[start:stop]))
                 pos = stop + 2
                 continue
-            parts = line.split(None, 1)
-            if not parts:
-                # an empty line: nats-server tolerates stray line ends between operations
-                pos = eol + 1
-                continue
-            op = parts[0].upper()
-            rest = parts[1] if len(parts) > 1 else b""
             if op == b"HPUB":
                 args = rest.split()
                 nargs = len(args)

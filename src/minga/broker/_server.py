@@ -11,24 +11,30 @@ import string
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from minga._version import __version__
+from minga import _version
 from minga.broker._api import BrokerExtension, Delivery
 from minga.broker._config import BrokerConfig, bind_error
 from minga.broker._connection import ClientConnection, Subscription
 from minga.broker._headers import NO_RESPONDERS
-from minga.broker._monitor import Monitor
 from minga.broker._subjects import is_literal_subject, is_valid_subject
 from minga.broker._trie import SubjectTrie
 from minga.errors import BrokerError, UsageError
+
+if TYPE_CHECKING:
+    from minga.broker._monitor import Monitor
 
 __all__ = ["PROTOCOL_VERSION", "Broker"]
 
 log = logging.getLogger("minga.broker")
 
-PROTOCOL_VERSION = "2.10.0"
-"""The nats-server version whose client protocol the broker speaks, as advertised in INFO."""
+PROTOCOL_VERSION = "2.9.10"
+"""The nats-server version whose behaviour the broker implements, as advertised in INFO and /varz.
+
+It is the version the conformance suite runs against: clients that adapt to the server's version
+(nats-py names consumers from 2.9 on, for instance) then ask only for what is implemented.
+"""
 
 _random = random.random
 
@@ -69,6 +75,8 @@ class Broker:
         self._started_extensions: list[BrokerExtension] = []
         self._stopped = asyncio.Event()
         self._stopping = False
+        self._stop_requested = asyncio.Event()
+        self._lame_duck = False
         self._running = False
         self.server_id = "N" + "".join(secrets.choice(string.ascii_uppercase + string.digits) for _ in range(55))
         self._info: dict[str, Any] = {}
@@ -111,6 +119,8 @@ class Broker:
         self._loop = asyncio.get_running_loop()
         self._stopped = asyncio.Event()
         self._stopping = False
+        self._stop_requested = asyncio.Event()
+        self._lame_duck = False
         try:
             self._server = await self._loop.create_server(
                 lambda: ClientConnection(self),
@@ -127,6 +137,10 @@ class Broker:
         self._running = True
         try:
             if config.monitor_port is not None:
+                # imported here, not above: aiohttp alone takes longer to import than the rest of the
+                # broker, and a broker without monitoring must accept clients quickly after a restart
+                from minga.broker._monitor import Monitor
+
                 self._monitor = Monitor(self)
                 await self._monitor.start(config.host, config.monitor_port)
             for extension in self._extensions:
@@ -154,14 +168,9 @@ class Broker:
             await self._stopped.wait()
             return
         self._stopping = True
+        self._stop_requested.set()
         try:
-            if self._server is not None:
-                self._server.close()
-            ldm = dict(self._info)
-            ldm["ldm"] = True
-            for client in list(self._clients.values()):
-                client.send(client.info_for(ldm))
-            self._flush_dirty()
+            self._announce_lame_duck()
             grace = self.config.timeouts.lame_duck
             if grace > 0 and self._clients:
                 await asyncio.sleep(grace)
@@ -197,6 +206,49 @@ class Broker:
         finally:
             self._running = False
             self._stopped.set()
+
+    async def lame_duck(self) -> None:
+        """Lame-duck mode, as nats-server's (SIGUSR2), then :meth:`stop`; a second call does nothing.
+
+        Stop accepting connections and tell every client (INFO with ``"ldm": true``); close no one
+        for ``timeouts.lame_duck_grace`` seconds; then close the clients one by one, spread over the
+        rest of ``timeouts.lame_duck_duration`` at random intervals (half to all of the even share,
+        at most 1 s), so that they do not all reconnect elsewhere at once. Then shut down.
+        """
+        if self._stopping or self._lame_duck or not self._running:
+            return
+        self._lame_duck = True
+        log.info("entering lame duck mode: no new clients")
+        timeouts = self.config.timeouts
+        clients = self._announce_lame_duck()
+        if not await self._pause(timeouts.lame_duck_grace):
+            return
+        if clients:
+            share = min(max(timeouts.lame_duck_duration - timeouts.lame_duck_grace, 1.0) / len(clients), 1.0)
+            for i, client in enumerate(clients):
+                client.close(reason="Server Shutdown")
+                if i < len(clients) - 1 and not await self._pause(share * (0.5 + _random() / 2)):
+                    return
+        await self.stop()
+
+    async def _pause(self, seconds: float) -> bool:
+        """Sleep ``seconds``; False (at once) when a shutdown started meanwhile."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._stop_requested.wait()
+        return not self._stopping
+
+    def _announce_lame_duck(self) -> list[ClientConnection]:
+        """Stop accepting and send every client the lame-duck INFO; return the clients told."""
+        if self._server is not None:
+            self._server.close()
+        ldm = dict(self._info)
+        ldm["ldm"] = True
+        clients = list(self._clients.values())
+        for client in clients:
+            client.send(client.info_for(ldm))
+        self._flush_dirty()
+        return clients
 
     # -- the extension interface -------------------------------------------
 
@@ -267,7 +319,7 @@ class Broker:
             "server_id": self.server_id,
             "server_name": self._info.get("server_name", self.server_id),
             "version": PROTOCOL_VERSION,
-            "minga_version": __version__,
+            "minga_version": _version.version(),
             "host": self.config.host,
             "port": self.port,
             "max_payload": self.config.max_payload,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -40,7 +40,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("run", "run"),
     "call": ("bus", "call"),
     "publish": ("bus", "publish"),
-    "broker": ("broker", "broker"),
     "demo": ("demo", "demo"),
     "traces": ("monitor", "traces"),
     "top": ("monitor", "top"),
@@ -136,6 +135,15 @@ app = typer.Typer(
 @app.callback()
 def _root() -> None:
     """Build, run, observe and ship distributed systems."""
+
+
+@app.command("broker", context_settings=_PASSTHROUGH, add_help_option=False)
+def _broker(
+    args: Annotated[list[str] | None, typer.Argument(help="Options: minga broker --help.", show_default=False)] = None,
+) -> None:
+    """Run the embedded NATS-protocol broker until SIGTERM or Ctrl-C; SIGUSR2 enters lame-duck mode."""
+    # the console script goes to minga.cli.broker without typer; this entry serves --help listings and tests
+    _function("broker", "main")(args or [])
 
 
 @app.command()

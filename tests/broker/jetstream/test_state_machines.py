@@ -23,7 +23,7 @@ def make_stream(**cfg: object) -> Stream:
 def pub(stream: Stream, subject: str, data: bytes = b"x", now: int = 0, **headers: str) -> dict[str, object]:
     hdrs = {k.replace("_", "-"): v for k, v in headers.items()}
     raw = header_block(hdrs) if hdrs else None
-    _, ack = stream.ingest(subject, raw, hdrs, data, now)
+    _, ack, _ = stream.ingest(subject, raw, hdrs, data, now)
     return ack
 
 

@@ -117,9 +117,11 @@ def stream_info(js: JetStream, args: list[str], d: Delivery) -> Reply:
     info = stream.info_json(time.time_ns())
     flt = req.get("subjects_filter")
     if isinstance(flt, str) and flt:
-        info["state"]["subjects"] = {
+        counts = {
             subj: len(seqs) for subj in sorted(stream.subjects()) if matches(flt, subj) and (seqs := stream.subject_seqs(subj))
         }
+        if counts:  # a filter that matches nothing leaves the field out, as nats-server does
+            info["state"]["subjects"] = counts
     return info
 
 
@@ -204,9 +206,16 @@ def stream_msg_delete(js: JetStream, args: list[str], d: Delivery) -> Reply:
 
 @endpoint("DIRECT.GET", "direct_get", 1)
 def direct_get(js: JetStream, args: list[str], d: Delivery) -> Reply:
-    """Reply with the message itself (headers say where it came from), or a 404 status."""
+    """Reply with the message itself (headers say where it came from), or a 404 status.
+
+    A stream that does not exist or does not allow direct gets has no direct-get responder in
+    nats-server, so the request goes unanswered and the client times out; so it does here.
+    """
     reply = d.reply
     assert reply is not None
+    stream = js.streams.get(args[0])
+    if stream is None or not stream.config.allow_direct:
+        return None
     try:
         if len(args) > 1:
             req: dict[str, Any] = {"last_by_subj": ".".join(args[1:])}
@@ -241,14 +250,20 @@ def _create_consumer(js: JetStream, stream_name: str, name: str | None, filter_s
     if not isinstance(raw, dict):
         raise E.api_error(400, 10078, "consumer config required")
     config = ConsumerConfig.from_request(raw)
+    # which names must agree depends on the endpoint, as in nats-server: DURABLE.CREATE.<stream>.<name>
+    # needs the durable name, CREATE.<stream> refuses one, CREATE.<stream>.<name> names the consumer
+    if config.durable_name and name is not None and config.durable_name != name:
+        raise E.consumer_durable_mismatch()
     if durable:
-        if config.durable_name and config.durable_name != name:
-            raise E.consumer_durable_mismatch()
-        config.durable_name = name or ""
+        if not config.durable_name:
+            raise E.consumer_durable_required()
         if config.inactive_threshold and not raw.get("inactive_threshold"):
             config.inactive_threshold = 0
-    if name and config.name and config.name != name:
-        raise E.consumer_durable_mismatch()
+    elif name is None:
+        if config.durable_name:
+            raise E.consumer_ephemeral_with_durable()
+    else:
+        config.name = name
     if filter_subject and config.filter_subject != filter_subject:
         raise E.consumer_filter_mismatch()
     stream = js.stream(stream_name)
@@ -326,6 +341,9 @@ def consumer_next(js: JetStream, args: list[str], d: Delivery) -> Reply:
         no_wait = bool(req.get("no_wait"))
         max_bytes = int(req.get("max_bytes") or 0)
         heartbeat = int(req.get("idle_heartbeat") or 0)
+    if heartbeat > 0 and (expires <= 0 or heartbeat * 2 > expires):
+        js.broker.publish_internal(reply, b"", headers=status_block(400, "Bad Request - heartbeat value too large"))
+        return None
     now = time.time_ns()
     request = PullRequest(reply, max(batch, 1), now + expires if expires > 0 else 0, no_wait, max_bytes, heartbeat)
     request.last_sent = now

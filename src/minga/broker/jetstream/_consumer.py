@@ -42,9 +42,9 @@ class Outgoing:
     pending: int
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class PullRequest:
-    """A waiting pull request: where to deliver and how much is still wanted."""
+    """A waiting pull request: where to deliver and how much is still wanted (compared by identity)."""
 
     reply: str
     batch: int

@@ -36,7 +36,15 @@ from minga.broker.jetstream._headers import header_block, parse_headers, status_
 from minga.broker.jetstream._models import SECOND, ConsumerConfig, StreamConfig, rfc3339
 from minga.broker.jetstream._stream import Stream
 from minga.broker.jetstream._subjects import overlaps
-from minga.broker.storage import FileStore, FileStoreOptions, FsyncPolicy, MemoryStore, StoredMessage
+from minga.broker.storage import (
+    FileStore,
+    FileStoreOptions,
+    FsyncPolicy,
+    MemoryStore,
+    StoredMessage,
+    file_size,
+    memory_size,
+)
 
 if TYPE_CHECKING:
     from minga.broker import Broker, Delivery
@@ -222,7 +230,8 @@ class JetStream:
                 shutil.rmtree(directory)
             store = FileStore.open_blocking(directory / "msgs", self._store_options())
         else:
-            store = MemoryStore()
+            # a file stream kept in memory (no store_dir) still counts its bytes as a file stream
+            store = MemoryStore(file_size if config.storage == "file" else memory_size)
         stream = Stream(config, store, time.time_ns())
         self.streams[config.name] = stream
         self._save_meta(stream)
@@ -296,13 +305,16 @@ class JetStream:
             return
         now = time.time_ns()
         try:
-            msg, ack = stream.ingest(d.subject, d.headers, parse_headers(d.headers), d.payload, now)
+            msg, ack, republish = stream.ingest(d.subject, d.headers, parse_headers(d.headers), d.payload, now)
         except E.ApiError as err:
             if d.reply:
                 self._reply(d.reply, {"error": E.error_json(err)})
             return
         if msg is not None:
             self._stored(stream, msg)
+        if republish is not None:
+            subject, headers, payload = republish
+            self.broker.publish_internal(subject, payload, headers=headers)
         if d.reply and not stream.config.no_ack:
             reply = d.reply
             data = json.dumps(ack).encode()
@@ -408,7 +420,21 @@ class JetStream:
             self._status(req.reply, 409, "Exceeded MaxWaiting")
             return
         c.waiting.append(req)
+        if req.expires_at:
+            # a timer of its own: the client's fetch gives up at the same moment, so a 408 sent a
+            # housekeeping tick late would land in its next fetch
+            delay = max(0.0, (req.expires_at - time.time_ns()) / SECOND)
+            asyncio.get_running_loop().call_later(delay, self._expire_request, c, req)
         self.pump(c)
+
+    def _expire_request(self, c: Consumer, req: PullRequest) -> None:
+        if self._task is None:  # stopped
+            return
+        for i, waiting in enumerate(c.waiting):
+            if waiting is req:
+                del c.waiting[i]
+                self._request_timeout(req)
+                return
 
     def pump(self, c: Consumer) -> None:
         """Send what ``c`` may send now: to its deliver subject, or to the waiting pull requests."""
@@ -429,21 +455,29 @@ class JetStream:
             req = waiting[0]
             if req.expires_at and req.expires_at <= now:
                 waiting.popleft()
-                self._status(req.reply, 408, "Request Timeout", {"Nats-Pending-Messages": str(req.batch - req.delivered), "Nats-Pending-Bytes": "0"})
+                self._request_timeout(req)
                 continue
             if not self.broker.has_interest(req.reply):
                 waiting.popleft()
                 continue
             out = c.next_delivery(now)
             if out is None:
-                if req.no_wait:
+                if not req.no_wait:
+                    break
+                if req.delivered:
+                    # a no-wait request that got part of its batch ends at once, with what is still owed
+                    waiting.popleft()
+                    self._request_timeout(req)
+                elif req.expires_at:
+                    # no-wait with an expiry waits for a first message until it expires, as nats-server does
+                    break
+                else:
                     waiting.popleft()
                     if c.num_pending and c.config.max_ack_pending > 0 and c.num_ack_pending >= c.config.max_ack_pending:
                         self._status(req.reply, 409, "Exceeded MaxAckPending")
                     else:
                         self._status(req.reply, 404, "No Messages")
-                    continue
-                break
+                continue
             self._send(c, req.reply, out)
             self._dirty.add(c)
             req.delivered += 1
@@ -451,6 +485,16 @@ class JetStream:
             req.last_sent = now
             if req.delivered >= req.batch or (req.max_bytes and req.bytes >= req.max_bytes):
                 waiting.popleft()
+
+    def _request_timeout(self, req: PullRequest) -> None:
+        """End a pull request with a 408 that says how much of it was not delivered."""
+        owed_bytes = max(0, req.max_bytes - req.bytes) if req.max_bytes else 0
+        self._status(
+            req.reply,
+            408,
+            "Request Timeout",
+            {"Nats-Pending-Messages": str(req.batch - req.delivered), "Nats-Pending-Bytes": str(owed_bytes)},
+        )
 
     def _send(self, c: Consumer, to: str, out: Outgoing) -> None:
         msg = out.msg

@@ -110,8 +110,16 @@ def consumer_durable_mismatch() -> JetStreamError:
     return api_error(400, 10017, "consumer name in subject does not match durable name in request")
 
 
-def consumer_name_mismatch() -> JetStreamError:
-    return api_error(400, 10132, "Consumer Durable and Name have to be equal if both are provided")
+def consumer_ephemeral_with_durable() -> JetStreamError:
+    return api_error(400, 10020, "consumer expected to be ephemeral but a durable name was set in request")
+
+
+def consumer_durable_required() -> JetStreamError:
+    return api_error(400, 10018, "consumer expected to be durable but a durable name was not set")
+
+
+def consumer_fc_requires_heartbeat() -> JetStreamError:
+    return api_error(400, 10108, "consumer with flow control also needs heartbeats")
 
 
 def consumer_filter_mismatch() -> JetStreamError:

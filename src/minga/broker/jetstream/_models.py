@@ -2,7 +2,9 @@
 
 Durations are nanoseconds on the wire and here. ``from_request`` validates a request's
 JSON object and fills nats-server's defaults; ``to_json`` is what info replies carry.
-Unknown fields are ignored, as nats-server ignores them.
+Unknown fields are ignored, as nats-server ignores them; fields that ask for something this
+broker does not do (sources, mirrors, nats-server 2.10's compression, first sequence, subject
+transform and consumer limits) are refused with a clear error rather than dropped.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from minga.broker.jetstream import _errors as E
+from minga.broker.jetstream._republish import Republish
 from minga.broker.jetstream._subjects import is_literal, is_valid_pattern, overlaps
 
 __all__ = ["ConsumerConfig", "StreamConfig", "rfc3339", "rfc3339_to_ns"]
@@ -109,6 +112,7 @@ class StreamConfig:
     allow_rollup_hdrs: bool = False
     allow_direct: bool = False
     mirror_direct: bool = False
+    republish: Republish | None = None
     metadata: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -135,6 +139,8 @@ class StreamConfig:
         replicas = _int(req, "num_replicas", 1) or 1
         if replicas > 1:
             raise E.api_error(500, 10074, "replicas > 1 not supported in non-clustered mode")
+        _refuse_unsupported(req)
+        raw_republish = req.get("republish")
         meta = req.get("metadata") or {}
         cfg = cls(
             name=name,
@@ -159,6 +165,7 @@ class StreamConfig:
             allow_rollup_hdrs=_bool(req, "allow_rollup_hdrs"),
             allow_direct=_bool(req, "allow_direct"),
             mirror_direct=_bool(req, "mirror_direct"),
+            republish=Republish.from_request(raw_republish, list(subjects)) if raw_republish else None,
             metadata={str(k): str(v) for k, v in meta.items()} if isinstance(meta, dict) else {},
         )
         if not cfg.no_ack and any(overlaps(s, "$JS.API.>") for s in cfg.subjects):
@@ -175,14 +182,46 @@ class StreamConfig:
             del out["metadata"]
         if not out["description"]:
             del out["description"]
-        out["compression"] = "none"
+        if self.republish is None:
+            del out["republish"]
+        else:
+            out["republish"] = self.republish.to_json()
         return out
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> StreamConfig:
         """Rebuild a config saved with :meth:`to_json` (no validation: it was valid when saved)."""
         names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        fields = {k: v for k, v in data.items() if k in names}
+        republish = fields.pop("republish", None)
+        if republish:
+            fields["republish"] = Republish(republish["src"], republish["dest"], bool(republish.get("headers_only")))
+        return cls(**fields)
+
+
+def _refuse_unsupported(req: dict[str, Any]) -> None:
+    """Refuse, with one clear line, the stream options this broker does not implement."""
+    if req.get("mirror"):
+        raise E.stream_invalid_config(
+            "stream mirrors are not supported by the embedded broker; run nats-server for a mirrored stream"
+        )
+    if req.get("mirror_direct"):
+        raise E.stream_invalid_config("stream has no mirror but does have mirror direct")
+    if req.get("sources"):
+        raise E.stream_invalid_config(
+            "stream sources are not supported by the embedded broker; run nats-server for a sourced stream"
+        )
+    newer = {
+        "compression": req.get("compression") not in (None, "", "none"),
+        "first_seq": isinstance(req.get("first_seq"), int) and req["first_seq"] > 1,
+        "subject_transform": bool(req.get("subject_transform")),
+        "consumer_limits": isinstance(req.get("consumer_limits"), dict) and any(req["consumer_limits"].values()),
+    }
+    for key, asked in newer.items():
+        if asked:
+            raise E.stream_invalid_config(
+                f"stream configuration {key} is a nats-server 2.10 feature; this broker implements 2.9 and does not offer it"
+            )
 
 
 @dataclass(slots=True)
@@ -275,8 +314,6 @@ class ConsumerConfig:
         for n in (self.name, self.durable_name):
             if n and not valid_name(n):
                 raise E.consumer_bad_durable()
-        if self.name and self.durable_name and self.name != self.durable_name:
-            raise E.consumer_name_mismatch()
         if self.filter_subject and self.filter_subjects:
             raise E.api_error(400, 10136, "consumer cannot have both FilterSubject and FilterSubjects specified")
         for f in self.filters:
@@ -287,6 +324,8 @@ class ConsumerConfig:
                 raise E.consumer_deliver_wildcards()
             if self.max_waiting:
                 raise E.consumer_push_max_waiting()
+            if self.flow_control and not self.idle_heartbeat:
+                raise E.consumer_fc_requires_heartbeat()
         else:
             if self.idle_heartbeat:
                 raise E.consumer_hb_requires_push()

@@ -124,15 +124,16 @@ class Stream:
 
     def ingest(
         self, subject: str, raw_headers: bytes | None, headers: dict[str, str], payload: bytes, now_ns: int
-    ) -> tuple[StoredMessage | None, dict[str, Any]]:
-        """Store a published message; return it (None for a duplicate) and the PubAck JSON.
+    ) -> tuple[StoredMessage | None, dict[str, Any], tuple[str, bytes, bytes] | None]:
+        """Store a published message; return it (None for a duplicate), the PubAck JSON and the
+        ``(subject, headers, payload)`` to republish (None unless the stream republishes it).
 
         Raises :class:`ApiError` when an expectation header or a ``discard: new`` limit refuses it.
         """
         cfg = self.config
         if cfg.sealed:
             raise E.api_error(400, 10109, "invalid operation on sealed stream")
-        size = len(subject) + len(raw_headers or b"") + len(payload) + 16
+        size = self.store.sizer(subject, raw_headers, payload)
         if cfg.max_msg_size >= 0 and len(payload) + len(raw_headers or b"") > cfg.max_msg_size:
             raise E.message_too_big()
         expected = headers.get(EXPECTED_STREAM)
@@ -143,7 +144,7 @@ class Stream:
             self._expire_dedupe(now_ns)
             seen = self._dedupe.get(msg_id)
             if seen is not None:
-                return None, {"stream": cfg.name, "seq": seen[0], "duplicate": True}
+                return None, {"stream": cfg.name, "seq": seen[0], "duplicate": True}, None
         if EXPECTED_LAST_SEQ in headers:
             want = _as_int(headers[EXPECTED_LAST_SEQ])
             if want != self.store.last_seq:
@@ -175,16 +176,28 @@ class Stream:
                 raise E.store_failed("maximum messages per subject exceeded")
 
         msg = self.store.append(subject, raw_headers, payload, now_ns)
-        self._by_subject.setdefault(subject, []).append(msg.seq)
+        same_subject = self._by_subject.setdefault(subject, [])
+        previous = same_subject[-1] if same_subject else 0
+        same_subject.append(msg.seq)
         if msg_id:
             self._dedupe[msg_id] = (msg.seq, now_ns)
             self._last_msg_id = msg_id
         if rollup == "sub":
-            self.remove([s for s in self._by_subject[subject] if s != msg.seq])
+            # the subject may hold wildcards (a KV purge of "a.*"): every subject it matches is rolled up
+            if is_literal(subject):
+                older = [s for s in same_subject if s != msg.seq]
+            else:
+                older = sorted(
+                    s for subj, seqs in self._by_subject.items() if matches(subject, subj) for s in seqs if s != msg.seq
+                )
+            self.remove(older)
         elif rollup == "all":
             self.remove([s for s in self.store.seqs() if s != msg.seq])
         self._enforce_limits(subject)
-        return msg, {"stream": cfg.name, "seq": msg.seq}
+        republish = None
+        if cfg.republish is not None:
+            republish = cfg.republish.message(cfg.name, subject, msg.seq, previous, raw_headers, payload)
+        return msg, {"stream": cfg.name, "seq": msg.seq}, republish
 
     def _expire_dedupe(self, now_ns: int) -> None:
         horizon = now_ns - self.config.duplicate_window
@@ -209,7 +222,7 @@ class Stream:
                 if excess <= 0:
                     break
                 drop.append(m.seq)
-                excess -= m.size
+                excess -= self.store.size_of(m)
             self.remove(drop)
 
     def enforce_all_limits(self) -> None:

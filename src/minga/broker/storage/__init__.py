@@ -9,6 +9,23 @@ default). Recovery replays the segments and drops a torn tail.
 from __future__ import annotations
 
 from minga.broker.storage._file import FileStore, FileStoreOptions, FsyncPolicy
-from minga.broker.storage._memory import DurableCallback, MemoryStore, StoredMessage
+from minga.broker.storage._memory import (
+    DurableCallback,
+    MemoryStore,
+    Sizer,
+    StoredMessage,
+    file_size,
+    memory_size,
+)
 
-__all__ = ["DurableCallback", "FileStore", "FileStoreOptions", "FsyncPolicy", "MemoryStore", "StoredMessage"]
+__all__ = [
+    "DurableCallback",
+    "FileStore",
+    "FileStoreOptions",
+    "FsyncPolicy",
+    "MemoryStore",
+    "Sizer",
+    "StoredMessage",
+    "file_size",
+    "memory_size",
+]

@@ -24,7 +24,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from minga.broker.storage._memory import DurableCallback, MemoryStore, StoredMessage
+from minga.broker.storage._memory import DurableCallback, MemoryStore, StoredMessage, file_size
 from minga.broker.storage._record import (
     DELETE,
     MSG,
@@ -87,7 +87,7 @@ class FileStore(MemoryStore):
     """
 
     def __init__(self, directory: Path, options: FileStoreOptions) -> None:
-        super().__init__()
+        super().__init__(file_size)
         self.directory = directory
         self.options = options
         self._segments: list[_Segment] = []
@@ -152,7 +152,7 @@ class FileStore(MemoryStore):
                         # a message below the highest sequence seen: insert in order
                         self._msgs[msg.seq] = msg
                         bisect.insort(self._seqs, msg.seq)
-                        self._bytes += msg.size
+                        self._bytes += self.size_of(msg)
                     seg.live += 1
                 elif rec.kind == DELETE:
                     self._remove(rec.seqs)

@@ -6,9 +6,32 @@ import bisect
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
-__all__ = ["DurableCallback", "MemoryStore", "StoredMessage"]
+__all__ = ["DurableCallback", "MemoryStore", "Sizer", "StoredMessage", "file_size", "memory_size"]
 
 DurableCallback = Callable[[BaseException | None], None]
+
+
+def memory_size(subject: str, headers: bytes | None, payload: bytes) -> int:
+    """Bytes a message counts for in a memory stream: subject, headers, payload and 16 bytes of overhead.
+
+    The figure is nats-server's, so that ``state.bytes`` and ``max_bytes`` read the same on both.
+    """
+    return len(subject) + len(headers or b"") + len(payload) + 16
+
+
+def file_size(subject: str, headers: bytes | None, payload: bytes) -> int:
+    """Bytes a message counts for in a file stream: nats-server's record size.
+
+    That is 22 bytes of record header, the subject, the payload, an 8-byte checksum, and the
+    headers with their 4-byte length when there are any.
+    """
+    size = 22 + len(subject) + len(payload) + 8
+    if headers:
+        size += len(headers) + 4
+    return size
+
+
+Sizer = Callable[[str, bytes | None, bytes], int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,20 +44,17 @@ class StoredMessage:
     payload: bytes
     time_ns: int
 
-    @property
-    def size(self) -> int:
-        """Bytes the message accounts for against ``max_bytes``: subject, headers, payload and a fixed overhead."""
-        return len(self.subject) + len(self.headers or b"") + len(self.payload) + 16
-
 
 class MemoryStore:
     """Messages kept in memory only: gone when the process ends.
 
-    Sequences are assigned in order from 1; removed messages leave gaps. ``when_durable``
+    Sequences are assigned in order from 1; removed messages leave gaps. ``sizer`` says how many
+    bytes a message counts for (:func:`memory_size` or :func:`file_size`, as the stream's storage type). ``when_durable``
     runs its callback at once, because nothing more durable than memory is promised.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, sizer: Sizer = memory_size) -> None:
+        self.sizer = sizer
         self._msgs: dict[int, StoredMessage] = {}
         self._seqs: list[int] = []
         self._last_seq = 0
@@ -55,6 +75,10 @@ class MemoryStore:
     @property
     def num_msgs(self) -> int:
         return len(self._seqs)
+
+    def size_of(self, msg: StoredMessage) -> int:
+        """Bytes ``msg`` counts for in :attr:`num_bytes` (and against a stream's ``max_bytes``)."""
+        return self.sizer(msg.subject, msg.headers, msg.payload)
 
     @property
     def num_bytes(self) -> int:
@@ -117,7 +141,7 @@ class MemoryStore:
                 continue
             i = bisect.bisect_left(self._seqs, seq)
             del self._seqs[i]
-            self._bytes -= msg.size
+            self._bytes -= self.size_of(msg)
             gone.append(msg)
         return gone
 
@@ -126,7 +150,7 @@ class MemoryStore:
         gone = [self._msgs.pop(s) for s in self._seqs[:cut]]
         del self._seqs[:cut]
         for msg in gone:
-            self._bytes -= msg.size
+            self._bytes -= self.size_of(msg)
         return gone
 
     def when_durable(self, callback: DurableCallback) -> None:
@@ -150,7 +174,7 @@ class MemoryStore:
     def _insert(self, msg: StoredMessage) -> None:
         self._msgs[msg.seq] = msg
         self._seqs.append(msg.seq)
-        self._bytes += msg.size
+        self._bytes += self.size_of(msg)
         self._last_seq = msg.seq
 
     def _log_append(self, msg: StoredMessage) -> None:
