@@ -201,7 +201,7 @@ services:
         ("version: 2\n", "minga.yaml:1:10: version: found 2, expected one of 1"),
         (
             "servics: {}\n",
-            "minga.yaml:1:1: (top level): found unknown key 'servics', expected one of version, name, services, broker, discovery, gateway, alerts, monitor (did you mean 'services'?)",
+            "minga.yaml:1:1: (top level): found unknown key 'servics', expected one of version, name, services, broker, discovery, control, gateway, alerts, monitor (did you mean 'services'?)",
         ),
     ],
 )
