@@ -293,7 +293,7 @@ def test_the_control_plane_address() -> None:
     assert parse_spec("name: a\n").control.port == 0, "any free port unless fixed"
     assert parse_spec("control: {listen: 7070}\n").control.port == 7070
     assert parse_spec("control: {host: 127.0.0.1, port: 7071}\n").control.port == 7071
-    with pytest.raises(SpecError, match="control.port"):
+    with pytest.raises(SpecError, match=r"control\.port"):
         parse_spec("control: {port: 70000}\n", "minga.yaml")
 
 

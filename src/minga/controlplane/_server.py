@@ -128,7 +128,9 @@ class ControlPlane:
             nats_url=spec.broker.url,
             broker_port=spec.broker.port,
             broker_host=spec.broker.host,
-            jetstream=spec.broker.jetstream,
+            # an external broker must offer JetStream when minga services (their durable queues) run on it
+            jetstream=spec.broker.jetstream
+            and (spec.broker.embedded or any(svc.module is not None for svc in spec.services.values())),
             host=spec.control.host,
             port=spec.control.port,
             store=store_from_spec(spec.discovery, home),
