@@ -123,8 +123,10 @@ async def test_prometheus_answers_like_minga_on_the_shop(tmp_path: Path, http: a
         gateway = (await cp.status())["gateway"]
 
         config = tmp_path / "prometheus.yml"
-        await run("monitor", "render", "prometheus", "-f", str(spec), "-o", str(config), "--interval", "1",
-                  home=home, cwd=tmp_path)
+        rendered = await run("monitor", "render", "prometheus", "-f", str(spec), "-o", str(config), "--interval", "1",
+                             home=home, cwd=tmp_path)
+        # the port came from --control-port, not from minga.yaml: the next `minga up` may change it
+        assert "set `control: {port: N}` in minga.yaml" in rendered.stdout, rendered.stdout
         assert f"url: http://127.0.0.1:{control}/v1/discovery/http_sd" in config.read_text()
         check = await asyncio.to_thread(
             subprocess.run, ["promtool", "check", "config", str(config)], capture_output=True, text=True
