@@ -288,8 +288,9 @@ class ControlPlane:
         for inst in [*instances, *self._gateway_targets()]:
             port = inst.ports.get("metrics")
             if port:
+                host = f"[{inst.host}]" if ":" in inst.host else inst.host
                 path = inst.metadata.get("metrics_path", "/metrics")
-                targets.append(ScrapeTarget(inst.service, inst.id, f"http://{inst.host}:{port}{path}"))
+                targets.append(ScrapeTarget(inst.service, inst.id, f"http://{host}:{port}{path}"))
         return targets
 
     async def _on_critical(self, instance: str, service: str) -> None:
