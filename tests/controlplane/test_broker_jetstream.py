@@ -44,8 +44,13 @@ async def test_up_refuses_a_broker_without_jetstream_in_one_line(tmp_path: Path)
         url = f"nats://127.0.0.1:{nats.port}"
         _spec(tmp_path, url)
         started = time.monotonic()
-        up = await asyncio.to_thread(minga, "up", "--detach", "--timeout", "40", home=tmp_path / "home", cwd=tmp_path)
-        took = time.monotonic() - started
+        try:
+            up = await asyncio.to_thread(
+                minga, "up", "--detach", "--timeout", "40", home=tmp_path / "home", cwd=tmp_path
+            )
+            took = time.monotonic() - started
+        finally:  # should it have started, nothing is left running
+            await asyncio.to_thread(minga, "down", home=tmp_path / "home", cwd=tmp_path)
         assert up.returncode == 2, up.stdout + up.stderr
         assert up.stderr.strip().splitlines() == [
             f"error: the broker at {url} offers no JetStream, which durable queues need: start nats-server "
