@@ -124,8 +124,33 @@ async def test_cli_renders_from_a_control_plane_url(
             assert result.returncode == 0, result.stderr.decode()
             text = out.read_text()
             assert f"server shop-1 127.0.0.1:{a.port} check" in text and "bind 127.0.0.1:18080" in text
+            Haproxy(out).check()  # every file the command writes is one haproxy accepts
             await _serve_through_the_cli(tmp_path, spec, url)
             await _watch_and_run_through_the_cli(tmp_path, spec, url, registry, a.port)
+
+
+SHOP = Path(__file__).resolve().parents[2] / "examples" / "shop" / "minga.yaml"
+
+
+async def test_cli_refuses_port_0_naming_listen_and_renders_with_it(tmp_path: Path) -> None:
+    """examples/shop's gateway listens on port 0, which haproxy cannot bind: the command says to pass
+    --listen, and with it writes a file the real haproxy accepts."""
+    async with Registry(EmbeddedStore()) as registry, serve_registry(registry) as url:
+        await registry.register(Instance(id="orders-1", service="orders", ports={"http": 8001}), ttl=None)
+        out = tmp_path / "haproxy.cfg"
+        argv = _gateway_cli("render", "haproxy", "-o", str(out), spec=SHOP, url=url)
+        refused = await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True, timeout=60)
+        assert refused.returncode == 2, refused.stderr
+        assert "--listen" in refused.stderr and "port 0" in refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1 and not out.exists()
+
+        port = free_port()
+        argv = _gateway_cli("render", "haproxy", "-o", str(out), "--listen", f"127.0.0.1:{port}", spec=SHOP, url=url)
+        done = await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        text = out.read_text()
+        assert f"bind 127.0.0.1:{port}\n" in text and "server orders-1 127.0.0.1:8001 check" in text
+        Haproxy(out).check()
 
 
 def _gateway_cli(*args: str, spec: Path, url: str) -> list[str]:

@@ -92,6 +92,19 @@ def test_a_counter_reset_is_not_a_negative_rate(store: MetricStore) -> None:
     assert inc == pytest.approx(10 + 10 + 5 + 10)
 
 
+def test_a_series_that_begins_inside_the_window_is_extrapolated_as_prometheus_does(store: MetricStore) -> None:
+    # a route's counter first scraped at 3, 9 s before the end of a 60 s window, 2 more each second
+    for i in range(10):
+        store.ingest(T0 + 51 + i, [("c_total", lab(service="a"), 3.0 + 2 * i)])
+    q = QueryEngine(store)
+    # 18 seen over 9 s; toward the start it would reach zero 1.5 s earlier, more than 1.1 sampling
+    # intervals: extended by half an interval (0.5 s), not to the window's start; the end is reached
+    assert q.instant("increase(c_total[1m])", T0 + 60)[0].points[0][1] == pytest.approx(18 * 9.5 / 9)
+    assert q.instant("rate(c_total[1m])", T0 + 60)[0].points[0][1] == pytest.approx(18 * 9.5 / 9 / 60)
+    # a series that stopped 20 s before the end (its replica went away): half an interval at each side
+    assert q.instant("increase(c_total[1m])", T0 + 80)[0].points[0][1] == pytest.approx(18 * 10 / 9)
+
+
 @pytest.mark.parametrize(
     "bad",
     ["", "rate(x)", "sum by (a (x)", 'x{a~"b"}', "nosuch(x[1m])", "x[1m]", 'x{a=~"("}', "x +"],

@@ -201,7 +201,7 @@ services:
         ("version: 2\n", "minga.yaml:1:10: version: found 2, expected one of 1"),
         (
             "servics: {}\n",
-            "minga.yaml:1:1: (top level): found unknown key 'servics', expected one of version, name, services, broker, discovery, gateway, alerts, monitor (did you mean 'services'?)",
+            "minga.yaml:1:1: (top level): found unknown key 'servics', expected one of version, name, services, broker, discovery, control, gateway, alerts, monitor (did you mean 'services'?)",
         ),
     ],
 )
@@ -277,6 +277,24 @@ def test_the_docs_example_is_valid() -> None:
     assert orders.resources.memory == 268435456
     assert spec.location("services", "mailer") == "minga.yaml:21:3"
     assert sum(s.replicas for s in spec.services.values()) == 5
+    assert (spec.control.host, spec.control.port) == ("127.0.0.1", 7070)
+
+
+def test_the_docs_long_forms_are_valid() -> None:
+    page = (Path(__file__).parents[2] / "docs" / "spec.md").read_text()
+    blocks = [b.split("```", 1)[0] for b in page.split("```yaml\n")[3:]]
+    etcd, control = (parse_spec(b, "minga.yaml") for b in blocks)
+    assert (etcd.discovery.store, etcd.discovery.url, etcd.discovery.prefix) == ("etcd", "http://127.0.0.1:2379", "/stock/")
+    assert etcd.discovery.ttl == 3.0
+    assert (control.control.host, control.control.port) == ("127.0.0.1", 7070)
+
+
+def test_the_control_plane_address() -> None:
+    assert parse_spec("name: a\n").control.port == 0, "any free port unless fixed"
+    assert parse_spec("control: {listen: 7070}\n").control.port == 7070
+    assert parse_spec("control: {host: 127.0.0.1, port: 7071}\n").control.port == 7071
+    with pytest.raises(SpecError, match=r"control\.port"):
+        parse_spec("control: {port: 70000}\n", "minga.yaml")
 
 
 def test_the_docs_mistakes_example_prints_what_the_docs_show() -> None:

@@ -409,6 +409,11 @@ class Bus:
         jsm = self.jetstream._jsm
         try:
             await jsm.stream_info(name)
+        except nats.js.errors.ServiceUnavailableError:  # nobody answers JetStream's API
+            raise BusError(
+                f"the broker at {self.url} offers no JetStream, which the durable queue stream {name} needs: "
+                "start nats-server with JetStream (`nats-server -js`)"
+            ) from None
         except nats.js.errors.NotFoundError:
             try:
                 await jsm.add_stream(

@@ -34,7 +34,9 @@ SpecFile = Annotated[Path, typer.Option("--file", "-f", help="the spec whose gat
 Discovery = Annotated[
     str | None, typer.Option("--discovery", help="the registry's URL (default: the running control plane's)")
 ]
-Listen = Annotated[str | None, typer.Option("--listen", help="host:port to listen on (default: the spec's)")]
+Listen = Annotated[
+    str | None, typer.Option("--listen", help="host:port (or a port) to listen on (default: the spec's)")
+]
 
 
 def _gateway_spec(file: Path) -> GatewaySpec:
@@ -115,9 +117,10 @@ def haproxy(
     """Write an haproxy.cfg routing like the gateway to the registry's instances; --watch keeps it current."""
     gateway_spec = _gateway_spec(file)
     host, port = _listen(gateway_spec, listen)
-    url = _discovery_url(file, discovery)
     if run and not watch:
         raise UsageError("--run needs --watch: haproxy is reloaded as the registry changes")
+    render_haproxy(gateway_spec, {}, host=host, port=port)  # refuses what haproxy would, before any wait
+    url = _discovery_url(file, discovery)
 
     async def main() -> None:
         async with DiscoveryClient(url) as client:

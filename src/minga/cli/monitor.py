@@ -24,7 +24,7 @@ from minga.controlplane import ControlPlaneClient, read_state
 from minga.errors import UsageError
 from minga.gateway import write_atomically
 from minga.monitor import render_grafana, render_prometheus
-from minga.spec import home_dir
+from minga.spec import ControlSpec, home_dir, load_spec
 
 SpecFile = Annotated[Path, typer.Option("--file", "-f", help="the system spec")]
 DEFAULT_FILE = Path("minga.yaml")
@@ -164,13 +164,33 @@ def render_prometheus_cmd(
     interval: Annotated[float, typer.Option(help="scrape interval, seconds")] = 5.0,
     file: SpecFile = DEFAULT_FILE,
 ) -> None:
-    """Write a prometheus.yml that scrapes every replica through the registry's http_sd endpoint."""
+    """Write a prometheus.yml that scrapes every replica through the registry's http_sd endpoint.
+
+    The registry is the control plane's: at the port minga.yaml fixes (``control: {port: N}``),
+    else the running one's, which the next ``minga up`` changes (said in a note).
+    """
     if discovery is None:
-        state = read_state(home_dir(file))
-        assert state is not None
-        discovery = state.url
+        discovery = _stable_control_url(file)
     write_atomically(output, render_prometheus(discovery, scrape_interval=interval))
     console.print(f"wrote {output} (targets from {discovery.rstrip('/')}/v1/discovery/http_sd)")
+
+
+def _stable_control_url(file: Path) -> str:
+    """The control plane's URL for a file that outlives this run: the running server's, or the one
+    minga.yaml fixes when none runs; a note when the running server's port is not the fixed one."""
+    control = load_spec(file).control if file.exists() else ControlSpec()
+    state = read_state(home_dir(file), required=control.port == 0)
+    fixed = f"http://{control.host}:{control.port}" if control.port else None
+    if state is None:
+        assert fixed is not None  # read_state raised when nothing runs and nothing is fixed
+        return fixed
+    if state.url != fixed:
+        console.print(
+            f"note: the control plane listens on {state.url}, a port minga.yaml does not fix, so the next "
+            "`minga up` may change it and the file goes stale: set `control: {port: N}` in minga.yaml",
+            soft_wrap=True,
+        )
+    return state.url
 
 
 def render_grafana_cmd(

@@ -38,6 +38,15 @@ from minga.spec import Spec, home_dir, load_spec, parse_duration
 
 SpecFile = Annotated[Path, typer.Option("--file", "-f", help="the system spec")]
 DEFAULT_FILE = Path("minga.yaml")
+ControlPort = Annotated[
+    int | None,
+    typer.Option(
+        "--control-port",
+        min=0,
+        max=65535,
+        help="the control plane's port (default: minga.yaml's `control:`, else any free one)",
+    ),
+]
 
 # wide enough for the status table when the output is a pipe or a file
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
@@ -52,6 +61,13 @@ def _home(file: Path) -> Path:
 def _load(file: Path) -> tuple[Spec, Path]:
     spec = load_spec(file)
     return spec, _home(file)
+
+
+def _control_plane(spec: Spec, home: Path, control_port: int | None) -> ControlPlane:
+    cp = ControlPlane.from_spec(spec, home)
+    if control_port is not None:
+        cp.port = control_port
+    return cp
 
 
 # -- rendering ------------------------------------------------------------------------------
@@ -136,6 +152,7 @@ def server(
     ready_fd: Annotated[
         int | None, typer.Option(help="write one JSON line with the API URL to this fd once listening")
     ] = None,
+    control_port: ControlPort = None,
 ) -> None:
     """Run the control plane of a minga.yaml in the foreground (what `minga up --detach` starts)."""
     spec, home = _load(file)
@@ -144,7 +161,7 @@ def server(
     stderr = logging.StreamHandler()
     stderr.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     log_to(stderr)
-    asyncio.run(_serve(ControlPlane.from_spec(spec, home), ready_fd))
+    asyncio.run(_serve(_control_plane(spec, home, control_port), ready_fd))
 
 
 # -- up / down ------------------------------------------------------------------------------
@@ -162,12 +179,15 @@ def _fail_unhealthy(doc: dict[str, Any], home: Path) -> None:
     )
 
 
-def _up_detached(file: Path, home: Path, timeout: float) -> None:
+def _up_detached(file: Path, home: Path, timeout: float, control_port: int | None) -> None:
     home.mkdir(parents=True, exist_ok=True)
     read_end, write_end = os.pipe()
+    argv = [sys.executable, "-m", "minga", "server", "-f", str(file), "--ready-fd", str(write_end)]
+    if control_port is not None:
+        argv += ["--control-port", str(control_port)]
     with (home / "server.log").open("ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "minga", "server", "-f", str(file), "--ready-fd", str(write_end)],
+            argv,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -180,6 +200,8 @@ def _up_detached(file: Path, home: Path, timeout: float) -> None:
     if not line:
         proc.wait(10)
         tail = (home / "server.log").read_text(errors="replace").strip().splitlines()[-15:]
+        if proc.returncode == 2 and tail and tail[-1].startswith("error: "):
+            raise UsageError(tail[-1].removeprefix("error: "))  # the user's mistake, in its one line
         raise DeployError("the minga server exited before it was ready:\n" + "\n".join(tail))
     url = json.loads(line)["url"]
     doc = asyncio.run(ControlPlaneClient(url).wait_healthy(timeout))
@@ -223,6 +245,7 @@ def up(
     file: SpecFile = DEFAULT_FILE,
     detach: Annotated[bool, typer.Option("--detach", "-d", help="return once every service is healthy")] = False,
     timeout: Annotated[float, typer.Option(help="seconds to wait for every service to be healthy")] = 60.0,
+    control_port: ControlPort = None,
 ) -> None:
     """Start the control plane, the broker, the registry and every service of a minga.yaml."""
     spec, home = _load(file)
@@ -233,10 +256,10 @@ def up(
     if orphans:
         console.print(f"stopped replicas a previous server left running: {', '.join(orphans)}")
     if detach:
-        _up_detached(file, home, timeout)
+        _up_detached(file, home, timeout, control_port)
         return
     log_to(RichHandler(console=console, show_path=False, markup=False))
-    asyncio.run(_up_foreground(ControlPlane.from_spec(spec, home), timeout))
+    asyncio.run(_up_foreground(_control_plane(spec, home, control_port), timeout))
 
 
 def wait_pid_exit(pid: int, seconds: float) -> bool:

@@ -5,18 +5,55 @@ from __future__ import annotations
 from pathlib import Path
 from types import TracebackType
 
+import nats
+import nats.errors
+import nats.js.errors
+
 from minga.broker import Broker, BrokerConfig
 from minga.broker.jetstream import JetStream, JetStreamConfig
+from minga.errors import UsageError
 
-__all__ = ["BrokerHandle"]
+__all__ = ["BrokerHandle", "require_jetstream"]
+
+_PROBE_TIMEOUT = 5.0  # seconds to connect, and for JetStream's API to answer
+
+
+async def _quiet(exc: Exception) -> None:
+    """nats-py logs every connection error by default; the caller reports the one that matters."""
+
+
+async def require_jetstream(url: str) -> None:
+    """Raise :class:`~minga.errors.UsageError`, in one line, unless the NATS server at ``url``
+    answers JetStream's API (``$JS.API.INFO``): a nats-server started without ``-js`` does not,
+    and every durable queue would fail on it."""
+    try:
+        nc = await nats.connect(
+            url, connect_timeout=_PROBE_TIMEOUT, allow_reconnect=False, max_reconnect_attempts=0, error_cb=_quiet
+        )
+    except Exception as exc:
+        raise UsageError(
+            f"cannot connect to the broker at {url} (`broker:` in minga.yaml): {exc or type(exc).__name__}"
+        ) from None
+    try:
+        await nc.jsm(timeout=_PROBE_TIMEOUT).account_info()
+    except (nats.errors.Error, nats.js.errors.Error) as exc:
+        # no responder (JetStream off), an API error (off for this account), or no answer at all
+        why = getattr(exc, "description", None)
+        raise UsageError(
+            f"the broker at {url} offers no JetStream{f' ({why})' if why else ''}, which durable queues need: start "
+            "nats-server with JetStream (`nats-server -js`), or set `broker: {url: ..., jetstream: false}` "
+            "in minga.yaml when no service uses a queue"
+        ) from None
+    finally:
+        await nc.close()
 
 
 class BrokerHandle:
     """``async with BrokerHandle(url, host, port, home) as nats_url``: the URL replicas connect to.
 
-    With ``url`` set, nothing is started; otherwise the embedded broker listens on
-    ``host:port`` (0: any free port), with JetStream stored under ``home/jetstream`` when
-    ``jetstream`` is on.
+    With ``url`` set, nothing is started, and when ``jetstream`` is on the server there must offer
+    it (:func:`require_jetstream`); otherwise the embedded broker listens on ``host:port`` (0: any
+    free port), with JetStream stored under ``home/jetstream`` when ``jetstream`` is on.
     """
 
     def __init__(self, url: str | None, host: str, port: int, home: Path, *, jetstream: bool = True) -> None:
@@ -29,6 +66,8 @@ class BrokerHandle:
 
     async def __aenter__(self) -> str:
         if self.url is not None:
+            if self.jetstream:
+                await require_jetstream(self.url)
             return self.url
         extensions = []
         if self.jetstream:

@@ -63,8 +63,9 @@ __all__ = ["ControlPlane"]
 class ControlPlane:
     """One running system on this machine.
 
-    ``nats_url`` points at an external NATS server; None starts the embedded broker on
-    ``broker_port`` (0: any free port) with JetStream stored under ``home``. ``store`` is the
+    ``nats_url`` points at an external NATS server, which must offer JetStream when ``jetstream``
+    is on (UsageError at start otherwise); None starts the embedded broker on ``broker_port`` (0: any
+    free port) with JetStream (when on) stored under ``home``. ``store`` is the
     registry's store (default: embedded, persisted in ``home/registry.json``); ``checks`` the
     registry's active health check per service.
     """
@@ -79,6 +80,7 @@ class ControlPlane:
         nats_url: str | None = None,
         broker_port: int = 0,
         broker_host: str = "127.0.0.1",
+        jetstream: bool = True,
         host: str = "127.0.0.1",
         port: int = 0,
         store: Store | None = None,
@@ -95,6 +97,7 @@ class ControlPlane:
         self.external_nats = nats_url
         self.broker_port = broker_port
         self.broker_host = broker_host
+        self.jetstream = jetstream
         self.host = host
         self.port = port
         self.nats_url = nats_url or ""
@@ -125,6 +128,11 @@ class ControlPlane:
             nats_url=spec.broker.url,
             broker_port=spec.broker.port,
             broker_host=spec.broker.host,
+            # an external broker must offer JetStream when minga services (their durable queues) run on it
+            jetstream=spec.broker.jetstream
+            and (spec.broker.embedded or any(svc.module is not None for svc in spec.services.values())),
+            host=spec.control.host,
+            port=spec.control.port,
             store=store_from_spec(spec.discovery, home),
             checks=registry_checks(spec),
             default_ttl=spec.discovery.ttl,
@@ -167,7 +175,9 @@ class ControlPlane:
         """Run until a stop is requested; ``ready`` is called with the state once every part listens."""
         self.home.mkdir(parents=True, exist_ok=True)
         async with (
-            BrokerHandle(self.external_nats, self.broker_host, self.broker_port, self.home) as nats_url,
+            BrokerHandle(
+                self.external_nats, self.broker_host, self.broker_port, self.home, jetstream=self.jetstream
+            ) as nats_url,
             Registry(self.store, checks=self.checks, default_ttl=self.default_ttl) as registry,
             Monitor(
                 self.home,
@@ -182,7 +192,7 @@ class ControlPlane:
             self.monitor = monitor
             self.dashboard.monitor = monitor
             app = web.Application()
-            app.add_subapp(DISCOVERY_PREFIX, discovery_app(registry))
+            app.add_subapp(DISCOVERY_PREFIX, discovery_app(registry, also_scraped=self._gateway_targets))
             app.add_subapp(DASHBOARD_PREFIX, dashboard_app(self.dashboard))
             app.add_subapp(MONITOR_PREFIX, monitor_app(monitor))
             sup = LocalSupervisor(
@@ -201,7 +211,10 @@ class ControlPlane:
                 try:
                     await site.start()
                 except OSError as exc:
-                    raise UsageError(f"cannot listen on {self.host}:{self.port}: {exc.strerror}") from None
+                    raise UsageError(
+                        f"the control plane cannot listen on {self.host}:{self.port}: {exc.strerror}; pick "
+                        "another port with `control: {port: N}` in minga.yaml or `--control-port N`"
+                    ) from None
                 host, port = runner.addresses[0][:2]
                 self.url = f"http://{host}:{port}"
                 sup.env["MINGA_DISCOVERY_URL"] = f"{self.url}{DISCOVERY_PREFIX}"
@@ -253,16 +266,31 @@ class ControlPlane:
             finally:
                 self.gateway = None
 
+    def _gateway_targets(self) -> list[Instance]:
+        """The gateway's metrics as one scrape target (service and instance ``gateway``): the monitor
+        scrapes it, and the registry's ``/http_sd`` lists it for Prometheus, though it is not registered."""
+        if self.gateway is None or self.gateway_spec is None or not self.gateway_spec.metrics_path:
+            return []
+        return [
+            Instance(
+                id="gateway",
+                service="gateway",
+                host=self.gateway_spec.host,
+                ports={"metrics": self.gateway.port},
+                metadata={"metrics_path": self.gateway_spec.metrics_path},
+            )
+        ]
+
     async def _scrape_targets(self) -> list[ScrapeTarget]:
         """Every registered instance with a ``metrics`` port, and the gateway's own metrics."""
+        instances = await self.registry.instances() if self.registry is not None else []
         targets: list[ScrapeTarget] = []
-        if self.registry is not None:
-            for inst in await self.registry.instances():
-                port = inst.ports.get("metrics")
-                if port:
-                    targets.append(ScrapeTarget(inst.service, inst.id, f"http://{inst.host}:{port}/metrics"))
-        if self.gateway is not None and self.gateway_spec is not None and self.gateway_spec.metrics_path:
-            targets.append(ScrapeTarget("gateway", "gateway", self.gateway.url + self.gateway_spec.metrics_path))
+        for inst in [*instances, *self._gateway_targets()]:
+            port = inst.ports.get("metrics")
+            if port:
+                host = f"[{inst.host}]" if ":" in inst.host else inst.host
+                path = inst.metadata.get("metrics_path", "/metrics")
+                targets.append(ScrapeTarget(inst.service, inst.id, f"http://{host}:{port}{path}"))
         return targets
 
     async def _on_critical(self, instance: str, service: str) -> None:

@@ -14,7 +14,8 @@ DELETE   /instances/{id}                deregister
 POST     /instances/{id}/renew          extend the lease; 404 when it expired (register again)
 PUT      /instances/{id}/health         ``{"health": "critical", "output": "why"}``
 GET      /watch                         NDJSON stream: ``{"snapshot": {...}}``, then one event per line
-GET      /http_sd                       Prometheus HTTP service discovery targets
+GET      /http_sd                       Prometheus HTTP service discovery targets: the instances,
+                                        and what ``also_scraped`` adds (the control plane's gateway)
 =======  =============================  ==========================================================
 
 Errors are ``{"error": "..."}`` with 400 (bad body) or 404 (unknown instance).
@@ -27,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -38,15 +39,25 @@ from minga.discovery._model import Health, Instance, WatchEvent
 from minga.discovery._registry import USE_DEFAULT_TTL, Registry
 from minga.errors import DiscoveryError
 
+AlsoScraped = Callable[[], Sequence[Instance]]
+"""Records that ``/http_sd`` lists beside the registered instances (they are not registered)."""
+
 REGISTRY_KEY = web.AppKey("minga_registry", Registry)
 _CLOSING_KEY = web.AppKey("minga_discovery_closing", asyncio.Event)
+_ALSO_SCRAPED_KEY: web.AppKey[AlsoScraped] = web.AppKey("minga_discovery_also_scraped")
 
 
-def discovery_app(registry: Registry) -> web.Application:
-    """An aiohttp application serving ``registry``'s HTTP API; mount it with ``add_subapp``."""
+def discovery_app(registry: Registry, *, also_scraped: AlsoScraped | None = None) -> web.Application:
+    """An aiohttp application serving ``registry``'s HTTP API; mount it with ``add_subapp``.
+
+    ``also_scraped`` gives records that Prometheus should scrape although they are not
+    registered (the control plane's gateway): ``/http_sd`` lists them after the instances.
+    """
     app = web.Application()
     app[REGISTRY_KEY] = registry
     app[_CLOSING_KEY] = asyncio.Event()
+    if also_scraped is not None:
+        app[_ALSO_SCRAPED_KEY] = also_scraped
     app.add_routes(
         [
             web.get("/services", _services),
@@ -289,26 +300,31 @@ async def _watch(request: web.Request) -> web.StreamResponse:
 
 
 async def _http_sd(request: web.Request) -> web.Response:
-    """Prometheus ``http_sd_configs`` targets: each instance's metrics port (else its http port)."""
+    """Prometheus ``http_sd_configs`` targets: each instance's metrics port (else its http port).
+
+    An instance whose ``metadata`` has ``metrics_path`` is scraped there (``__metrics_path__``).
+    """
     registry = request.app[REGISTRY_KEY]
     service = request.query.get("service")
+    instances = list(await registry.instances(service))
+    also_scraped = request.app.get(_ALSO_SCRAPED_KEY)
+    if also_scraped is not None:
+        instances += [i for i in also_scraped() if service is None or i.service == service]
     groups = []
-    for instance in await registry.instances(service):
+    for instance in instances:
         port = instance.ports.get("metrics", instance.ports.get("http"))
         if port is None:
             continue
-        groups.append(
-            {
-                "targets": [f"{instance.host}:{port}"],
-                "labels": {
-                    "service": instance.service,
-                    "instance_id": instance.id,
-                    "__meta_minga_service": instance.service,
-                    "__meta_minga_instance": instance.id,
-                    "__meta_minga_version": instance.version,
-                    "__meta_minga_health": instance.health.value,
-                    "__meta_minga_tags": "," + ",".join(instance.tags) + "," if instance.tags else "",
-                },
-            }
-        )
+        labels = {
+            "service": instance.service,
+            "instance_id": instance.id,
+            "__meta_minga_service": instance.service,
+            "__meta_minga_instance": instance.id,
+            "__meta_minga_version": instance.version,
+            "__meta_minga_health": instance.health.value,
+            "__meta_minga_tags": "," + ",".join(instance.tags) + "," if instance.tags else "",
+        }
+        if "metrics_path" in instance.metadata:
+            labels["__metrics_path__"] = instance.metadata["metrics_path"]
+        groups.append({"targets": [f"{instance.host}:{port}"], "labels": labels})
     return web.json_response(groups)

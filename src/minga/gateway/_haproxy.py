@@ -55,9 +55,17 @@ def render_haproxy(
     the spec's route retries; ``strip_prefix`` becomes ``replace-path``. A ``stats_socket``
     that exposes the listeners lets a reload hand them over to the new workers, so no
     connection is refused meanwhile.
+
+    Raises :class:`~minga.errors.UsageError` when the port is 0: haproxy binds a fixed port.
     """
     host = host or spec.host
     port = spec.port if port is None else port
+    if port == 0:
+        # "any free port" means nothing to haproxy, which refuses the file (`invalid port '0'`)
+        raise UsageError(
+            "haproxy cannot listen on port 0 (the gateway's `any free port`): give it a port with "
+            "`--listen 127.0.0.1:8080` (or a fixed `listen:` in the gateway: section)"
+        )
     limits = spec.limits
     timeouts = spec.routes[0].timeouts if spec.routes else None
     lines = [

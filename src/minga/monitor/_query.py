@@ -289,6 +289,29 @@ def _increase(points: list[tuple[float, float]]) -> float:
     return total
 
 
+def _window_increase(points: list[tuple[float, float]], start: float, end: float) -> float:
+    """A counter's increase over the window ``(start, end]`` from its samples in it (two at least),
+    extrapolated to the window's edges as Prometheus does, so that both answer alike.
+
+    The observed increase is scaled from the sampled interval to the window, but toward an edge only
+    as far as about one sampling interval: a series that begins or ends inside the window (a new
+    route, a replica started or stopped) is extended by half an interval there, not to the edge,
+    and never back past the moment it would have been zero.
+    """
+    observed = _increase(points)
+    sampled = points[-1][0] - points[0][0]
+    if sampled <= 0:
+        return 0.0
+    step = sampled / (len(points) - 1)
+    to_start = points[0][0] - start
+    to_end = end - points[-1][0]
+    if observed > 0 and points[0][1] >= 0:
+        to_start = min(to_start, sampled * points[0][1] / observed)  # where it would have been zero
+    reach = 1.1 * step
+    covered = sampled + (to_start if to_start < reach else step / 2) + (to_end if to_end < reach else step / 2)
+    return observed * covered / sampled
+
+
 def _quantile(q: float, buckets: list[tuple[float, float]]) -> float:
     """Prometheus' histogram_quantile over (upper bound, cumulative count) pairs."""
     buckets.sort()
@@ -428,10 +451,7 @@ class QueryEngine:
                 if expr.func in ("rate", "increase"):
                     if len(points) < 2:
                         continue
-                    inc = _increase(points)
-                    span = points[-1][0] - points[0][0]
-                    # like Prometheus, scale the observed increase up to the whole window
-                    inc = inc * sel.window / span if span > 0 else 0.0
+                    inc = _window_increase(points, t - sel.window, t)
                     result[_key(labels)] = inc / sel.window if expr.func == "rate" else inc
                 else:
                     vals = [v for _, v in points]

@@ -69,8 +69,9 @@ def render_prometheus(discovery_url: str, *, scrape_interval: float = 5.0, job: 
     """A prometheus.yml scraping every replica the registry at ``discovery_url`` lists.
 
     ``discovery_url`` is the control plane's ``/v1/discovery`` (or the control plane itself).
-    Targets keep minga's ``service`` label, and ``instance`` becomes the replica's id, so the
-    same queries work in Prometheus and in minga.
+    Targets keep minga's ``service`` label, ``instance`` becomes the replica's id, and Prometheus's
+    ``job`` label is dropped, so each series has the labels it has in minga and the same queries
+    give the same answers in Prometheus and in minga.
     """
     base = discovery_url.rstrip("/")
     if not base.endswith("/v1/discovery"):
@@ -87,6 +88,8 @@ def render_prometheus(discovery_url: str, *, scrape_interval: float = 5.0, job: 
                     {"source_labels": ["__meta_minga_instance"], "target_label": "instance"},
                     {"source_labels": ["__meta_minga_version"], "target_label": "version"},
                     {"regex": "instance_id", "action": "labeldrop"},
+                    # minga's own series have no `job`: without it a series is labelled the same in both
+                    {"regex": "job", "action": "labeldrop"},
                 ],
             }
         ],

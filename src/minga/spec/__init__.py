@@ -14,6 +14,7 @@ Loading::
         svc.resources.cpu, svc.resources.memory      # cores, bytes (None: no limit)
     spec.broker.embedded, spec.broker.url, spec.broker.port
     spec.discovery.store, spec.discovery.url, spec.discovery.ttl   # "embedded" | "etcd"
+    spec.control.host, spec.control.port    # the control plane's HTTP API (port 0: any free one)
     spec.location("services", "orders")     # "minga.yaml:3:3", to point runtime errors at the spec
 
 A :class:`~minga.errors.SpecError` lists every mistake, one line each, as
@@ -32,6 +33,7 @@ from minga.spec._models import (
     AlertSpec,
     BreakerSpec,
     BrokerSpec,
+    ControlSpec,
     CpuAmount,
     DependsOnSpec,
     DiscoverySpec,
@@ -59,6 +61,7 @@ __all__ = [
     "AlertSpec",
     "BreakerSpec",
     "BrokerSpec",
+    "ControlSpec",
     "CpuAmount",
     "DependsOnSpec",
     "DiscoverySpec",

@@ -336,6 +336,24 @@ class GatewaySpec(_Strict):
         return _listen(value)
 
 
+class ControlSpec(_Strict):
+    """Where the control plane's HTTP API listens: the registry (``/v1/discovery``, whose
+    ``http_sd`` Prometheus reads), the monitor's API and the dashboard.
+
+    ``listen: "127.0.0.1:7070"`` (or a port) is shorthand for ``host`` and ``port``. Port 0, the
+    default, takes any free port, another one at each ``minga up``: fix it when something outside
+    minga keeps the URL (a rendered prometheus.yml, a bookmark).
+    """
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=0, ge=0, le=65535, description="the control plane's port; 0 = any free one")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        return _listen(value)
+
+
 class OpenSection(BaseModel):
     """A section whose fields later releases define (``alerts:``); kept as written."""
 
@@ -399,7 +417,8 @@ class MonitorSpec(_Strict):
 
 
 class Spec(_Strict):
-    """A whole minga.yaml: services, the broker, the registry, and sections later work adds.
+    """A whole minga.yaml: services, the broker, the registry, the control plane's address, and the
+    gateway, alert and monitor sections.
 
     Validation also checks the services against each other (unknown ``depends_on``
     targets, dependency cycles, fixed ports shared by several replicas).
@@ -410,6 +429,7 @@ class Spec(_Strict):
     services: dict[str, ServiceSpec] = Field(default_factory=dict)
     broker: BrokerSpec = Field(default_factory=BrokerSpec)
     discovery: DiscoverySpec = Field(default_factory=DiscoverySpec)
+    control: ControlSpec = Field(default_factory=ControlSpec)
     gateway: GatewaySpec | None = None
     alerts: dict[str, AlertSpec] = Field(default_factory=dict, description="alert rules by name")
     monitor: MonitorSpec = Field(default_factory=MonitorSpec)
