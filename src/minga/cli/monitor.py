@@ -33,9 +33,7 @@ console = Console(highlight=False)
 
 
 def _client(file: Path) -> ControlPlaneClient:
-    state = read_state(home_dir(file))
-    assert state is not None  # read_state raises UsageError when no server runs
-    return ControlPlaneClient(state.url)
+    return ControlPlaneClient.for_home(home_dir(file))
 
 
 def _ms(seconds: float | None) -> str:

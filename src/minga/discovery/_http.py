@@ -19,6 +19,12 @@ GET      /http_sd                       Prometheus HTTP service discovery target
 
 Errors are ``{"error": "..."}`` with 400 (bad body) or 404 (unknown instance).
 
+Bodies are strict JSON nested at most :data:`~minga.security.MAX_JSON_DEPTH` deep; a ttl is
+finite, from 0.5 s to :data:`MAX_TTL`. Behind the control plane's guard (:class:`~minga.security.HttpGuard`),
+a replica's credential writes only its own record (403 otherwise, with an audit record): its
+own instance id and service, at the address it calls from, on the ports it was given
+(``planned_ports``), and never its health, which comes from the registry's checks.
+
 :func:`serve_registry` serves the API on its own, without a control plane.
 """
 
@@ -26,8 +32,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
-from collections.abc import AsyncIterator
+import math
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -37,16 +45,28 @@ from minga.discovery._httpstore import API_PREFIX
 from minga.discovery._model import Health, Instance, WatchEvent
 from minga.discovery._registry import USE_DEFAULT_TTL, Registry
 from minga.errors import DiscoveryError
+from minga.security import Role, identity_of, load_json, refuse
+
+MAX_TTL = 3600.0
+"""The longest lease a registration may ask for, in seconds."""
+
+PlannedPorts = Callable[[str], Mapping[str, int] | None]
+"""The ports the control plane gave an instance (``None``: it did not start that instance)."""
 
 REGISTRY_KEY = web.AppKey("minga_registry", Registry)
 _CLOSING_KEY = web.AppKey("minga_discovery_closing", asyncio.Event)
+_PORTS_KEY = web.AppKey("minga_discovery_ports", object)
 
 
-def discovery_app(registry: Registry) -> web.Application:
-    """An aiohttp application serving ``registry``'s HTTP API; mount it with ``add_subapp``."""
+def discovery_app(registry: Registry, *, planned_ports: PlannedPorts | None = None) -> web.Application:
+    """An aiohttp application serving ``registry``'s HTTP API; mount it with ``add_subapp``.
+
+    ``planned_ports`` tells which ports a replica may register (see the module docstring).
+    """
     app = web.Application()
     app[REGISTRY_KEY] = registry
     app[_CLOSING_KEY] = asyncio.Event()
+    app[_PORTS_KEY] = planned_ports
     app.add_routes(
         [
             web.get("/services", _services),
@@ -100,10 +120,10 @@ def _dump(instance: Instance) -> dict[str, Any]:
 
 async def _body(request: web.Request) -> dict[str, Any]:
     try:
-        body = await request.json()
-    except json.JSONDecodeError as exc:
+        body = load_json(await request.read())
+    except ValueError as exc:
         raise web.HTTPBadRequest(
-            text=json.dumps({"error": f"invalid JSON: {exc}"}), content_type="application/json"
+            text=json.dumps({"error": str(exc)}), content_type="application/json"
         ) from None
     if not isinstance(body, dict):
         raise web.HTTPBadRequest(
@@ -127,6 +147,44 @@ def _instance_from(body: dict[str, Any], instance_id: str) -> Instance:
             content_type="application/json",
         )
     return instance
+
+
+def _same_address(a: str, b: str | None) -> bool:
+    """``a`` and ``b`` are one address (every loopback address counts as one)."""
+    try:
+        x, y = ipaddress.ip_address(a), ipaddress.ip_address(b or "")
+    except ValueError:
+        return a == b
+    return x == y or (x.is_loopback and y.is_loopback)
+
+
+def _owner_refusal(
+    request: web.Request, instance_id: str, record: Instance | None, current: Instance | None = None
+) -> web.Response | None:
+    """A 403 when a replica's credential writes what is not its own (see the module docstring)."""
+    who = identity_of(request)
+    if who is None or who.role is not Role.REPLICA:
+        return None  # no guard (a registry served on its own), or the guard let an admin through
+    why = None
+    if instance_id != who.instance:
+        why = f"{who.name} may only write its own instance, not {instance_id!r}"
+    elif record is not None and record.service != who.service:
+        why = f"{who.name} may only register as service {who.service!r}, not {record.service!r}"
+    elif record is not None and not _same_address(record.host, request.remote):
+        why = f"{who.name} may only register its own address {request.remote}, not {record.host!r}"
+    elif (
+        record is not None
+        and (current is None or record.health != current.health or record.output != current.output)
+        and (record.health is not Health.PASSING or record.output)
+    ):
+        why = "health comes from the control plane's checks, not from a replica's record"
+    elif record is not None:
+        planned_ports: PlannedPorts | None = request.app[_PORTS_KEY]  # type: ignore[assignment]
+        planned = planned_ports(instance_id) if planned_ports is not None else None
+        if planned is not None and not set(record.ports.values()) <= set(planned.values()):
+            given = ", ".join(str(p) for p in sorted(set(planned.values())))
+            why = f"{who.name} may only register the ports it was given ({given})"
+    return None if why is None else refuse(request, 403, why, area="registry")
 
 
 async def _services(request: web.Request) -> web.Response:
@@ -191,9 +249,18 @@ async def _register(request: web.Request) -> web.Response:
     if (
         ttl is not USE_DEFAULT_TTL
         and ttl is not None
-        and (isinstance(ttl, bool) or not isinstance(ttl, int | float))
+        and (
+            isinstance(ttl, bool)
+            or not isinstance(ttl, int | float)
+            or not math.isfinite(ttl)
+            or ttl > MAX_TTL
+        )
     ):
-        return _error(400, f"ttl: expected seconds or null, found {ttl!r}")
+        return _error(400, f"ttl: expected seconds from 0.5 to {MAX_TTL:g}, or null, found {str(ttl)[:40]}")
+    current = await request.app[REGISTRY_KEY].get(instance.id)
+    refused = _owner_refusal(request, instance.id, instance, current)
+    if refused is not None:
+        return refused
     try:
         await request.app[REGISTRY_KEY].register(instance, ttl)
     except DiscoveryError as exc:
@@ -203,6 +270,10 @@ async def _register(request: web.Request) -> web.Response:
 
 async def _update(request: web.Request) -> web.Response:
     instance = _instance_from(await _body(request), request.match_info["id"])
+    current = await request.app[REGISTRY_KEY].get(instance.id)
+    refused = _owner_refusal(request, instance.id, instance, current)
+    if refused is not None:
+        return refused
     if not await request.app[REGISTRY_KEY].update(instance):
         return _error(404, f"no instance {instance.id!r}")
     return web.json_response({"instance": _dump(instance)})
@@ -210,6 +281,9 @@ async def _update(request: web.Request) -> web.Response:
 
 async def _deregister(request: web.Request) -> web.Response:
     instance_id = request.match_info["id"]
+    refused = _owner_refusal(request, instance_id, None)
+    if refused is not None:
+        return refused
     if not await request.app[REGISTRY_KEY].deregister(instance_id):
         return _error(404, f"no instance {instance_id!r}")
     return web.json_response({"deregistered": instance_id})
@@ -217,6 +291,9 @@ async def _deregister(request: web.Request) -> web.Response:
 
 async def _renew(request: web.Request) -> web.Response:
     instance_id = request.match_info["id"]
+    refused = _owner_refusal(request, instance_id, None)
+    if refused is not None:
+        return refused
     if not await request.app[REGISTRY_KEY].renew(instance_id):
         return _error(404, f"no lease for {instance_id!r}: register again")
     return web.json_response({"renewed": instance_id})
@@ -224,6 +301,11 @@ async def _renew(request: web.Request) -> web.Response:
 
 async def _health(request: web.Request) -> web.Response:
     instance_id = request.match_info["id"]
+    who = identity_of(request)
+    if who is not None and who.role is Role.REPLICA:
+        return refuse(
+            request, 403, "health comes from the control plane's checks, not from a replica", area="registry"
+        )
     body = await _body(request)
     try:
         health = Health(str(body.get("health")))
