@@ -24,6 +24,7 @@ from minga.controlplane import ControlPlaneClient, read_state
 from minga.errors import UsageError
 from minga.gateway import write_atomically
 from minga.monitor import render_grafana, render_prometheus
+from minga.security import Credentials, write_private
 from minga.spec import home_dir
 
 SpecFile = Annotated[Path, typer.Option("--file", "-f", help="the system spec")]
@@ -163,11 +164,16 @@ def render_prometheus_cmd(
     file: SpecFile = DEFAULT_FILE,
 ) -> None:
     """Write a prometheus.yml that scrapes every replica through the registry's http_sd endpoint."""
+    home = home_dir(file)
     if discovery is None:
-        state = read_state(home_dir(file))
+        state = read_state(home)
         assert state is not None
         discovery = state.url
-    write_atomically(output, render_prometheus(discovery, scrape_interval=interval))
+    token_file = None
+    if Credentials.file(home).exists():  # Prometheus reads the registry with the read-only token
+        token_file = (home / "prometheus.token").resolve()
+        write_private(token_file, Credentials.load(Credentials.file(home)).read)
+    write_atomically(output, render_prometheus(discovery, scrape_interval=interval, token_file=token_file))
     console.print(f"wrote {output} (targets from {discovery.rstrip('/')}/v1/discovery/http_sd)")
 
 
