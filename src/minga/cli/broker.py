@@ -1,4 +1,9 @@
-"""``minga broker``: run the embedded NATS-protocol broker in the foreground."""
+"""``minga broker``: run the embedded NATS-protocol broker in the foreground.
+
+Secrets never come on the command line, where ``ps`` shows them to every local user: the token
+and the password are read from ``MINGA_BROKER_TOKEN`` / ``MINGA_BROKER_PASSWORD`` or from a file
+(``--token-file``, ``--password-file``).
+"""
 
 from __future__ import annotations
 
@@ -20,12 +25,33 @@ __all__ = ["broker", "jetstream_extension", "run_broker"]
 console = Console(stderr=True)
 
 
+def _secret(ctx: typer.Context, name: str, value: str | None, file: Path | None, env: str) -> str | None:
+    """The secret ``name`` from the environment or ``file``; UsageError when it came on the command line."""
+    source = ctx.get_parameter_source(name)
+    if value is not None and source is not None and source.name == "COMMANDLINE":
+        flag = name.replace("_", "-")
+        raise UsageError(f"--{flag} on the command line is visible in `ps`: set {env} or use --{flag}-file FILE")
+    if file is None:
+        return value
+    try:
+        return file.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise UsageError(f"cannot read {file}: {exc.strerror}") from None
+
+
 def broker(
+    ctx: typer.Context,
     host: Annotated[str, typer.Option("--host", help="Address to listen on (loopback unless told).")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Client port (0: any free port).")] = 4222,
-    token: Annotated[str | None, typer.Option("--token", help="Require this token from clients.")] = None,
-    user: Annotated[str | None, typer.Option("--user", help="Require this user (with --password).")] = None,
-    password: Annotated[str | None, typer.Option("--password", help="The password of --user.")] = None,
+    token: Annotated[
+        str | None, typer.Option("--token", envvar="MINGA_BROKER_TOKEN", help="Require this token (from the environment).")
+    ] = None,
+    token_file: Annotated[Path | None, typer.Option("--token-file", help="Require the token in this file.")] = None,
+    user: Annotated[str | None, typer.Option("--user", help="Require this user (with a password).")] = None,
+    password: Annotated[
+        str | None, typer.Option("--password", envvar="MINGA_BROKER_PASSWORD", help="The user's password (from the environment).")
+    ] = None,
+    password_file: Annotated[Path | None, typer.Option("--password-file", help="The user's password, in this file.")] = None,
     tls_cert: Annotated[Path | None, typer.Option("--tls-cert", help="Serve TLS with this certificate (PEM).")] = None,
     tls_key: Annotated[Path | None, typer.Option("--tls-key", help="The private key of --tls-cert (PEM).")] = None,
     tls_ca: Annotated[Path | None, typer.Option("--tls-ca", help="Require client certificates signed by this CA.")] = None,
@@ -45,6 +71,8 @@ def broker(
     ] = 120.0,
 ) -> None:
     """Run the embedded NATS-protocol broker until SIGTERM or Ctrl-C."""
+    token = _secret(ctx, "token", token, token_file, "MINGA_BROKER_TOKEN")
+    password = _secret(ctx, "password", password, password_file, "MINGA_BROKER_PASSWORD")
     config = broker_config(host, port, token, user, password, tls_cert, tls_key, tls_ca, monitor_port)
     # Extensions (JetStream...) add their options above and append themselves here.
     extensions: list[BrokerExtension] = []
