@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 from aiohttp import web
@@ -36,8 +37,9 @@ COOKIE = "minga_token"
 _COOKIE_AGE = 30 * 86400
 _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 _SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
-_IDENTITY = "minga_identity"
-_GUARD = "minga_guard"
+# typed request keys where aiohttp has them (3.14 on), plain strings before
+_IDENTITY: Any = web.RequestKey("minga_identity", Identity) if hasattr(web, "RequestKey") else "minga_identity"
+_GUARD: Any = web.RequestKey("minga_guard", object) if hasattr(web, "RequestKey") else "minga_guard"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
