@@ -13,7 +13,7 @@ import json
 import logging
 import os
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -92,10 +92,13 @@ def read_audit(home: Path) -> list[AuditRecord]:
     return [r for r in map(AuditRecord.from_json, text.splitlines()) if r is not None]
 
 
-async def follow_audit(home: Path, *, interval: float = 0.5) -> AsyncIterator[AuditRecord]:
-    """The records written under ``home`` from now on, as they come (checked every ``interval`` s)."""
+def follow_audit(home: Path, *, interval: float = 0.5) -> AsyncGenerator[AuditRecord, None]:
+    """The records written under ``home`` from this call on, as they come (checked every ``interval`` s)."""
     path = home / AUDIT_FILE
-    offset = path.stat().st_size if path.exists() else 0
+    return _follow(path, path.stat().st_size if path.exists() else 0, interval)
+
+
+async def _follow(path: Path, offset: int, interval: float) -> AsyncGenerator[AuditRecord, None]:
     pending = b""
     while True:
         try:
