@@ -34,7 +34,7 @@ from minga.controlplane import ControlPlane, ControlPlaneClient, ServerState, pi
 from minga.deploy import LogLine, follow_logs, log_files, read_logs, reap_orphans
 from minga.errors import DeployError, UsageError
 from minga.monitor import LogRecord, parse_log_line
-from minga.security import read_token
+from minga.security import read_token, secure_home
 from minga.spec import Spec, home_dir, load_spec, parse_duration
 
 SpecFile = Annotated[Path, typer.Option("--file", "-f", help="the system spec")]
@@ -164,7 +164,7 @@ def _fail_unhealthy(doc: dict[str, Any], home: Path) -> None:
 
 
 def _up_detached(file: Path, home: Path, timeout: float) -> None:
-    home.mkdir(parents=True, exist_ok=True)
+    secure_home(home)  # private before the first byte of server.log is written
     read_end, write_end = os.pipe()
     with (home / "server.log").open("ab") as log:
         proc = subprocess.Popen(
