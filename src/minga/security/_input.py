@@ -96,6 +96,6 @@ def refused_address(host: str, allow: Iterable[str] = ()) -> str | None:
         return f"{host} is a cloud metadata address"
     if address.is_link_local:
         return f"{host} is a link-local address (cloud metadata lives there)"
-    if address.is_multicast or address.is_unspecified or address.is_reserved:
+    if address.is_multicast or address.is_unspecified or (address.is_reserved and not address.is_loopback):
         return f"{host} is not a unicast host address"
     return None
