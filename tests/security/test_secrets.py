@@ -16,6 +16,8 @@ import pytest
 
 import support
 from minga.broker import AuthConfig
+from minga.cli.bus import resolve_url
+from minga.controlplane import ServerState
 from minga.security import (
     Credentials,
     SignatureError,
@@ -165,3 +167,18 @@ def test_signed_deliveries_have_a_replay_window() -> None:
         verify_signed("k", body, signature, "yesterday", now=now)
     with pytest.raises(SignatureError, match="has no X-Minga-Timestamp header"):
         verify_signed("k", body, signature, None, now=now)
+
+
+def test_minga_call_finds_the_password_in_the_spec_not_the_state_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"nats://admin:{PASSWORD}@127.0.0.1:4999"
+    spec = tmp_path / "minga.yaml"
+    spec.write_text(f"name: x\nbroker: {url}\n")
+    home = tmp_path / "home"
+    home.mkdir()
+    ServerState("http://127.0.0.1:1", os.getpid(), str(home), str(spec), redact_url(url), 0.0).write(home)
+    monkeypatch.setenv("MINGA_HOME", str(home))
+    monkeypatch.delenv("MINGA_NATS_URL", raising=False)
+    assert PASSWORD not in (home / "server.json").read_text()
+    assert resolve_url(None, spec) == url
