@@ -19,7 +19,7 @@ GET      /http_sd                       Prometheus HTTP service discovery target
 
 Errors are ``{"error": "..."}`` with 400 (bad body) or 404 (unknown instance).
 
-Bodies are strict JSON nested at most :data:`~minga.security.MAX_JSON_DEPTH` deep; a ttl is
+Bodies are strict JSON nested at most 32 levels deep (:func:`~minga.security.load_json`); a ttl is
 finite, from 0.5 s to :data:`MAX_TTL`. Behind the control plane's guard (:class:`~minga.security.HttpGuard`),
 a replica's credential writes only its own record (403 otherwise, with an audit record): its
 own instance id and service, at the address it calls from, on the ports it was given
