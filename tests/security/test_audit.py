@@ -13,7 +13,8 @@ from security_harness import Plane
 from typer.testing import CliRunner
 
 from minga.cli import app
-from minga.security import AuditLog, follow_audit, read_audit
+from minga.errors import UsageError
+from minga.security import AuditLog, Credentials, follow_audit, read_audit
 
 
 def _audit_cli(home: Path, *args: str) -> str:
@@ -54,3 +55,12 @@ async def test_follow_sees_new_records(tmp_path: Path) -> None:
     record = await asyncio.wait_for(anext(follow), 10)
     assert (record.who, record.why) == ("read", "new")
     await follow.aclose()
+
+
+def test_minga_token_prints_the_token_asked_for(tmp_path: Path) -> None:
+    env = {**os.environ, "MINGA_HOME": str(tmp_path)}
+    missing = CliRunner().invoke(app, ["token"], env=env)
+    assert isinstance(missing.exception, UsageError) and "`minga up` creates them" in str(missing.exception)
+    creds = Credentials.load_or_create(tmp_path)
+    assert CliRunner().invoke(app, ["token"], env=env).stdout.strip() == creds.admin
+    assert CliRunner().invoke(app, ["token", "--read-only"], env=env).stdout.strip() == creds.read

@@ -4,6 +4,7 @@ marking the real replicas critical, and records built to break what reads them."
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,8 @@ import aiohttp
 import pytest
 from security_harness import Plane
 
-from minga.discovery import EmbeddedStore, Instance, Registry, serve_registry
+from minga.discovery import EmbeddedStore, Instance, Registry, ReplicaRegistrar, serve_registry
+from minga.errors import DiscoveryError
 from minga.gateway import Endpoint, render_haproxy
 from minga.security import read_audit
 from minga.spec import GatewaySpec
@@ -135,3 +137,46 @@ async def test_scrape_targets_leave_out_link_local_addresses(plane: Plane) -> No
     plane.cp.scrape_allow = ("169.254.0.0/16",)  # what monitor.scrape_allow configures
     urls = [t.url for t in await plane.cp._scrape_targets()]
     assert "http://169.254.169.254:80/metrics" in urls
+
+
+async def test_a_record_refused_for_its_content_is_audited(plane: Plane) -> None:
+    admin = plane.auth(plane.creds.admin)
+    injected = record("web-7", host="127.0.0.1\n    http-request return status 200", http=80)
+    status, body = await plane.call("PUT", f"{INSTANCES}/web-7", json=injected, headers=admin)
+    assert status == 400 and body["error"].startswith("instance.host: Value error, a host must be")
+    status, body = await plane.call("PUT", f"{INSTANCES}/web-7", data="[" * 2000 + "]" * 2000, headers=admin)
+    assert status == 400 and body["error"] == "the JSON nests deeper than 32 levels"
+    records = read_audit(plane.home)[-2:]
+    assert [(r.area, r.who, r.what) for r in records] == [("registry", "admin", f"PUT {INSTANCES}/web-7")] * 2
+    assert records[0].why.startswith("instance.host:") and records[1].why == body["error"]
+
+
+async def test_the_sdk_registers_a_replica_with_the_credential_it_was_given(plane: Plane) -> None:
+    assert plane.cp.supervisor is not None
+    port = plane.cp.supervisor.ports("web-1")["http"]
+    env = {"MINGA_TOKEN": plane.creds.replica_token("web", "web-1"), "MINGA_DISCOVERY_TTL": "5"}
+    registrar = ReplicaRegistrar(f"{plane.url}/v1/discovery", env)
+    await registrar.register(_Info("web-1", "web", port))  # what `python -m minga.service` does
+    try:
+        found = await plane.cp.registry.get("web-1")  # type: ignore[union-attr]
+        assert found is not None and found.ports == {"http": port} and found.metadata.get("registered_by") is None
+    finally:
+        await registrar.deregister()
+    impostor = ReplicaRegistrar(f"{plane.url}/v1/discovery", env)
+    with pytest.raises(DiscoveryError, match="403 replica:web/web-1 may only write its own instance, not 'web-2'"):
+        await impostor.register(_Info("web-2", "web", port))
+    await impostor.deregister()
+
+
+@dataclass
+class _Info:
+    id: str
+    service: str
+    port: int
+    version: str = ""
+    host: str = "127.0.0.1"
+    started_at: float = 0.0
+
+    @property
+    def ports(self) -> dict[str, int]:
+        return {"http": self.port}

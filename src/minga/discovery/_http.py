@@ -45,7 +45,7 @@ from minga.discovery._httpstore import API_PREFIX
 from minga.discovery._model import Health, Instance, WatchEvent
 from minga.discovery._registry import USE_DEFAULT_TTL, Registry
 from minga.errors import DiscoveryError
-from minga.security import Role, identity_of, load_json, refuse
+from minga.security import Role, identity_of, load_json, record_refusal, refuse
 
 MAX_TTL = 3600.0
 """The longest lease a registration may ask for, in seconds."""
@@ -118,34 +118,31 @@ def _dump(instance: Instance) -> dict[str, Any]:
     return instance.model_dump(mode="json")
 
 
+def _rejected(request: web.Request, message: str) -> web.HTTPBadRequest:
+    """The 400 to raise for a body the registry will not take, its refusal audited."""
+    record_refusal(request, message, area="registry")
+    return web.HTTPBadRequest(text=json.dumps({"error": message}), content_type="application/json")
+
+
 async def _body(request: web.Request) -> dict[str, Any]:
     try:
         body = load_json(await request.read())
     except ValueError as exc:
-        raise web.HTTPBadRequest(
-            text=json.dumps({"error": str(exc)}), content_type="application/json"
-        ) from None
+        raise _rejected(request, str(exc)) from None
     if not isinstance(body, dict):
-        raise web.HTTPBadRequest(
-            text=json.dumps({"error": "expected a JSON object"}), content_type="application/json"
-        )
+        raise _rejected(request, "expected a JSON object")
     return body
 
 
-def _instance_from(body: dict[str, Any], instance_id: str) -> Instance:
+def _instance_from(request: web.Request, body: dict[str, Any], instance_id: str) -> Instance:
     try:
         instance = Instance.model_validate(body.get("instance"))
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(map(str, first["loc"])) or "instance"
-        raise web.HTTPBadRequest(
-            text=json.dumps({"error": f"instance.{where}: {first['msg']}"}), content_type="application/json"
-        ) from None
+        raise _rejected(request, f"instance.{where}: {first['msg']}") from None
     if instance.id != instance_id:
-        raise web.HTTPBadRequest(
-            text=json.dumps({"error": f"the path names {instance_id!r} but the record is {instance.id!r}"}),
-            content_type="application/json",
-        )
+        raise _rejected(request, f"the path names {instance_id!r} but the record is {instance.id!r}")
     return instance
 
 
@@ -244,7 +241,7 @@ async def _get(request: web.Request) -> web.Response:
 
 async def _register(request: web.Request) -> web.Response:
     body = await _body(request)
-    instance = _instance_from(body, request.match_info["id"])
+    instance = _instance_from(request, body, request.match_info["id"])
     ttl = body.get("ttl", USE_DEFAULT_TTL)
     if (
         ttl is not USE_DEFAULT_TTL
@@ -256,7 +253,8 @@ async def _register(request: web.Request) -> web.Response:
             or ttl > MAX_TTL
         )
     ):
-        return _error(400, f"ttl: expected seconds from 0.5 to {MAX_TTL:g}, or null, found {str(ttl)[:40]}")
+        why = f"ttl: expected seconds from 0.5 to {MAX_TTL:g}, or null, found {str(ttl)[:40]}"
+        return refuse(request, 400, why, area="registry")
     current = await request.app[REGISTRY_KEY].get(instance.id)
     refused = _owner_refusal(request, instance.id, instance, current)
     if refused is not None:
@@ -264,12 +262,12 @@ async def _register(request: web.Request) -> web.Response:
     try:
         await request.app[REGISTRY_KEY].register(instance, ttl)
     except DiscoveryError as exc:
-        return _error(400, str(exc))
+        return refuse(request, 400, str(exc), area="registry")
     return web.json_response({"instance": _dump(instance)})
 
 
 async def _update(request: web.Request) -> web.Response:
-    instance = _instance_from(await _body(request), request.match_info["id"])
+    instance = _instance_from(request, await _body(request), request.match_info["id"])
     current = await request.app[REGISTRY_KEY].get(instance.id)
     refused = _owner_refusal(request, instance.id, instance, current)
     if refused is not None:

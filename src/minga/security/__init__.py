@@ -27,7 +27,7 @@ A runnable example::
 from minga.security._audit import AuditLog, AuditRecord, follow_audit, read_audit
 from minga.security._compare import same_secret
 from minga.security._files import private_umask, secure_home, write_private
-from minga.security._http import HttpGuard, identity_of, refuse
+from minga.security._http import HttpGuard, identity_of, record_refusal, refuse
 from minga.security._input import check_host, json_depth, load_json, refused_address
 from minga.security._redact import is_redacted, redact_url
 from minga.security._tokens import Credentials, Identity, Role, read_token
@@ -50,6 +50,7 @@ __all__ = [
     "private_umask",
     "read_audit",
     "read_token",
+    "record_refusal",
     "redact_url",
     "refuse",
     "refused_address",

@@ -29,7 +29,7 @@ from aiohttp import web
 from minga.security._audit import AuditLog
 from minga.security._tokens import Credentials, Identity, Role
 
-__all__ = ["COOKIE", "HttpGuard", "identity_of", "refuse"]
+__all__ = ["COOKIE", "HttpGuard", "identity_of", "record_refusal", "refuse"]
 
 COOKIE = "minga_token"
 """The dashboard's cookie: the token, HttpOnly and SameSite=Strict."""
@@ -38,7 +38,9 @@ _COOKIE_AGE = 30 * 86400
 _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 _SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 # typed request keys where aiohttp has them (3.14 on), plain strings before
-_IDENTITY: Any = web.RequestKey("minga_identity", Identity) if hasattr(web, "RequestKey") else "minga_identity"
+_IDENTITY: Any = (
+    web.RequestKey("minga_identity", Identity) if hasattr(web, "RequestKey") else "minga_identity"
+)
 _GUARD: Any = web.RequestKey("minga_guard", object) if hasattr(web, "RequestKey") else "minga_guard"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -51,11 +53,16 @@ def identity_of(request: web.Request) -> Identity | None:
     return found if isinstance(found, Identity) else None
 
 
-def refuse(request: web.Request, status: int, why: str, *, area: str = "http") -> web.Response:
-    """A ``{"error": why}`` answer with ``status``, recorded in the audit log when a guard runs."""
+def record_refusal(request: web.Request, why: str, *, area: str = "http") -> None:
+    """Write the refusal of ``request`` to the audit log, when a guard runs."""
     guard = request.get(_GUARD)
     if isinstance(guard, HttpGuard):
         guard.audit_refusal(request, why, area=area)
+
+
+def refuse(request: web.Request, status: int, why: str, *, area: str = "http") -> web.Response:
+    """A ``{"error": why}`` answer with ``status``, recorded in the audit log when a guard runs."""
+    record_refusal(request, why, area=area)
     return web.json_response({"error": why}, status=status)
 
 
