@@ -64,3 +64,16 @@ def test_minga_token_prints_the_token_asked_for(tmp_path: Path) -> None:
     creds = Credentials.load_or_create(tmp_path)
     assert CliRunner().invoke(app, ["token"], env=env).stdout.strip() == creds.admin
     assert CliRunner().invoke(app, ["token", "--read-only"], env=env).stdout.strip() == creds.read
+
+
+def test_a_flood_of_refusals_cannot_fill_the_disk(tmp_path: Path) -> None:
+    log = AuditLog.in_home(tmp_path)
+    log.max_bytes = 2000
+    for i in range(100):
+        log.record(area="http", who="anonymous", source="127.0.0.1", what="GET /api/status", why=f"refusal {i}")
+    sizes = [p.stat().st_size for p in (tmp_path / "audit.log", tmp_path / "audit.log.1")]
+    assert all(0 < size <= 2000 for size in sizes), sizes
+    records = read_audit(tmp_path)
+    assert records[-1].why == "refusal 99" and 5 < len(records) < 100
+    assert [int(r.why.split()[1]) for r in records] == sorted(int(r.why.split()[1]) for r in records)
+    assert oct((tmp_path / "audit.log.1").stat().st_mode & 0o777) == "0o600"

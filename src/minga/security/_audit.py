@@ -4,6 +4,9 @@ Each record says who was refused (``who``: an identity such as ``read`` or
 ``replica:orders/orders-1``, else ``anonymous``), from where (``source``: the peer address),
 what they tried (``what``: ``POST /api/stop``), why it was refused (``why``: the message they
 got) and when (``at``: ISO 8601, UTC). ``minga audit`` prints them; ``minga audit -f`` follows.
+
+A flood of refused requests cannot fill the disk: past :data:`MAX_AUDIT_BYTES` the log moves to
+``audit.log.1`` (replacing the one before) and starts again.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from minga.security._files import PRIVATE_FILE
 __all__ = ["AUDIT_FILE", "AuditLog", "AuditRecord", "follow_audit", "read_audit"]
 
 AUDIT_FILE = "audit.log"
+MAX_AUDIT_BYTES = 8 * 1024 * 1024
 
 log = logging.getLogger("minga.security")
 
@@ -53,10 +57,12 @@ class AuditRecord:
 
 
 class AuditLog:
-    """Appends records to ``path`` (created 0600); thread-safe, one write per record."""
+    """Appends records to ``path`` (created 0600); thread-safe, one write per record; past
+    ``max_bytes`` the file becomes ``<path>.1``."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, max_bytes: int = MAX_AUDIT_BYTES) -> None:
         self.path = path
+        self.max_bytes = max_bytes
         self._lock = threading.Lock()
 
     @classmethod
@@ -74,6 +80,10 @@ class AuditLog:
             try:
                 fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, PRIVATE_FILE)
                 try:
+                    if os.fstat(fd).st_size + len(line) > self.max_bytes:
+                        os.replace(self.path, self.path.with_name(self.path.name + ".1"))
+                        os.close(fd)
+                        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, PRIVATE_FILE)
                     os.write(fd, line)
                 finally:
                     os.close(fd)
@@ -83,13 +93,15 @@ class AuditLog:
 
 
 def read_audit(home: Path) -> list[AuditRecord]:
-    """Every record under ``home``, oldest first."""
-    path = home / AUDIT_FILE
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except FileNotFoundError:
-        return []
-    return [r for r in map(AuditRecord.from_json, text.splitlines()) if r is not None]
+    """Every record under ``home`` (the moved-away file's first), oldest first."""
+    records: list[AuditRecord] = []
+    for path in (home / f"{AUDIT_FILE}.1", home / AUDIT_FILE):
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            continue
+        records.extend(r for r in map(AuditRecord.from_json, text.splitlines()) if r is not None)
+    return records
 
 
 def follow_audit(home: Path, *, interval: float = 0.5) -> AsyncGenerator[AuditRecord, None]:
