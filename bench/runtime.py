@@ -48,7 +48,8 @@ import nats
 
 from minga.bus import Bus
 from minga.controlplane import ControlPlaneClient, read_state
-from minga.discovery import DiscoveryClient, Health
+from minga.discovery import DiscoveryClient, Health, HttpStore
+from minga.security import read_token
 
 HERE = Path(__file__).resolve().parent
 
@@ -108,10 +109,10 @@ async def throughput(call: Callable[[int], Awaitable[Any]], concurrency: int, se
     return done / (time.perf_counter() - t0)
 
 
-async def kill_to_removal(state_url: str, discovery_url: str, kills: int) -> list[float]:
-    cp = ControlPlaneClient(state_url)
+async def kill_to_removal(home: Path, discovery_url: str, kills: int) -> list[float]:
+    cp = ControlPlaneClient.for_home(home)
     out: list[float] = []
-    async with DiscoveryClient(discovery_url) as client:
+    async with DiscoveryClient(HttpStore(discovery_url, token=read_token(home))) as client:
         for _ in range(kills):
             doc = await cp.wait_healthy(30)
             echo = next(s for s in doc["services"] if s["name"] == "echo")
@@ -210,7 +211,7 @@ def main() -> int:
         state = read_state(home)
         assert state is not None
         result = asyncio.run(measure(state.nats_url, args))
-        kills = asyncio.run(kill_to_removal(state.url, f"{state.url}/v1/discovery", args.kills))
+        kills = asyncio.run(kill_to_removal(home, f"{state.url}/v1/discovery", args.kills))
     finally:
         minga("down", home=home)
         if nats_proc is not None:

@@ -20,9 +20,10 @@ The tree::
     ├── MonitorError                metrics, logs, traces or alerts could not be collected or answered
     │   ├── QueryError              a metrics query or log search is malformed (also a UsageError)
     │   └── CardinalityError        a metric or a query has more label sets than the guard allows
-    └── ComputeError                a MapReduce job or a parallel directive failed
-        ├── JobFailed               a task failed more than its allowed attempts
-        └── JobNotDeterministic     the test mode found outputs that depend on combiner runs or value order
+    ├── ComputeError                a MapReduce job or a parallel directive failed
+    │   ├── JobFailed               a task failed more than its allowed attempts
+    │   └── JobNotDeterministic     the test mode found outputs that depend on combiner runs or value order
+    └── SecurityError               a credential, a signature or a permission was refused
 
 Errors carry typed fields rather than packing everything into the message, so a
 caller can act on them (``err.line``, ``err.err_code``, ``err.remote_type``).
@@ -50,6 +51,7 @@ __all__ = [
     "QueryError",
     "RemoteError",
     "RequestTimeout",
+    "SecurityError",
     "ServiceError",
     "ServiceUnavailable",
     "SpecError",
@@ -217,6 +219,10 @@ class CardinalityError(MonitorError, UsageError):
 
 class ComputeError(MingaError):
     """A MapReduce job or a parallel directive failed."""
+
+
+class SecurityError(MingaError):
+    """A credential, a signature or a permission was refused; the message says which and why."""
 
 
 class JobFailed(ComputeError):

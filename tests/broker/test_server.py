@@ -259,8 +259,10 @@ async def test_a_client_whose_write_fails_does_not_strand_the_others(broker: Bro
 
 def test_command_serves_and_shuts_down_on_sigterm(tmp_path: Path) -> None:
     port = support.free_port()
+    token_file = tmp_path / "token"
+    token_file.write_text("s3cret\n")
     server = support.ServerProcess(
-        support.python_module("minga", ["broker", "--port", str(port), "--token", "s3cret"]),
+        support.python_module("minga", ["broker", "--port", str(port), "--token-file", str(token_file)]),
         port,
         log=tmp_path / "broker.log",
     )
@@ -309,8 +311,11 @@ def test_command_refuses_a_taken_port() -> None:
 
 
 def test_command_checks_its_options(tmp_path: Path) -> None:
+    (tmp_path / "t").write_text("t")
+    (tmp_path / "p").write_text("p")
     for args, message in (
-        (["--token", "t", "--user", "u", "--password", "p"], "either a token"),
+        (["--token-file", str(tmp_path / "t"), "--user", "u", "--password-file", str(tmp_path / "p")], "either a token"),
+        (["--password", "p", "--user", "u"], "visible in `ps`"),
         (["--user", "u"], "needs a password"),
         (["--tls-cert", str(tmp_path / "nope.pem")], "--tls-key"),
         (["--tls-cert", str(tmp_path / "a.pem"), "--tls-key", str(tmp_path / "b.pem")], "no such file"),

@@ -20,6 +20,7 @@ from typer.testing import CliRunner, Result
 import support
 from minga.cli import app
 from minga.errors import UsageError
+from minga.security import read_token
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 
@@ -95,10 +96,16 @@ def status(home: Path) -> dict[str, Any]:
     return doc
 
 
+def api_get(home: Path, path: str) -> urllib.request.Request:
+    """A GET of the server's API with the token kept in the home, as the CLI sends it."""
+    token = read_token(home)
+    assert token is not None
+    return urllib.request.Request(f"{server_info(home)['url']}{path}", headers={"Authorization": f"Bearer {token}"})
+
+
 def api_status(home: Path) -> dict[str, Any]:
     """The status straight from the server's API (a `minga` process per poll would be slow)."""
-    url = server_info(home)["url"]
-    with urllib.request.urlopen(f"{url}/api/status", timeout=10) as resp:
+    with urllib.request.urlopen(api_get(home, "/api/status"), timeout=10) as resp:
         doc: dict[str, Any] = json.load(resp)
     return doc
 
@@ -135,8 +142,7 @@ def test_up_status_kill_logs_down(tmp_path: Path) -> None:
 
             logs = cli("logs", "db", "--since", "5m", home=home)
             assert logs.exit_code == 0 and "db says hello" in logs.stdout
-            url = server_info(home)["url"]
-            with urllib.request.urlopen(f"{url}/api/logs?service=db&limit=50", timeout=10) as resp:
+            with urllib.request.urlopen(api_get(home, "/api/logs?service=db&limit=50"), timeout=10) as resp:
                 lines = json.load(resp)["lines"]
             assert any(ln["instance"] == "db-1" and ln["text"] == "db says hello" for ln in lines)
             services = cli("services", home=home)

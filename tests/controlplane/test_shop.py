@@ -18,8 +18,9 @@ import pytest
 
 from minga.bus import Bus, Timeout
 from minga.controlplane import ControlPlaneClient, read_state
-from minga.discovery import DiscoveryClient
+from minga.discovery import DiscoveryClient, HttpStore
 from minga.errors import BusError
+from minga.security import read_token
 
 pytestmark = [pytest.mark.slow]
 
@@ -56,7 +57,7 @@ async def test_shop_survives_a_sigkill_and_down_leaves_nothing(tmp_path: Path) -
         state = read_state(home)
         assert state is not None
         server_pid = state.pid
-        cp = ControlPlaneClient(state.url)
+        cp = ControlPlaneClient.for_home(home)  # as the CLI: the token kept in the home
         doc = await cp.status()
         assert [s["name"] for s in doc["services"]] == ["inventory", "payments", "notifications", "orders"]
         gateway = doc["gateway"]
@@ -67,7 +68,8 @@ async def test_shop_survives_a_sigkill_and_down_leaves_nothing(tmp_path: Path) -
         seen_pids |= {i["pid"] for s in doc["services"] for i in s["instances"]}
         victim = next(s for s in doc["services"] if s["name"] == "orders")["instances"][0]
 
-        async with Bus(state.nats_url) as bus, DiscoveryClient(f"{state.url}/v1/discovery") as disc:
+        registry = HttpStore(state.url, token=read_token(home))  # the token kept in the home, as the CLI
+        async with Bus(state.nats_url) as bus, DiscoveryClient(registry) as disc:
 
             def orders_in_picker(c: Any) -> set[str]:
                 return {i.id for i in c.candidates("orders")}

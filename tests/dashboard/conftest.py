@@ -16,6 +16,7 @@ import pytest
 from playwright.sync_api import sync_playwright
 
 from minga.controlplane import read_state
+from minga.security import Role, read_token
 
 sys.path.insert(0, str(Path(__file__).parent))  # dashboard_harness, shared with the test modules
 
@@ -65,6 +66,13 @@ def browser() -> Iterator[Any]:
 def page(browser: Any, shop: Shop, tmp_path: Path) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1360, "height": 900})
     tab = Page(context.new_page(), shop.dashboard, tmp_path)
+    # log in once, as a person does: the read-only token kept in the home, typed into the form
+    token = read_token(shop.home, Role.READ)
+    assert token is not None
+    tab.page.goto(shop.dashboard)
+    tab.page.fill("#token", token)
+    tab.page.click("button[type=submit]")
+    tab.page.wait_for_selector(".conn.live", timeout=15_000)
     tab.page.on("console", lambda m: tab.errors.append(m.text) if m.type == "error" else None)
     tab.page.on("pageerror", lambda e: tab.errors.append(str(e)))
     tab.page.on("request", lambda r: tab.requests.append(r.url))

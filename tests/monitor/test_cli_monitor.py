@@ -97,7 +97,7 @@ async def test_monitoring_commands_and_a_real_prometheus(tmp_path: Path) -> None
         try:
             state = read_state(home)
             assert state is not None
-            cp = ControlPlaneClient(state.url)
+            cp = ControlPlaneClient.for_home(home)
 
             async def scraped() -> bool:
                 targets = (await cp.monitor("targets"))["targets"]

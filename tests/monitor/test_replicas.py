@@ -78,7 +78,9 @@ async def test_metrics_logs_traces_alerts_from_real_replicas(tmp_path: Path) -> 
                 async with asyncio.timeout(60):
                     await cp.supervisor.wait_healthy()
                 api = f"{state.url}/api/monitor"
-                async with Bus(nats_url) as bus, aiohttp.ClientSession() as session:
+                assert cp.credentials is not None  # the admin token, as the CLI reads it from the home
+                auth = {"Authorization": f"Bearer {cp.credentials.admin}"}
+                async with Bus(nats_url) as bus, aiohttp.ClientSession(headers=auth) as session:
                     async def on_alert(msg: Any) -> None:
                         alerts_seen.append(json.loads(msg.data))
 

@@ -9,11 +9,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from minga.errors import UsageError
+from minga.security import same_secret
 
 __all__ = ["AuthConfig", "BrokerConfig", "BrokerTimeouts", "TLSConfig"]
 
 MiB = 1024 * 1024
 MIN_LAME_DUCK_DURATION = 30.0
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,10 +43,11 @@ class AuthConfig:
             raise UsageError("an empty token or user name is not a credential")
 
     def accepts(self, options: dict[str, object]) -> bool:
-        """True when a client's CONNECT ``options`` carry these credentials."""
+        """True when a client's CONNECT ``options`` carry these credentials (compared in constant time)."""
         if self.token is not None:
-            return options.get("auth_token") == self.token
-        return options.get("user") == self.user and options.get("pass") == self.password
+            return same_secret(_text(options.get("auth_token")), self.token)
+        user_ok = same_secret(_text(options.get("user")), self.user)
+        return same_secret(_text(options.get("pass")), self.password) and user_ok
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,6 +43,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("demo", "demo"),
     "traces": ("monitor", "traces"),
     "top": ("monitor", "top"),
+    "audit": ("security", "audit"),
+    "token": ("security", "token"),
 }
 
 # group name -> (help, {sub-group or command: (module, function) | (help, {...})})

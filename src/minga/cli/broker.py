@@ -7,12 +7,17 @@ parsed with :mod:`argparse` and it imports neither typer nor rich (``minga.cli.m
 Signals, as nats-server's: SIGTERM and SIGINT shut down at once (flushing what is queued);
 SIGUSR2 enters lame-duck mode (stop accepting, close the clients spread over
 ``--lame-duck-duration``), then shuts down.
+
+Secrets never come on the command line, where ``ps`` shows them to every local user: the token
+and the password are read from ``MINGA_BROKER_TOKEN`` / ``MINGA_BROKER_PASSWORD`` or from a file
+(``--token-file``, ``--password-file``).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -43,9 +48,13 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--host", default="127.0.0.1", help="Address to listen on (loopback unless told).")
     p.add_argument("--port", type=int, default=4222, help="Client port (0: any free port).")
-    p.add_argument("--token", help="Require this token from clients.")
-    p.add_argument("--user", help="Require this user (with --password).")
-    p.add_argument("--password", help="The password of --user.")
+    p.add_argument("--token", help=argparse.SUPPRESS)  # refused: visible in `ps`
+    p.add_argument("--token-file", type=Path, help="Require the token in this file (or set MINGA_BROKER_TOKEN).")
+    p.add_argument("--user", help="Require this user (with a password).")
+    p.add_argument("--password", help=argparse.SUPPRESS)  # refused: visible in `ps`
+    p.add_argument(
+        "--password-file", type=Path, help="The user's password, in this file (or set MINGA_BROKER_PASSWORD)."
+    )
     p.add_argument("--tls-cert", type=Path, help="Serve TLS with this certificate (PEM).")
     p.add_argument("--tls-key", type=Path, help="The private key of --tls-cert (PEM).")
     p.add_argument("--tls-ca", type=Path, help="Require client certificates signed by this CA.")
@@ -85,8 +94,10 @@ def main(argv: Sequence[str]) -> None:
     Raises :class:`~minga.errors.UsageError` when the options are wrong or the port is taken.
     """
     args = parser().parse_args(list(argv))
+    token = _secret("token", args.token, args.token_file, "MINGA_BROKER_TOKEN")
+    password = _secret("password", args.password, args.password_file, "MINGA_BROKER_PASSWORD")
     config = broker_config(
-        args.host, args.port, args.token, args.user, args.password, args.tls_cert, args.tls_key, args.tls_ca,
+        args.host, args.port, token, args.user, password, args.tls_cert, args.tls_key, args.tls_ca,
         args.monitor_port,
     )
     config.timeouts = BrokerTimeouts(
@@ -98,6 +109,18 @@ def main(argv: Sequence[str]) -> None:
     if js is not None:
         extensions.append(js)
     asyncio.run(run_broker(config, extensions))
+
+
+def _secret(name: str, given: str | None, file: Path | None, env: str) -> str | None:
+    """The secret ``name`` from ``file`` or the environment; UsageError when it came on the command line."""
+    if given is not None:
+        raise UsageError(f"--{name} on the command line is visible in `ps`: set {env} or use --{name}-file FILE")
+    if file is None:
+        return os.environ.get(env) or None
+    try:
+        return file.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise UsageError(f"cannot read {file}: {exc.strerror}") from None
 
 
 def broker_config(

@@ -17,7 +17,8 @@ import typer
 from minga.bus import Bus, Timeout, check_name, event_subject
 from minga.controlplane import read_state
 from minga.errors import UsageError
-from minga.spec import home_dir
+from minga.security import is_redacted
+from minga.spec import home_dir, load_spec
 
 __all__ = ["call", "publish", "resolve_url"]
 
@@ -36,7 +37,11 @@ def resolve_url(url: str | None, file: Path) -> str:
     if os.environ.get("MINGA_NATS_URL"):
         return os.environ["MINGA_NATS_URL"]
     state = read_state(home_dir(file), required=False)
-    return state.nats_url if state is not None else DEFAULT_URL
+    if state is None:
+        return DEFAULT_URL
+    if is_redacted(state.nats_url):  # the state file keeps no password: the spec has it
+        return load_spec(file).broker.url or state.nats_url
+    return state.nats_url
 
 
 def _json(text: str, what: str) -> Any:

@@ -17,7 +17,7 @@ from typing import Annotated
 import typer
 
 from minga.controlplane import read_state
-from minga.discovery import DiscoveryClient
+from minga.discovery import DiscoveryClient, HttpStore
 from minga.errors import UsageError
 from minga.gateway import (
     DiscoverySource,
@@ -28,6 +28,7 @@ from minga.gateway import (
     render_haproxy,
     write_atomically,
 )
+from minga.security import read_token
 from minga.spec import GatewaySpec, home_dir, load_spec
 
 SpecFile = Annotated[Path, typer.Option("--file", "-f", help="the spec whose gateway: section to use")]
@@ -52,6 +53,11 @@ def _discovery_url(file: Path, discovery: str | None) -> str:
     state = read_state(home_dir(file))
     assert state is not None  # read_state raises when no server runs
     return state.url
+
+
+def _store(file: Path, url: str) -> HttpStore:
+    """The registry at ``url``, reached with the token kept in the home of ``file``'s system."""
+    return HttpStore(url, token=read_token(home_dir(file)))
 
 
 def _listen(spec: GatewaySpec, listen: str | None) -> tuple[str, int]:
@@ -93,7 +99,10 @@ def serve(
     url = _discovery_url(file, discovery)
 
     async def main() -> None:
-        async with DiscoveryClient(url) as client, Gateway(gateway_spec, DiscoverySource(client.cache)) as gw:
+        async with (
+            DiscoveryClient(_store(file, url)) as client,
+            Gateway(gateway_spec, DiscoverySource(client.cache)) as gw,
+        ):
             typer.echo(f"gateway: {gw.url}", err=True)
             await _until_signalled()
 
@@ -123,7 +132,7 @@ def haproxy(
     url = _discovery_url(file, discovery)
 
     async def main() -> None:
-        async with DiscoveryClient(url) as client:
+        async with DiscoveryClient(_store(file, url)) as client:
             source = DiscoverySource(client.cache)
             if not watch:
                 services = {r.service for r in gateway_spec.routes}

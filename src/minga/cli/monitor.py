@@ -24,6 +24,7 @@ from minga.controlplane import ControlPlaneClient, read_state
 from minga.errors import UsageError
 from minga.gateway import write_atomically
 from minga.monitor import render_grafana, render_prometheus
+from minga.security import Credentials, write_private
 from minga.spec import ControlSpec, home_dir, load_spec
 
 SpecFile = Annotated[Path, typer.Option("--file", "-f", help="the system spec")]
@@ -33,9 +34,7 @@ console = Console(highlight=False)
 
 
 def _client(file: Path) -> ControlPlaneClient:
-    state = read_state(home_dir(file))
-    assert state is not None  # read_state raises UsageError when no server runs
-    return ControlPlaneClient(state.url)
+    return ControlPlaneClient.for_home(home_dir(file))
 
 
 def _ms(seconds: float | None) -> str:
@@ -167,11 +166,17 @@ def render_prometheus_cmd(
     """Write a prometheus.yml that scrapes every replica through the registry's http_sd endpoint.
 
     The registry is the control plane's: at the port minga.yaml fixes (``control: {port: N}``),
-    else the running one's, which the next ``minga up`` changes (said in a note).
+    else the running one's, which the next ``minga up`` changes (said in a note). Prometheus reads
+    the registry with the read-only token, written beside the state (0600).
     """
+    home = home_dir(file)
     if discovery is None:
         discovery = _stable_control_url(file)
-    write_atomically(output, render_prometheus(discovery, scrape_interval=interval))
+    token_file = None
+    if Credentials.file(home).exists():
+        token_file = (home / "prometheus.token").resolve()
+        write_private(token_file, Credentials.load(Credentials.file(home)).read)
+    write_atomically(output, render_prometheus(discovery, scrape_interval=interval, token_file=token_file))
     console.print(f"wrote {output} (targets from {discovery.rstrip('/')}/v1/discovery/http_sd)")
 
 

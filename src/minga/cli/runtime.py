@@ -34,6 +34,7 @@ from minga.controlplane import ControlPlane, ControlPlaneClient, ServerState, pi
 from minga.deploy import LogLine, follow_logs, log_files, read_logs, reap_orphans
 from minga.errors import DeployError, UsageError
 from minga.monitor import LogRecord, parse_log_line
+from minga.security import read_token, secure_home
 from minga.spec import Spec, home_dir, load_spec, parse_duration
 
 SpecFile = Annotated[Path, typer.Option("--file", "-f", help="the system spec")]
@@ -180,7 +181,7 @@ def _fail_unhealthy(doc: dict[str, Any], home: Path) -> None:
 
 
 def _up_detached(file: Path, home: Path, timeout: float, control_port: int | None) -> None:
-    home.mkdir(parents=True, exist_ok=True)
+    secure_home(home)  # private before the first byte of server.log is written
     read_end, write_end = os.pipe()
     argv = [sys.executable, "-m", "minga", "server", "-f", str(file), "--ready-fd", str(write_end)]
     if control_port is not None:
@@ -204,7 +205,7 @@ def _up_detached(file: Path, home: Path, timeout: float, control_port: int | Non
             raise UsageError(tail[-1].removeprefix("error: "))  # the user's mistake, in its one line
         raise DeployError("the minga server exited before it was ready:\n" + "\n".join(tail))
     url = json.loads(line)["url"]
-    doc = asyncio.run(ControlPlaneClient(url).wait_healthy(timeout))
+    doc = asyncio.run(ControlPlaneClient(url, token=read_token(home)).wait_healthy(timeout))
     if "unhealthy" in doc:
         _fail_unhealthy(doc, home)
     console.print(status_table(doc))
@@ -298,8 +299,8 @@ def down(
             console.print(f"nothing runs for {home}")
         return
     try:
-        asyncio.run(ControlPlaneClient(state.url).stop(timeout))
-    except DeployError:
+        asyncio.run(ControlPlaneClient(state.url, token=read_token(home)).stop(timeout))
+    except (DeployError, UsageError):  # unreachable, or the token is gone: the signal still works
         with contextlib.suppress(ProcessLookupError):
             os.kill(state.pid, signal.SIGTERM)
     if not wait_pid_exit(state.pid, timeout):
@@ -317,9 +318,7 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="print the status document as JSON")] = False,
 ) -> None:
     """Show every service and replica: pid, health, address, restarts."""
-    state = read_state(_home(file))
-    assert state is not None
-    doc = asyncio.run(ControlPlaneClient(state.url).status())
+    doc = asyncio.run(ControlPlaneClient.for_home(_home(file)).status())
     if as_json:
         typer.echo(json.dumps(doc, indent=2))
         return
@@ -329,9 +328,7 @@ def status(
 
 def services(file: SpecFile = DEFAULT_FILE) -> None:
     """List the services in discovery: passing instances out of registered, and where they answer."""
-    state = read_state(_home(file))
-    assert state is not None
-    records = asyncio.run(ControlPlaneClient(state.url).instances())
+    records = asyncio.run(ControlPlaneClient.for_home(_home(file)).instances())
     by_service: dict[str, list[dict[str, Any]]] = {}
     for record in records:
         by_service.setdefault(record["service"], []).append(record)

@@ -22,8 +22,9 @@ from minga.bus import Bus, Timeout
 from minga.cli.runtime import log_to, status_table
 from minga.controlplane import ControlPlane, ServerState, read_state
 from minga.deploy import log_files, read_logs
-from minga.discovery import DiscoveryClient
+from minga.discovery import DiscoveryClient, HttpStore
 from minga.errors import BusError, UsageError
+from minga.security import read_token
 from minga.spec import home_dir, load_spec
 
 __all__ = ["find_shop", "run_shop", "shop_demo"]
@@ -55,7 +56,8 @@ async def _traffic(cp: ControlPlane, state: ServerState, home: Path, orders: int
     outcomes: collections.Counter[str] = collections.Counter()
     started = datetime.now(UTC)
     t0 = time.perf_counter()
-    async with Bus(state.nats_url) as bus, DiscoveryClient(f"{state.url}/v1/discovery") as disc:
+    registry = HttpStore(f"{state.url}/v1/discovery", token=read_token(home))
+    async with Bus(state.nats_url) as bus, DiscoveryClient(registry) as disc:
         for i in range(orders):
             sku = SKUS[i % len(SKUS)]
             try:

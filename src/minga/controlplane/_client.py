@@ -1,29 +1,58 @@
-"""The CLI's client of a running control plane's HTTP API."""
+"""The CLI's client of a running control plane's HTTP API, with the token kept in minga's home."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
 
+from minga.controlplane._state import read_state
 from minga.errors import DeployError, UsageError
+from minga.security import read_token
 
 __all__ = ["ControlPlaneClient"]
 
 
-class ControlPlaneClient:
-    """Talks to ``url`` (a :class:`~minga.controlplane.ServerState`'s ``url``); raises DeployError when it cannot."""
+async def _error_text(resp: aiohttp.ClientResponse) -> str:
+    """The ``error`` of a JSON answer, else its text."""
+    text = await resp.text()
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return text
+    return str(doc.get("error", text)) if isinstance(doc, dict) else text
 
-    def __init__(self, url: str) -> None:
+
+class ControlPlaneClient:
+    """Talks to ``url`` (a :class:`~minga.controlplane.ServerState`'s ``url``) with ``token`` (sent as
+    ``Authorization: Bearer``); raises DeployError when it cannot, UsageError when refused.
+
+    :meth:`for_home` finds both for the server running under a home, as the CLI does.
+    """
+
+    def __init__(self, url: str, *, token: str | None = None) -> None:
         self.url = url.rstrip("/")
+        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
+
+    @classmethod
+    def for_home(cls, home: Path) -> ControlPlaneClient:
+        """The client of the server running for ``home``, with the admin token kept there
+        (``MINGA_TOKEN`` when set); UsageError when no server runs."""
+        state = read_state(home)
+        assert state is not None  # read_state raises rather than return None when required
+        return cls(state.url, token=read_token(home))
 
     async def _request(self, method: str, path: str, *, total: float, ok: tuple[int, ...] = (200,)) -> Any:
         try:
             async with (
-                aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=total)) as session,
+                aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=total), headers=self._headers) as session,
                 session.request(method, self.url + path) as resp,
             ):
+                if resp.status in (401, 403) and resp.status not in ok:
+                    raise UsageError(f"the minga server refused {method} {path}: {await _error_text(resp)}")
                 if resp.status not in ok:
                     raise DeployError(f"{method} {path} answered {resp.status}: {await resp.text()}")
                 return await resp.json()

@@ -6,12 +6,19 @@ Start order: broker → registry → monitor (scraping, log collection, spans, a
 the reverse: every replica (reverse dependency order, grace then SIGKILL) → gateway → state file →
 HTTP API → monitor (which indexes the last log lines first) → registry → broker. A stop comes from SIGINT/SIGTERM (:meth:`ControlPlane.request_stop`)
 or ``POST /api/stop``, which answers once no replica is left.
+
+Security is on without configuration: the home is made private (0700, files 0600, a umask of
+077 while the server runs), every HTTP caller passes :class:`~minga.security.HttpGuard` (the
+admin and read-only tokens in ``home/credentials.json``, one credential per replica in its
+``MINGA_TOKEN``), each refusal lands in ``home/audit.log``, and the broker's password never
+leaves the process (the status, the state file and the dashboard show ``nats://user:***@...``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -40,7 +47,18 @@ from minga.discovery import (
 from minga.errors import UsageError
 from minga.gateway import DiscoverySource, Gateway
 from minga.monitor import Monitor, MonitorSettings, ScrapeTarget, monitor_app
+from minga.security import (
+    AuditLog,
+    Credentials,
+    HttpGuard,
+    private_umask,
+    redact_url,
+    refused_address,
+    secure_home,
+)
 from minga.spec import AlertSpec, GatewaySpec, HealthCheckSpec, Spec
+
+log = logging.getLogger("minga.controlplane")
 
 DISCOVERY_PREFIX = "/v1/discovery"
 DASHBOARD_PREFIX = "/dashboard"
@@ -89,6 +107,7 @@ class ControlPlane:
         gateway: GatewaySpec | None = None,
         alerts: Mapping[str, AlertSpec] | None = None,
         monitor: MonitorSettings | None = None,
+        scrape_allow: Sequence[str] = (),
     ) -> None:
         self.plans = list(plans)
         self.home = home
@@ -112,6 +131,9 @@ class ControlPlane:
         self.alerts = dict(alerts or {})
         self.monitor_settings = monitor
         self.monitor: Monitor | None = None
+        self.scrape_allow = tuple(scrape_allow)
+        self.credentials: Credentials | None = None
+        self._refused_targets: set[str] = set()
         self._registered: dict[str, Instance] = {}
         self.dashboard = ControlPlaneSource(status_fn=self.status, home=home)
         self._stop = asyncio.Event()
@@ -139,6 +161,7 @@ class ControlPlane:
             gateway=spec.gateway,
             alerts=spec.alerts,
             monitor=MonitorSettings.from_spec(spec.monitor),
+            scrape_allow=spec.monitor.scrape_allow,
         )
 
     def request_stop(self) -> None:
@@ -161,7 +184,7 @@ class ControlPlane:
             "home": str(self.home),
             "spec": str(self.spec_path) if self.spec_path else None,
             "control": self.url,
-            "broker": self.nats_url,
+            "broker": redact_url(self.nats_url),
             "discovery": f"{self.url}{DISCOVERY_PREFIX}" if self.url else None,
             "gateway": self.gateway.url if self.gateway is not None else None,
             "dashboard": f"{self.url}{DASHBOARD_PREFIX}/" if self.url else None,
@@ -173,7 +196,31 @@ class ControlPlane:
 
     async def run(self, ready: Callable[[ServerState], None] | None = None) -> None:
         """Run until a stop is requested; ``ready`` is called with the state once every part listens."""
-        self.home.mkdir(parents=True, exist_ok=True)
+        with private_umask():
+            secure_home(self.home)
+            self.credentials = Credentials.load_or_create(self.home)
+            await self._run(self.credentials, ready)
+
+    def _guard(self, credentials: Credentials) -> HttpGuard:
+        return HttpGuard(
+            credentials,
+            AuditLog.in_home(self.home),
+            hosts=[self.host],
+            public_paths=[f"{DASHBOARD_PREFIX}/static/"],
+            page_paths=[DASHBOARD_PREFIX],
+            replica_paths=[f"{DISCOVERY_PREFIX}/"],
+        )
+
+    def _replica_env(self, credentials: Credentials) -> Callable[[str, str], dict[str, str]]:
+        """What each replica gets on top of the shared environment: its own credential."""
+        return lambda instance, service: {"MINGA_TOKEN": credentials.replica_token(service, instance)}
+
+    def _planned_ports(self, instance: str) -> dict[str, int] | None:
+        if self.supervisor is None or instance not in self.supervisor.machine.instances:
+            return None
+        return self.supervisor.ports(instance)
+
+    async def _run(self, credentials: Credentials, ready: Callable[[ServerState], None] | None) -> None:
         async with (
             BrokerHandle(
                 self.external_nats, self.broker_host, self.broker_port, self.home, jetstream=self.jetstream
@@ -191,8 +238,13 @@ class ControlPlane:
             self.registry = registry
             self.monitor = monitor
             self.dashboard.monitor = monitor
-            app = web.Application()
-            app.add_subapp(DISCOVERY_PREFIX, discovery_app(registry, also_scraped=self._gateway_targets))
+            guard = self._guard(credentials)
+            app = web.Application(middlewares=[guard.middleware])
+            app.add_routes(guard.routes())
+            app.add_subapp(
+                DISCOVERY_PREFIX,
+                discovery_app(registry, planned_ports=self._planned_ports, also_scraped=self._gateway_targets),
+            )
             app.add_subapp(DASHBOARD_PREFIX, dashboard_app(self.dashboard))
             app.add_subapp(MONITOR_PREFIX, monitor_app(monitor))
             sup = LocalSupervisor(
@@ -201,6 +253,7 @@ class ControlPlane:
                 env={"MINGA_NATS_URL": nats_url},
                 on_critical=self._on_critical,
                 on_health=self._on_health,
+                instance_env=self._replica_env(credentials),
             )
             self.supervisor = sup
             app.add_routes(api_routes(self.status, sup.wait_healthy, self._stop_and_wait, self.home))
@@ -223,7 +276,7 @@ class ControlPlane:
                     pid=os.getpid(),
                     home=str(self.home),
                     spec=str(self.spec_path) if self.spec_path else None,
-                    nats_url=nats_url,
+                    nats_url=redact_url(nats_url),
                     started_at=time.time(),
                 )
                 state.write(self.home)
@@ -285,12 +338,19 @@ class ControlPlane:
         """Every registered instance with a ``metrics`` port, and the gateway's own metrics."""
         instances = await self.registry.instances() if self.registry is not None else []
         targets: list[ScrapeTarget] = []
-        for inst in [*instances, *self._gateway_targets()]:
+        for inst in instances:
             port = inst.ports.get("metrics")
+            refused = refused_address(inst.host, self.scrape_allow) if port else None
+            if refused is not None:
+                if inst.id not in self._refused_targets:  # say it once per instance
+                    self._refused_targets.add(inst.id)
+                    log.warning("not scraping %s: %s (see monitor.scrape_allow)", inst.id, refused)
+                continue
             if port:
-                host = f"[{inst.host}]" if ":" in inst.host else inst.host
-                path = inst.metadata.get("metrics_path", "/metrics")
-                targets.append(ScrapeTarget(inst.service, inst.id, f"http://{host}:{port}{path}"))
+                targets.append(_scrape_target(inst, port))
+        # the gateway is the control plane's own: its address is not a registry record's to choose
+        for inst in self._gateway_targets():
+            targets.append(_scrape_target(inst, inst.ports["metrics"]))
         return targets
 
     async def _on_critical(self, instance: str, service: str) -> None:
@@ -340,3 +400,10 @@ class ControlPlane:
                 known = self.supervisor.machine.instances.get(record.id) if self.supervisor else None
                 if known is not None and known.restarts != record.restarts:
                     await registry.update(record.model_copy(update={"restarts": known.restarts}))
+
+
+def _scrape_target(inst: Instance, port: int) -> ScrapeTarget:
+    """Where ``inst``'s metrics are read: its host (bracketed when IPv6), ``port`` and ``metrics_path``."""
+    host = f"[{inst.host}]" if ":" in inst.host else inst.host
+    path = inst.metadata.get("metrics_path", "/metrics")
+    return ScrapeTarget(inst.service, inst.id, f"http://{host}:{port}{path}")

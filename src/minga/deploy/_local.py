@@ -102,7 +102,8 @@ class LocalSupervisor:
     """Runs planned services as local process groups and keeps them running.
 
     ``env`` is injected into every replica (MINGA_NATS_URL, MINGA_DISCOVERY_URL...),
-    before the service's own env. ``on_critical`` is awaited when a replica dies
+    before the service's own env; ``instance_env(instance, service)`` adds what one replica alone
+    gets (its credential). ``on_critical`` is awaited when a replica dies
     unexpectedly, ``on_health`` when an active check changes its health. With
     ``probe=False`` no active checks run and health comes only through :meth:`set_health`.
 
@@ -126,8 +127,10 @@ class LocalSupervisor:
         on_critical: OnCritical | None = None,
         on_health: OnHealth | None = None,
         probe: bool = True,
+        instance_env: Callable[[str, str], Mapping[str, str]] | None = None,
     ) -> None:
         self.machine = SupervisorMachine(plans)
+        self.instance_env = instance_env
         self.home = home
         self.env = dict(env or {})
         self.on_critical = on_critical
@@ -323,6 +326,8 @@ class LocalSupervisor:
         )
         env.update({f"MINGA_{name.upper().replace('-', '_')}_PORT": str(p) for name, p in ports.items()})
         env.update(plan.env)
+        if self.instance_env is not None:
+            env.update(self.instance_env(iid, plan.name))
         with proc.log.open("a", encoding="utf-8") as f:
             f.write(f"{_stamp()} minga starting {iid} (attempt {attempt}): {' '.join(plan.argv)}\n")
         try:

@@ -20,6 +20,12 @@ GET      /http_sd                       Prometheus HTTP service discovery target
 
 Errors are ``{"error": "..."}`` with 400 (bad body) or 404 (unknown instance).
 
+Bodies are strict JSON nested at most 32 levels deep (:func:`~minga.security.load_json`); a ttl is
+finite, from 0.5 s to :data:`MAX_TTL`. Behind the control plane's guard (:class:`~minga.security.HttpGuard`),
+a replica's credential writes only its own record (403 otherwise, with an audit record): its
+own instance id and service, at the address it calls from, on the ports it was given
+(``planned_ports``), and never its health, which comes from the registry's checks.
+
 :func:`serve_registry` serves the API on its own, without a control plane.
 """
 
@@ -27,8 +33,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
-from collections.abc import AsyncIterator, Callable, Sequence
+import math
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -38,6 +46,13 @@ from minga.discovery._httpstore import API_PREFIX
 from minga.discovery._model import Health, Instance, WatchEvent
 from minga.discovery._registry import USE_DEFAULT_TTL, Registry
 from minga.errors import DiscoveryError
+from minga.security import Role, identity_of, load_json, record_refusal, refuse
+
+MAX_TTL = 3600.0
+"""The longest lease a registration may ask for, in seconds."""
+
+PlannedPorts = Callable[[str], Mapping[str, int] | None]
+"""The ports the control plane gave an instance (``None``: it did not start that instance)."""
 
 AlsoScraped = Callable[[], Sequence[Instance]]
 """Records that ``/http_sd`` lists beside the registered instances (they are not registered)."""
@@ -45,11 +60,15 @@ AlsoScraped = Callable[[], Sequence[Instance]]
 REGISTRY_KEY = web.AppKey("minga_registry", Registry)
 _CLOSING_KEY = web.AppKey("minga_discovery_closing", asyncio.Event)
 _ALSO_SCRAPED_KEY: web.AppKey[AlsoScraped] = web.AppKey("minga_discovery_also_scraped")
+_PORTS_KEY = web.AppKey("minga_discovery_ports", object)
 
 
-def discovery_app(registry: Registry, *, also_scraped: AlsoScraped | None = None) -> web.Application:
+def discovery_app(
+    registry: Registry, *, planned_ports: PlannedPorts | None = None, also_scraped: AlsoScraped | None = None
+) -> web.Application:
     """An aiohttp application serving ``registry``'s HTTP API; mount it with ``add_subapp``.
 
+    ``planned_ports`` tells which ports a replica may register (see the module docstring).
     ``also_scraped`` gives records that Prometheus should scrape although they are not
     registered (the control plane's gateway): ``/http_sd`` lists them after the instances.
     """
@@ -58,6 +77,7 @@ def discovery_app(registry: Registry, *, also_scraped: AlsoScraped | None = None
     app[_CLOSING_KEY] = asyncio.Event()
     if also_scraped is not None:
         app[_ALSO_SCRAPED_KEY] = also_scraped
+    app[_PORTS_KEY] = planned_ports
     app.add_routes(
         [
             web.get("/services", _services),
@@ -109,35 +129,70 @@ def _dump(instance: Instance) -> dict[str, Any]:
     return instance.model_dump(mode="json")
 
 
+def _rejected(request: web.Request, message: str) -> web.HTTPBadRequest:
+    """The 400 to raise for a body the registry will not take, its refusal audited."""
+    record_refusal(request, message, area="registry")
+    return web.HTTPBadRequest(text=json.dumps({"error": message}), content_type="application/json")
+
+
 async def _body(request: web.Request) -> dict[str, Any]:
     try:
-        body = await request.json()
-    except json.JSONDecodeError as exc:
-        raise web.HTTPBadRequest(
-            text=json.dumps({"error": f"invalid JSON: {exc}"}), content_type="application/json"
-        ) from None
+        body = load_json(await request.read())
+    except ValueError as exc:
+        raise _rejected(request, str(exc)) from None
     if not isinstance(body, dict):
-        raise web.HTTPBadRequest(
-            text=json.dumps({"error": "expected a JSON object"}), content_type="application/json"
-        )
+        raise _rejected(request, "expected a JSON object")
     return body
 
 
-def _instance_from(body: dict[str, Any], instance_id: str) -> Instance:
+def _instance_from(request: web.Request, body: dict[str, Any], instance_id: str) -> Instance:
     try:
         instance = Instance.model_validate(body.get("instance"))
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(map(str, first["loc"])) or "instance"
-        raise web.HTTPBadRequest(
-            text=json.dumps({"error": f"instance.{where}: {first['msg']}"}), content_type="application/json"
-        ) from None
+        raise _rejected(request, f"instance.{where}: {first['msg']}") from None
     if instance.id != instance_id:
-        raise web.HTTPBadRequest(
-            text=json.dumps({"error": f"the path names {instance_id!r} but the record is {instance.id!r}"}),
-            content_type="application/json",
-        )
+        raise _rejected(request, f"the path names {instance_id!r} but the record is {instance.id!r}")
     return instance
+
+
+def _same_address(a: str, b: str | None) -> bool:
+    """``a`` and ``b`` are one address (every loopback address counts as one)."""
+    try:
+        x, y = ipaddress.ip_address(a), ipaddress.ip_address(b or "")
+    except ValueError:
+        return a == b
+    return x == y or (x.is_loopback and y.is_loopback)
+
+
+def _owner_refusal(
+    request: web.Request, instance_id: str, record: Instance | None, current: Instance | None = None
+) -> web.Response | None:
+    """A 403 when a replica's credential writes what is not its own (see the module docstring)."""
+    who = identity_of(request)
+    if who is None or who.role is not Role.REPLICA:
+        return None  # no guard (a registry served on its own), or the guard let an admin through
+    why = None
+    if instance_id != who.instance:
+        why = f"{who.name} may only write its own instance, not {instance_id!r}"
+    elif record is not None and record.service != who.service:
+        why = f"{who.name} may only register as service {who.service!r}, not {record.service!r}"
+    elif record is not None and not _same_address(record.host, request.remote):
+        why = f"{who.name} may only register its own address {request.remote}, not {record.host!r}"
+    elif (
+        record is not None
+        and (current is None or record.health != current.health or record.output != current.output)
+        and (record.health is not Health.PASSING or record.output)
+    ):
+        why = "health comes from the control plane's checks, not from a replica's record"
+    elif record is not None:
+        planned_ports: PlannedPorts | None = request.app[_PORTS_KEY]  # type: ignore[assignment]
+        planned = planned_ports(instance_id) if planned_ports is not None else None
+        if planned is not None and not set(record.ports.values()) <= set(planned.values()):
+            given = ", ".join(str(p) for p in sorted(set(planned.values())))
+            why = f"{who.name} may only register the ports it was given ({given})"
+    return None if why is None else refuse(request, 403, why, area="registry")
 
 
 async def _services(request: web.Request) -> web.Response:
@@ -197,23 +252,37 @@ async def _get(request: web.Request) -> web.Response:
 
 async def _register(request: web.Request) -> web.Response:
     body = await _body(request)
-    instance = _instance_from(body, request.match_info["id"])
+    instance = _instance_from(request, body, request.match_info["id"])
     ttl = body.get("ttl", USE_DEFAULT_TTL)
     if (
         ttl is not USE_DEFAULT_TTL
         and ttl is not None
-        and (isinstance(ttl, bool) or not isinstance(ttl, int | float))
+        and (
+            isinstance(ttl, bool)
+            or not isinstance(ttl, int | float)
+            or not math.isfinite(ttl)
+            or ttl > MAX_TTL
+        )
     ):
-        return _error(400, f"ttl: expected seconds or null, found {ttl!r}")
+        why = f"ttl: expected seconds from 0.5 to {MAX_TTL:g}, or null, found {str(ttl)[:40]}"
+        return refuse(request, 400, why, area="registry")
+    current = await request.app[REGISTRY_KEY].get(instance.id)
+    refused = _owner_refusal(request, instance.id, instance, current)
+    if refused is not None:
+        return refused
     try:
         await request.app[REGISTRY_KEY].register(instance, ttl)
     except DiscoveryError as exc:
-        return _error(400, str(exc))
+        return refuse(request, 400, str(exc), area="registry")
     return web.json_response({"instance": _dump(instance)})
 
 
 async def _update(request: web.Request) -> web.Response:
-    instance = _instance_from(await _body(request), request.match_info["id"])
+    instance = _instance_from(request, await _body(request), request.match_info["id"])
+    current = await request.app[REGISTRY_KEY].get(instance.id)
+    refused = _owner_refusal(request, instance.id, instance, current)
+    if refused is not None:
+        return refused
     if not await request.app[REGISTRY_KEY].update(instance):
         return _error(404, f"no instance {instance.id!r}")
     return web.json_response({"instance": _dump(instance)})
@@ -221,6 +290,9 @@ async def _update(request: web.Request) -> web.Response:
 
 async def _deregister(request: web.Request) -> web.Response:
     instance_id = request.match_info["id"]
+    refused = _owner_refusal(request, instance_id, None)
+    if refused is not None:
+        return refused
     if not await request.app[REGISTRY_KEY].deregister(instance_id):
         return _error(404, f"no instance {instance_id!r}")
     return web.json_response({"deregistered": instance_id})
@@ -228,6 +300,9 @@ async def _deregister(request: web.Request) -> web.Response:
 
 async def _renew(request: web.Request) -> web.Response:
     instance_id = request.match_info["id"]
+    refused = _owner_refusal(request, instance_id, None)
+    if refused is not None:
+        return refused
     if not await request.app[REGISTRY_KEY].renew(instance_id):
         return _error(404, f"no lease for {instance_id!r}: register again")
     return web.json_response({"renewed": instance_id})
@@ -235,6 +310,11 @@ async def _renew(request: web.Request) -> web.Response:
 
 async def _health(request: web.Request) -> web.Response:
     instance_id = request.match_info["id"]
+    who = identity_of(request)
+    if who is not None and who.role is Role.REPLICA:
+        return refuse(
+            request, 403, "health comes from the control plane's checks, not from a replica", area="registry"
+        )
     body = await _body(request)
     try:
         health = Health(str(body.get("health")))

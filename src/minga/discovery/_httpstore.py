@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -51,17 +52,19 @@ class HttpStore(SessionStore):
     A URL with no path (the control plane's root, as ``MINGA_DISCOVERY_URL`` may give it)
     gets ``/v1/discovery`` appended.
 
-    Raises :class:`~minga.errors.DiscoveryError` when the control plane cannot be reached
-    within ``timeout`` seconds or answers with an error.
+    ``token`` is the credential sent as ``Authorization: Bearer``; by default ``MINGA_TOKEN``
+    (what the supervisor gives each replica). Raises :class:`~minga.errors.DiscoveryError`
+    when the control plane cannot be reached within ``timeout`` seconds or answers with an error.
     """
 
     _what = "the registry client"
 
-    def __init__(self, url: str, *, timeout: float = 5.0) -> None:
+    def __init__(self, url: str, *, timeout: float = 5.0, token: str | None = None) -> None:
         url = url.rstrip("/")
         if URL(url).path in ("", "/"):
             url += API_PREFIX
-        super().__init__(timeout)
+        token = token if token is not None else os.environ.get("MINGA_TOKEN")
+        super().__init__(timeout, {"Authorization": f"Bearer {token}"} if token else None)
         self.url = url
 
     def __repr__(self) -> str:

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Protocol
 
 from minga.discovery._client import DiscoveryClient
+from minga.discovery._httpstore import HttpStore
 from minga.discovery._model import Instance
 from minga.errors import DiscoveryError
 
@@ -33,8 +34,8 @@ class ReplicaInfo(Protocol):
 class ReplicaRegistrar:
     """Registers one replica with the registry at ``url`` and renews its lease until :meth:`deregister`.
 
-    ``env`` supplies ``MINGA_DISCOVERY_TTL`` (lease seconds, default 5) and ``MINGA_VERSION``
-    (used when the replica reports no version). The record's metadata carries the pid.
+    ``env`` supplies ``MINGA_DISCOVERY_TTL`` (lease seconds, default 5), ``MINGA_VERSION``
+    (used when the replica reports no version) and ``MINGA_TOKEN`` (the replica's credential). The record's metadata carries the pid.
     :meth:`register` and :meth:`deregister` are called from the same task (the container's).
     """
 
@@ -47,6 +48,7 @@ class ReplicaRegistrar:
         except ValueError:
             raise DiscoveryError(f"MINGA_DISCOVERY_TTL must be seconds, got {raw!r}") from None
         self.version = env.get("MINGA_VERSION", "")
+        self.token = env.get("MINGA_TOKEN") or None
         self._client: DiscoveryClient | None = None
         self._instance_id: str | None = None
 
@@ -54,7 +56,7 @@ class ReplicaRegistrar:
         """Register ``info`` and start renewing; raises :class:`~minga.errors.DiscoveryError` when the
         registry cannot be reached."""
         if self._client is None:
-            client = DiscoveryClient(self.url, watch=False)
+            client = DiscoveryClient(HttpStore(self.url, token=self.token), watch=False)
             await client.__aenter__()
             self._client = client
         instance = Instance(

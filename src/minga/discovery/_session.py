@@ -11,14 +11,16 @@ from minga.errors import DiscoveryError
 class SessionStore:
     """The session part of a store: :meth:`open`, :meth:`close`, :attr:`closed`.
 
+    ``headers`` go with every request (a credential, say).
     ``timeout`` (seconds) bounds each request. Closing ends every open watch stream; its
     watcher's iteration then ends rather than raising. ``_what`` names the store in errors.
     """
 
     _what = "the store"
 
-    def __init__(self, timeout: float) -> None:
+    def __init__(self, timeout: float, headers: dict[str, str] | None = None) -> None:
         self.timeout = timeout
+        self._headers = dict(headers or {})
         self._session: aiohttp.ClientSession | None = None
         self._watches: set[aiohttp.ClientResponse] = set()
 
@@ -28,7 +30,9 @@ class SessionStore:
 
     async def open(self) -> None:
         if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self.timeout), headers=self._headers
+            )
 
     async def close(self) -> None:
         if self._session is not None:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from minga.errors import UsageError
 from minga.gateway._sources import Endpoint, UpstreamSource
+from minga.security import check_host
 from minga.spec import GatewaySpec
 
 __all__ = ["Haproxy", "follow_registry", "render_haproxy", "write_atomically"]
@@ -54,7 +55,8 @@ def render_haproxy(
     with its instances as servers, health-checked with ``GET check_path`` when given. Retries and redispatch follow
     the spec's route retries; ``strip_prefix`` becomes ``replace-path``. A ``stats_socket``
     that exposes the listeners lets a reload hand them over to the new workers, so no
-    connection is refused meanwhile.
+    connection is refused meanwhile. An endpoint whose host is not an IP address or a host
+    name is left out (logged), so a registry record cannot add lines to the file.
 
     Raises :class:`~minga.errors.UsageError` when the port is 0: haproxy binds a fixed port.
     """
@@ -125,6 +127,11 @@ def render_haproxy(
             lines.append(f"    option httpchk GET {check_path}")
         for endpoint in sorted(endpoints.get(service, ()), key=lambda e: e.id):
             check = " check inter 1s fall 1 rise 1" if check_path else ""
+            try:  # a record's host goes into the file: nothing but an address or a host name
+                check_host(endpoint.host)
+            except ValueError as exc:
+                log.warning("haproxy: left out %s of %s: %s", _name(endpoint.id), service, exc)
+                continue
             lines.append(f"    server {_name(endpoint.id)} {endpoint.host}:{endpoint.port}{check}")
     return "\n".join(lines) + "\n"
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -65,10 +66,13 @@ def standard_panels() -> tuple[Panel, ...]:
     return _PANELS
 
 
-def render_prometheus(discovery_url: str, *, scrape_interval: float = 5.0, job: str = "minga") -> str:
+def render_prometheus(
+    discovery_url: str, *, scrape_interval: float = 5.0, job: str = "minga", token_file: Path | None = None
+) -> str:
     """A prometheus.yml scraping every replica the registry at ``discovery_url`` lists.
 
-    ``discovery_url`` is the control plane's ``/v1/discovery`` (or the control plane itself).
+    ``discovery_url`` is the control plane's ``/v1/discovery`` (or the control plane itself);
+    ``token_file`` holds the token Prometheus shows it (``Authorization: Bearer``).
     Targets keep minga's ``service`` label, ``instance`` becomes the replica's id, and Prometheus's
     ``job`` label is dropped, so each series has the labels it has in minga and the same queries
     give the same answers in Prometheus and in minga.
@@ -77,13 +81,16 @@ def render_prometheus(discovery_url: str, *, scrape_interval: float = 5.0, job: 
     if not base.endswith("/v1/discovery"):
         base += "/v1/discovery"
     interval = f"{scrape_interval:g}s"
+    http_sd: dict[str, Any] = {"url": f"{base}/http_sd", "refresh_interval": interval}
+    if token_file is not None:
+        http_sd["authorization"] = {"type": "Bearer", "credentials_file": str(token_file)}
     doc: dict[str, Any] = {
         "global": {"scrape_interval": interval, "evaluation_interval": interval},
         "scrape_configs": [
             {
                 "job_name": job,
                 "metrics_path": "/metrics",
-                "http_sd_configs": [{"url": f"{base}/http_sd", "refresh_interval": interval}],
+                "http_sd_configs": [http_sd],
                 "relabel_configs": [
                     {"source_labels": ["__meta_minga_instance"], "target_label": "instance"},
                     {"source_labels": ["__meta_minga_version"], "target_label": "version"},

@@ -24,6 +24,20 @@ DEFAULT_SPEC_FILE = "minga.yaml"
 
 _Mark = tuple[int, int]  # 1-based line, column
 
+MAX_VALUES = 20_000
+"""How many values (mappings, lists, scalars) a spec may expand to, aliases counted each time
+they are used: far beyond any real system, far below what nested aliases (a "billion laughs")
+would build."""
+
+
+class _Refused(Exception):
+    """The document cannot be built at all (an alias that contains itself, or too many values)."""
+
+    def __init__(self, node: yaml.Node, message: str) -> None:
+        super().__init__(message)
+        self.mark = _mark(node)
+        self.message = message
+
 
 class _Document:
     """Plain data built from YAML nodes, with the mark of every value and every mapping key."""
@@ -34,13 +48,37 @@ class _Document:
         self.keys: dict[Loc, _Mark] = {}
         self.items: dict[Loc, list[tuple[Any, Loc]]] = {}
         self.problems: list[tuple[_Mark, str]] = []
+        self._built = 0
+        self._open: set[int] = set()  # the nodes being built, outermost to here
 
     def build(self, node: yaml.Node, loc: Loc) -> Any:
+        """Plain data for ``node``; raises _Refused for an alias inside itself or a bomb."""
+        self._built += 1
+        if self._built > MAX_VALUES:
+            raise _Refused(
+                node, f"the document expands to more than {MAX_VALUES:,} values (aliases nested in aliases?)"
+            )
+        if id(node) in self._open:
+            raise _Refused(node, "found an alias that refers to a node containing it, expected a finite document")
+        if isinstance(node, yaml.MappingNode | yaml.SequenceNode):
+            self._open.add(id(node))
+            try:
+                return self._build_collection(node, loc)
+            finally:
+                self._open.discard(id(node))
+        self.values[loc] = _mark(node)
+        return self.loader.construct_object(node, deep=True)
+
+    def _build_collection(self, node: yaml.MappingNode | yaml.SequenceNode, loc: Loc) -> Any:
         self.values[loc] = _mark(node)
         if isinstance(node, yaml.MappingNode):
-            self.loader.flatten_mapping(node)
+            self._flatten(node)
             out: dict[Any, Any] = {}
             for key_node, value_node in node.value:
+                if not isinstance(key_node, yaml.ScalarNode):
+                    kind = "mapping" if isinstance(key_node, yaml.MappingNode) else "list"
+                    self.problems.append((_mark(key_node), f"found a {kind} as a key, expected text"))
+                    continue
                 key = self.loader.construct_object(key_node, deep=True)
                 if not isinstance(key, str | int | float | bool) or key is None:
                     self.problems.append(
@@ -57,11 +95,16 @@ class _Document:
                 self.keys[(*loc, key)] = _mark(key_node)
                 out[key] = self.build(value_node, (*loc, key))
             return out
-        if isinstance(node, yaml.SequenceNode):
-            items = [self.build(child, (*loc, i)) for i, child in enumerate(node.value)]
-            self.items[loc] = [(item, (*loc, i)) for i, item in enumerate(items)]
-            return items
-        return self.loader.construct_object(node, deep=True)
+        items = [self.build(child, (*loc, i)) for i, child in enumerate(node.value)]
+        self.items[loc] = [(item, (*loc, i)) for i, item in enumerate(items)]
+        return items
+
+    def _flatten(self, node: yaml.MappingNode) -> None:
+        """Resolve ``<<`` merge keys, refusing a merge that contains itself."""
+        try:
+            self.loader.flatten_mapping(node)
+        except RecursionError:
+            raise _Refused(node, "found a merge (<<) of a mapping into itself, expected a finite document") from None
 
     def locate(self, loc: Loc, *, key: bool = False) -> _Mark:
         """The mark of the deepest part of ``loc`` the document has (a key's own mark when ``key``)."""
@@ -216,7 +259,10 @@ def parse_spec(text: str, path: str | os.PathLike[str] = "<string>") -> Spec:
             line, column = (mark.line + 1, mark.column + 1) if mark is not None else (None, None)
             raise SpecError(f"found invalid YAML: {problem}", path=name, line=line, column=column) from None
         doc = _Document(loader)
-        data = {} if node is None else doc.build(node, ())
+        try:
+            data = {} if node is None else doc.build(node, ())
+        except _Refused as exc:
+            raise SpecError(exc.message, path=name, line=exc.mark[0], column=exc.mark[1]) from None
     finally:
         loader.dispose()
     problems = list(doc.problems)

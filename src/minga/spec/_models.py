@@ -7,6 +7,7 @@ after validation (no unions): ``command: "python app.py"`` becomes a list,
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import shlex
 from typing import Annotated, Any, Literal
@@ -412,6 +413,20 @@ class MonitorSpec(_Strict):
     raw_for: Duration = Field(default=3600.0, gt=0, description="seconds samples are kept at full resolution")
     max_series: int = Field(default=2000, ge=1, description="label sets one metric may have")
     log_retention: Duration = Field(default=7 * 86400.0, gt=0, description="seconds log lines are kept")
+    scrape_allow: list[str] = Field(
+        default_factory=list,
+        description="networks (CIDR) scraped even when link-local, e.g. 169.254.0.0/16; none by default",
+    )
+
+    @field_validator("scrape_allow")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"a network such as 169.254.0.0/16, not {item!r}") from None
+        return value
     opensearch: OpenSearchSpec | None = None
     otlp: OtlpSpec | None = None
 

@@ -10,6 +10,10 @@
 
   async function api(path) {
     const resp = await fetch(path, { headers: { Accept: "application/json" } });
+    if (resp.status === 401) {  // no token, or a stale one: log in once, then come back here
+      location.assign("/login?next=" + encodeURIComponent(location.pathname + location.hash));
+      throw new Error("log in to see the dashboard");
+    }
     const body = await resp.json().catch(() => ({}));
     if (!resp.ok) throw new Error(body.error || `${path}: HTTP ${resp.status}`);
     return body;
