@@ -119,7 +119,7 @@ async def test_prometheus_answers_like_minga_on_the_shop(tmp_path: Path, http: a
     try:
         state = read_state(home)
         assert state is not None and state.url == f"http://127.0.0.1:{control}"
-        cp = ControlPlaneClient(state.url)
+        cp = ControlPlaneClient.for_home(home)
         gateway = (await cp.status())["gateway"]
 
         config = tmp_path / "prometheus.yml"
