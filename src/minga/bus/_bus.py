@@ -481,10 +481,12 @@ class Bus:
                 continue
             try:
                 msgs = await sub.fetch(batch=free, timeout=_FETCH_WAIT)
-            except nats.errors.TimeoutError:
+            except TimeoutError:
+                # no job within the wait: nats-py raises its own TimeoutError, or the builtin one
+                # (an OSError, with no message) when the server's 408 comes just before the deadline
                 continue
             except (nats.errors.Error, nats.js.errors.Error, OSError) as exc:
-                log.warning("fetching jobs from %s failed (%s); retrying", queue, exc or type(exc).__name__)
+                log.warning("fetching jobs from %s failed (%s: %s); retrying", queue, type(exc).__name__, exc)
                 await asyncio.sleep(_FETCH_WAIT)
                 continue
             for msg in msgs:
