@@ -167,7 +167,13 @@ class ControlPlane:
         """Run until a stop is requested; ``ready`` is called with the state once every part listens."""
         self.home.mkdir(parents=True, exist_ok=True)
         async with (
-            BrokerHandle(self.external_nats, self.broker_host, self.broker_port, self.home) as nats_url,
+            BrokerHandle(
+                self.external_nats,
+                self.broker_host,
+                self.broker_port,
+                self.home,
+                spec=str(self.spec_path) if self.spec_path else "minga.yaml",
+            ) as nats_url,
             Registry(self.store, checks=self.checks, default_ttl=self.default_ttl) as registry,
             Monitor(
                 self.home,
