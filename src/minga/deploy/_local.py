@@ -45,7 +45,8 @@ from minga.deploy._machine import (
 )
 from minga.deploy._model import HealthProbe, Limits, ServicePlan
 from minga.deploy._orphans import write_replicas
-from minga.discovery import free_port
+from minga.discovery import Health as DiscoveryHealth
+from minga.discovery import Identity, free_port, probe
 from minga.errors import DeployError
 
 __all__ = ["LocalSupervisor", "OnCritical", "OnHealth", "free_port", "log_path"]
@@ -76,6 +77,7 @@ class _Proc:
     ports: dict[str, int]
     log: Path
     limits_report: dict[str, str] = field(default_factory=dict)
+    check: str = ""  # the last health check's output
     process: asyncio.subprocess.Process | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -227,6 +229,7 @@ class LocalSupervisor:
                         "last_error": inst.last_error,
                         "log": str(proc.log) if proc else str(log_path(self.home, inst.id)),
                         "limits": dict(proc.limits_report) if proc else {},
+                        "check": proc.check if proc else "",
                     }
                 )
             out.append(
@@ -375,7 +378,7 @@ class LocalSupervisor:
         health = Health.UNKNOWN
         failures = 0
         while process.returncode is None:
-            ok = await self._check(check, proc.ports.get(check.port, proc.ports['http']))
+            ok = await self._check(check, proc.ports.get(check.port, proc.ports["http"]), iid, process.pid)
             if process.returncode is not None:
                 return
             if ok:
@@ -392,30 +395,26 @@ class LocalSupervisor:
             # quick probing until the first pass, then at the configured interval
             await asyncio.sleep(check.interval if health is Health.PASSING else min(0.1, check.interval))
 
-    async def _check(self, check: HealthProbe, port: int) -> bool:
-        kind, path, timeout = check.kind, check.path, check.timeout
-        if kind == "none":
+    async def _check(self, check: HealthProbe, port: int, iid: str, pid: int) -> bool:
+        """One check of replica ``iid`` (process ``pid``) through discovery's probe: the one health model."""
+        if check.kind == "none":
             return True
-        if kind == "tcp":
-            try:
-                async with asyncio.timeout(timeout):
-                    _, writer = await asyncio.open_connection("127.0.0.1", port)
-            except (OSError, TimeoutError):
-                return False
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
-            return True
-        if kind != "http":
-            raise DeployError(f"unknown health check kind {kind!r} (expected http, tcp or none)")
+        if check.kind not in ("http", "tcp"):
+            raise DeployError(f"unknown health check kind {check.kind!r} (expected http, tcp or none)")
         assert self._session is not None
-        try:
-            async with self._session.get(
-                f"http://127.0.0.1:{port}{path}", timeout=aiohttp.ClientTimeout(total=timeout)
-            ) as resp:
-                return 200 <= resp.status < 300
-        except (aiohttp.ClientError, TimeoutError, OSError):
-            return False
+        identity = Identity(iid, pid, required=True) if check.identity else None
+        health, output = await probe(
+            "127.0.0.1",
+            port,
+            http=check.path if check.kind == "http" else None,
+            wait=check.timeout,
+            session=self._session,
+            identity=identity,
+        )
+        proc = self._procs.get(iid)
+        if proc is not None:
+            proc.check = output
+        return health is DiscoveryHealth.PASSING
 
     @property
     def phases(self) -> dict[str, Phase]:

@@ -66,7 +66,9 @@ class HealthProbe:
     ``tcp`` (its HTTP port accepts a connection) or ``none`` (healthy once started).
 
     ``port`` names the replica's port to check. ``interval`` and ``timeout`` are seconds;
-    ``failures`` consecutive failed checks make it critical.
+    ``failures`` consecutive failed checks make it critical. With ``identity`` the HTTP answer must
+    name the replica's instance id and pid (a minga replica's ``/healthz`` does), so a process that
+    holds the port in its stead never passes.
     """
 
     kind: str = "http"
@@ -75,6 +77,7 @@ class HealthProbe:
     interval: float = 1.0
     timeout: float = 1.0
     failures: int = 2
+    identity: bool = False
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import errno
 import logging
 import os
 import socket
@@ -334,7 +335,8 @@ class ServiceContainer:
                 await self.registrar.register(self.info)
                 self._registered = True
         except BaseException:
-            await self.kill()
+            # undo what started; the error itself says what went wrong, "killed" would mislead
+            await self.kill(quiet=True)
             raise
         self.state = ContainerState.RUNNING
         log.info("%s started", self.name, extra={"fields": {"http_port": self._http_port}})
@@ -365,8 +367,11 @@ class ServiceContainer:
         try:
             await self._site.start()
         except OSError as exc:
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            hint = ": another process holds it (stop it, or give this service another port)"
             raise UsageError(
-                f"cannot serve HTTP on {self.http_host}:{self._http_port}: {exc.strerror}"
+                f"cannot serve HTTP on {self.http_host}:{self._http_port}: {reason.lower()}"
+                + (hint if exc.errno == errno.EADDRINUSE else "")
             ) from None
         server = self._site._server
         sockets: list[socket.socket] = list(getattr(server, "sockets", None) or [])
@@ -380,6 +385,7 @@ class ServiceContainer:
             "state": str(self.state),
             "service": self.name,
             "instance": self.instance,
+            "pid": os.getpid(),  # with the instance id, proves to a probe that this process answered
             "inflight": self.bus.inflight,
         }
         return web.json_response(body, status=200 if passing else 503)
@@ -446,8 +452,11 @@ class ServiceContainer:
         self.state = ContainerState.STOPPED
         log.info("%s stopped", self.name)
 
-    async def kill(self) -> None:
-        """Stop at once: cancel in-flight work, ``kill`` providers, close; no grace, no deregistration."""
+    async def kill(self, *, quiet: bool = False) -> None:
+        """Stop at once: cancel in-flight work, ``kill`` providers, close; no grace, no deregistration.
+
+        ``quiet`` leaves out the "killed" warning (a start that failed says why on its own).
+        """
         if self.state in (ContainerState.STOPPED, ContainerState.KILLED):
             return
         self.state = ContainerState.KILLED
@@ -463,7 +472,8 @@ class ServiceContainer:
                 log.exception("dependency %s failed to die", dep.name)
         await self._close_http(0)
         await self._exit_tasks()
-        log.warning("%s killed", self.name)
+        if not quiet:
+            log.warning("%s killed", self.name)
 
     async def _deregister(self) -> bool:
         """Deregister if registered; True when this replica was registered (and may have been routed to)."""
