@@ -5,7 +5,15 @@ actions out); :class:`LocalSupervisor` carries its actions out with local proces
 groups, per-instance logs under MINGA_HOME, active health checks and resource limits.
 """
 
-from minga.deploy._local import LocalSupervisor, OnCritical, OnHealth, free_port, log_path
+from minga.deploy._local import (
+    LocalSupervisor,
+    OnCrashLoop,
+    OnCritical,
+    OnHealth,
+    error_line,
+    free_port,
+    log_path,
+)
 from minga.deploy._logs import LogLine, follow_logs, log_files, read_logs
 from minga.deploy._machine import (
     Action,
@@ -44,6 +52,7 @@ __all__ = [
     "LocalSupervisor",
     "LogLine",
     "MarkCritical",
+    "OnCrashLoop",
     "OnCritical",
     "OnHealth",
     "Phase",
@@ -58,6 +67,7 @@ __all__ = [
     "SupervisorMachine",
     "Terminate",
     "Tick",
+    "error_line",
     "follow_logs",
     "free_port",
     "log_files",

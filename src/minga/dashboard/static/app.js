@@ -77,7 +77,7 @@
     const st = state.overview.status;
     $("#system-name").textContent = st.name || "system";
     $("#nav-services").innerHTML = services().map((s) => {
-      const h = s.healthy ? "passing" : s.instances.some((i) => i.health === "critical") ? "critical" : "warning";
+      const h = s.health || (s.healthy ? "passing" : "unknown");  // the server's word, the same as the CLI's
       return `<a href="#/service/${encodeURIComponent(s.name)}" data-page="service:${esc(s.name)}"><span class="dots"><i class="${h}"></i></span>${esc(s.name)}</a>`;
     }).join("");
     markNav();
@@ -173,7 +173,7 @@
         <td class="num rps">${red.rps == null ? "—" : num(red.rps, red.rps < 10 ? 2 : 0)}</td>
         <td class="num">${red.error_pct == null || red.rps == null ? "—" : `${num(red.error_pct, 1)}%`}</td>
         <td class="num">${dur(red.p99)}</td>
-        <td><span class="dots">${dots}</span> ${pill(s.healthy ? "passing" : loop ? "critical" : "warning")}</td>
+        <td><span class="dots">${dots}</span> ${pill(s.health || (s.healthy ? "passing" : "unknown"))}</td>
         <td class="num restarts">${r}</td>
         <td>${loop ? pill("crash loop") : esc([...new Set(s.instances.map((i) => i.phase))].join(", "))}</td>
         <td class="note">${esc((s.depends_on || []).join(", ") || "—")}</td></tr>`;
