@@ -50,7 +50,7 @@ from minga.bus import (
 from minga.errors import ServiceError, UsageError
 from minga.service._dependencies import Dependency, ServiceContext, WorkerContext
 from minga.service._entrypoints import ConsumeEntry, Entrypoint, EventEntry, HttpEntry, RpcEntry, TimerEntry
-from minga.service._http import route_handler
+from minga.service._http import route_handler, unrouted_as_json
 from minga.service._metrics import EntrypointSeries, ReplicaMetrics
 from minga.service._payload import Signature
 from minga.service._service import RpcProxy, Service
@@ -148,6 +148,7 @@ class ServiceContainer:
             config=dict(config) if config is not None else env,
             secrets=dict(secrets or {}),
             secrets_dir=Path(secrets_dir) if secrets_dir else None,
+            bus=bus,
         )
         self._deps: dict[str, Dependency[Any]] = {
             attr: dep.bind() for attr, dep in service.dependencies.items() if attr not in self._replace
@@ -307,7 +308,7 @@ class ServiceContainer:
                 await dep.setup(self.context)
             for dep in self._deps.values():
                 await dep.start()
-            app = web.Application()
+            app = web.Application(middlewares=[unrouted_as_json])
             app.router.add_get("/healthz", self._healthz)
             app.router.add_get("/metrics", self._metrics)
             queues = [
@@ -353,7 +354,9 @@ class ServiceContainer:
             resource = app.router.add_resource(entry.path)
             params = set(_path_params(entry.path))
             func = getattr(self.service, method)
-            resource.add_route(entry.method, route_handler(method, func, params, self.invoke))
+            resource.add_route(
+                entry.method, route_handler(method, func, params, self.invoke, self.service.http_errors)
+            )
         elif isinstance(entry, TimerEntry):
             assert self._tg is not None
             self._timers.append(
