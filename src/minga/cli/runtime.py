@@ -31,7 +31,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from minga.controlplane import ControlPlane, ControlPlaneClient, ServerState, pid_alive, read_state
-from minga.deploy import LogLine, follow_logs, log_files, read_logs, reap_orphans
+from minga.deploy import LogLine, follow_logs, log_files, read_logs, reap_orphans, select_lines
 from minga.errors import DeployError, MingaError, UsageError
 from minga.monitor import LogRecord, parse_log_line
 from minga.spec import Spec, home_dir, load_spec, parse_duration
@@ -381,8 +381,31 @@ def line_filter(grep: str | None, level: str | None, trace: str | None) -> Calla
     return keep
 
 
-def _print_line(instance: str, text: str, width: int) -> None:
-    console.print(f"[cyan]{instance:<{width}}[/] | {escape(text)}", soft_wrap=True)
+_LEVEL_STYLE = {"debug": "dim", "info": "green", "warning": "yellow", "error": "red", "critical": "bold red"}
+
+
+def _print_line(line: LogLine, width: int, as_json: bool) -> None:
+    """One line as people read it: local time, replica, level, message and trace id (a minga
+    replica's JSON record unpacked; any other output, ``print`` included, as written). With
+    ``as_json``, the line as the API gives it: ``{"at", "instance", "text"}`` with the raw text."""
+    if as_json:
+        typer.echo(json.dumps({"at": line.at.isoformat(), "instance": line.instance, "text": line.text}))
+        return
+    when = line.at.astimezone().strftime("%H:%M:%S.%f")[:-3]
+    record = parse_log_line(line.instance, f"{line.at.isoformat()} {line.text}") if line.text.startswith("{") else None
+    head = f"[dim]{when}[/] [cyan]{line.instance:<{width}}[/]"
+    if record is None or record.message == line.text:  # not a JSON record: as written
+        console.print(f"{head} {'':<8} {escape(line.text)}", soft_wrap=True)
+        return
+    style = _LEVEL_STYLE.get(record.level, "white")
+    text = f"{head} [{style}]{record.level.upper():<8}[/] {escape(record.message)}"
+    if record.trace_id:
+        text += f"  [dim]trace={record.trace_id}[/]"
+    console.print(text, soft_wrap=True)
+    error = (record.fields or {}).get("error")
+    if error:
+        for row in str(error).rstrip().splitlines():
+            console.print(f"    {escape(row)}", soft_wrap=True)
 
 
 def _check_service(service: str, file: Path, home: Path) -> None:
@@ -411,8 +434,13 @@ def logs(
         str | None, typer.Option("--level", "-l", help="only lines at least this severe: debug, info, warning, error")
     ] = None,
     trace: Annotated[str | None, typer.Option("--trace", help="only lines of this trace id")] = None,
+    tail: Annotated[
+        int | None, typer.Option("--tail", "-n", min=0, help="only the last N lines (then new ones with --follow)")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line, the raw text kept")] = False,
 ) -> None:
-    """Print what the replicas wrote to stdout and stderr, merged in time order.
+    """Print what the replicas wrote to stdout and stderr, merged in time order, one readable
+    line each: time, replica, level, message, trace id.
 
     ``-f`` is the spec (``--file``) here as in every command; ``--follow`` keeps printing.
     """
@@ -426,15 +454,13 @@ def logs(
     keep = line_filter(grep, level, trace)
     width = max((len(f.stem) for f in files), default=10)
     if not follow:
-        for line in read_logs(files, at):
-            if keep(line):
-                _print_line(line.instance, line.text, width)
+        for line in select_lines(read_logs(files, at), keep, tail):
+            _print_line(line, width, as_json)
         return
 
-    async def tail() -> None:
-        async for line in follow_logs(home, service, at):
-            if keep(line):
-                _print_line(line.instance, line.text, width)
+    async def follow_lines() -> None:
+        async for line in follow_logs(home, service, at, keep=keep, tail=tail):
+            _print_line(line, width, as_json)
 
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(tail())
+        asyncio.run(follow_lines())

@@ -14,7 +14,7 @@ from minga.deploy._local import (
     free_port,
     log_path,
 )
-from minga.deploy._logs import LogLine, follow_logs, log_files, read_logs
+from minga.deploy._logs import LogLine, follow_logs, log_files, read_logs, select_lines
 from minga.deploy._machine import (
     Action,
     Event,
@@ -76,4 +76,5 @@ __all__ = [
     "plan_service",
     "read_logs",
     "reap_orphans",
+    "select_lines",
 ]
