@@ -90,3 +90,12 @@ async def test_a_replica_whose_port_is_taken_never_passes_and_says_why(tmp_path:
     assert "killed" not in log  # the replica failed to start: nothing was killed
 
 
+
+
+async def test_the_pid_of_a_record_the_supervisor_made_is_not_compared() -> None:
+    # a `command:` replica (sh -c "python -m ...") answers with its child's pid, not the command's
+    async with stranger("web-1", 4242) as port, aiohttp.ClientSession() as session:
+        record = Instance(
+            id="web-1", service="web", ports={"http": port}, metadata={"pid": "1", "registered_by": "supervisor"}
+        )
+        assert (await check_once(record, HealthCheckSpec(http="/healthz"), session))[0] is Checked.PASSING

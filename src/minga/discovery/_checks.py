@@ -95,12 +95,15 @@ async def check_once(
     """Run ``spec`` once against ``instance``: (health, output). Never raises.
 
     See :func:`probe`; an HTTP answer that names another instance id, or another pid than the
-    one the record's metadata carries, is critical.
+    one the record's metadata carries, is critical. (A record the supervisor made for a
+    ``command:`` replica carries the pid of the command, which may run the server as a child: its
+    pid is not compared.)
     """
     port = instance.ports.get(spec.port)
     if port is None:
         return Health.CRITICAL, f"the instance has no port named {spec.port!r}"
-    pid = instance.metadata.get("pid", "")
+    by_supervisor = instance.metadata.get("registered_by") == "supervisor"
+    pid = "" if by_supervisor else instance.metadata.get("pid", "")
     identity = Identity(instance.id, int(pid) if pid.isdigit() else None)
     return await probe(
         instance.host, port, http=spec.http, wait=spec.timeout, session=session, identity=identity
