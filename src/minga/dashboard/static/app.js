@@ -230,9 +230,10 @@
     html += `<div class="note" style="margin:-8px 0 12px">window ${wins} · dashed lines mark replica starts and restarts</div>`;
     const rows = s.instances.map((i) => `<tr><td class="mono">${esc(i.id)}</td><td class="num">${esc(i.pid || "—")}</td>
       <td>${pill(i.health)}</td><td>${esc(i.crashloop ? "crash loop" : i.phase)}</td><td class="mono">${esc(i.address || "—")}</td>
-      <td class="num">${i.restarts}</td><td class="note">${esc(i.last_exit || i.last_error || "")}</td>
+      <td class="num">${i.restarts}</td><td class="note check">${esc(i.check || "—")}</td>
+      <td class="note">${esc([i.last_exit, i.last_error].filter((v) => v != null && v !== "").join(" · "))}</td>
       <td><a href="#/logs?instance=${encodeURIComponent(i.id)}">logs</a></td></tr>`).join("");
-    html += panel("Replicas", `<table id="instances"><thead><tr><th>Instance</th><th class="num">PID</th><th>Health</th><th>Phase</th><th>Address</th><th class="num">Restarts</th><th>Last exit</th><th></th></tr></thead><tbody>${rows}</tbody></table>`);
+    html += panel("Replicas", `<table id="instances"><thead><tr><th>Instance</th><th class="num">PID</th><th>Health</th><th>Phase</th><th>Address</th><th class="num">Restarts</th><th>Last check</th><th>Last exit</th><th></th></tr></thead><tbody>${rows}</tbody></table>`);
     const recent = await api(`api/logs?service=${encodeURIComponent(name)}&limit=12`);
     html += panel("Recent logs", logTable(recent.lines, ""), `<a href="#/logs?service=${encodeURIComponent(name)}">search</a>`);
     return html;
