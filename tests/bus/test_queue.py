@@ -1,14 +1,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import time
 from pathlib import Path
 from typing import Any
 
 import nats
+import pytest
 
+import minga.bus._bus as bus_module
 import support
 from minga.bus import Backoff, Bus, Delivery, QueuePolicy, TraceContext, current_trace
+from minga.service.testing import embedded_broker
 
 FAST = QueuePolicy(max_deliver=3, backoff=Backoff(initial=0.2, factor=2.0, maximum=1.0), ack_wait=5)
 
@@ -174,3 +179,50 @@ async def test_jobs_survive_a_broker_restart(tmp_path: Path) -> None:
             await worker.consume("parked", job, policy=FAST)
             got = sorted([await asyncio.wait_for(done.get(), 30) for _ in range(7)])
     assert got == [2, 3, 4, 5, 100, 101, 102]
+
+
+
+class _OnePull:
+    """A pull subscription whose first fetch fails with ``error``; later ones wait and find nothing."""
+
+    def __init__(self, error: BaseException, done: asyncio.Event) -> None:
+        self.error = error
+        self.calls = 0
+        self.done = done
+
+    async def fetch(self, batch: int, timeout: float) -> list[Any]:  # noqa: ASYNC109 (nats-py's signature)
+        self.calls += 1
+        if self.calls == 1:
+            raise self.error
+        self.done.set()
+        await asyncio.sleep(timeout)
+        raise nats.errors.TimeoutError
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        # what nats-py raises when the server's 408 ends an idle pull request just before the deadline
+        (TimeoutError(), []),
+        (ConnectionResetError(), ["fetching jobs from q failed (ConnectionResetError: ); retrying"]),
+    ],
+)
+async def test_an_idle_fetch_is_quiet_and_a_failed_one_names_its_type(
+    error: BaseException, expected: list[str], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+    tmp_path: Path,
+) -> None:
+    monkeypatch.setattr(bus_module, "_FETCH_WAIT", 0.01)
+    with embedded_broker(store_dir=tmp_path / "js") as url:
+        async with Bus(url) as bus:
+            done = asyncio.Event()
+            with caplog.at_level(logging.WARNING, logger="minga.bus"):
+                loop = asyncio.create_task(bus._fetch_loop("q", _OnePull(error, done), _never, FAST))  # type: ignore[arg-type]
+                await asyncio.wait_for(done.wait(), 5)
+                loop.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await loop
+    assert [r.getMessage() for r in caplog.records if "fetching jobs" in r.getMessage()] == expected
+
+
+async def _never(d: Delivery) -> None:
+    raise AssertionError("no job was fetched")

@@ -91,3 +91,36 @@ def test_the_demo_step(tmp_path: Path) -> None:
     assert "WordCount" in shown and "map input records" in shown and "top words" in shown
     assert len(top) == 10 and all(top[i][1] >= top[i + 1][1] for i in range(9))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_job_that_fails_to_import_shows_its_authors_traceback_only(tmp_path: Path) -> None:
+    job = tmp_path / "broken.py"
+    job.write_text("from minga.compute import MapReduce\nimport no_such_module_for_minga\n")
+    (tmp_path / "in.txt").write_text(TEXT)
+    proc = _minga("run", str(job), str(tmp_path / "in.txt"), "-o", str(tmp_path / "out"))
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [
+        f"error: job file {job} cannot be imported:",
+        "Traceback (most recent call last):",
+        f'  File "{job}", line 2, in <module>',
+        "    import no_such_module_for_minga",
+        "ModuleNotFoundError: No module named 'no_such_module_for_minga'",
+    ]
+
+
+def test_a_failed_task_shows_the_authors_traceback_and_where_every_attempt_is(tmp_path: Path) -> None:
+    job = tmp_path / "divides.py"
+    job.write_text(
+        "from minga.compute import MapReduce\n\n\ndef helper(line):\n    return 1 / 0\n\n\n"
+        "class Divides(MapReduce):\n    def map(self, key, line):\n        yield line, helper(line)\n"
+    )
+    (tmp_path / "in.txt").write_text("a b\n")
+    out = tmp_path / "out"
+    proc = _minga("run", str(job), str(tmp_path / "in.txt"), "-o", str(out), "--workers", "1", "-q")
+    assert proc.returncode == 1
+    assert f'  File "{job}", line 5, in helper' in proc.stderr.splitlines()
+    assert "ZeroDivisionError: division by zero" in proc.stderr
+    assert "minga/compute" not in proc.stderr  # minga's own frames are left out
+    assert proc.stderr.rstrip().endswith(f"every attempt's traceback is in {out / '_job.json'}")
+    record = json.loads((out / "_job.json").read_text())
+    assert "minga/compute" in record["attempts"]["log"][-1]["error"]  # the record keeps everything

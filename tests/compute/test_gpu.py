@@ -6,7 +6,10 @@ The same functions run on CuPy when a GPU is present (bench/gpu_check.py compare
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
 from collections import Counter, defaultdict
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,6 +20,7 @@ from minga.compute.gpu import (
     ArrayBackend,
     array_backend,
     count_packed,
+    gpu_unavailable,
     group_by_sum,
     unpack_counts,
     word_count,
@@ -143,3 +147,20 @@ def test_gpu_request_falls_back_to_the_cpu_with_a_reason() -> None:
     assert word_count(data, backend) == _python_word_count(data)
     with pytest.raises(UsageError, match="cpu or gpu"):
         array_backend("tpu")
+
+
+def test_minga_run_says_once_why_device_gpu_runs_on_the_cpu(tmp_path: Path) -> None:
+    (tmp_path / "in.txt").write_text("a b a\n" * 200)
+    job = Path(__file__).resolve().parents[2] / "examples" / "jobs" / "wordcount_vectorized.py"
+    proc = subprocess.run(
+        [sys.executable, "-m", "minga", "run", str(job), str(tmp_path / "in.txt"), "-o", str(tmp_path / "out"),
+         "--device", "gpu", "--workers", "2", "-q"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    notices = [line for line in proc.stderr.splitlines() if "--device gpu" in line]
+    reason = gpu_unavailable()
+    if reason is None:  # a GPU here: nothing to say
+        assert notices == []
+    else:
+        assert notices == [f"--device gpu runs on the CPU: {reason}"]

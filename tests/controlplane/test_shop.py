@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -64,6 +65,7 @@ async def test_shop_survives_a_sigkill_and_down_leaves_nothing(tmp_path: Path) -
         assert gateway, "minga.yaml's gateway: section starts the gateway"
         async with aiohttp.ClientSession() as http, http.get(f"{gateway}/api/orders/healthz") as r:
             assert r.status == 200, await r.text()
+        await shop_behaves_like_a_shop(gateway)
         assert all(s["replicas"] == 2 and len(s["instances"]) == 2 for s in doc["services"])
         seen_pids |= {i["pid"] for s in doc["services"] for i in s["instances"]}
         victim = next(s for s in doc["services"] if s["name"] == "orders")["instances"][0]
@@ -134,3 +136,37 @@ async def test_shop_survives_a_sigkill_and_down_leaves_nothing(tmp_path: Path) -
     groups = process_groups()
     leftovers = {pid for pid, pgid in groups.items() if pid in seen_pids or pgid in seen_pids}
     assert server_pid not in groups and not leftovers, f"left behind: {sorted(leftovers)}"
+
+
+README = SHOP.parents[2] / "README.md"
+
+
+def readme_order() -> tuple[str, dict[str, Any]]:
+    """The path and body of the tour's `curl -X POST "$GW/..."` that places an order."""
+    found = re.search(r"""curl -s -X POST "\$GW(?P<path>[^"]+)".* -d '(?P<body>[^']+)'""", README.read_text())
+    assert found is not None, "the README's tour shows how to place an order through the gateway"
+    body: dict[str, Any] = json.loads(found["body"])
+    return found["path"], body
+
+
+async def shop_behaves_like_a_shop(gateway: str) -> None:
+    """An order placed through the gateway, as the README's tour does, is found by every replica."""
+    path, body = readme_order()
+    orders = f"{gateway}{path}"
+    async with aiohttp.ClientSession() as http:
+        async with http.post(orders, json=body) as r:
+            assert r.status == 200, await r.text()
+            order = await r.json()
+        assert order["sku"] == "tea" and order["status"] in ("paid", "declined")
+        for _ in range(6):  # the gateway spreads these over both replicas: each finds the order
+            async with http.get(f"{orders}/{order['order_id']}") as r:
+                assert r.status == 200 and await r.json() == order
+        async with http.get(f"{orders}/no-such-order") as r:
+            assert r.status == 404
+            assert (await r.json())["error"] == {"type": "OrderNotFound", "message": "no order 'no-such-order'"}
+        async with http.post(orders, json={"sku": "gold", "qty": 1, "customer": "ada"}) as r:
+            assert r.status == 422 and (await r.json())["error"]["type"] == "UnknownSku"
+        async with http.post(f"{gateway}/api/orders", json={"sku": "tea", "qty": 1, "customer": "ada"}) as r:
+            assert r.status == 404 and "POST /orders" in (await r.json())["error"]["routes"]
+        async with http.get(f"{gateway}/nowhere") as r:
+            assert r.status == 404 and (await r.json())["error"]["routes"] == ["/api/orders"]

@@ -67,6 +67,8 @@ def test_service_page_shows_replicas_charts_and_logs(page: Page, shop: Shop) -> 
     assert tab.locator("#title").inner_text() == "orders"
     ids = tab.locator("#instances tbody tr td:first-child").all_inner_texts()
     assert ids == ["orders-1", "orders-2"]
+    # each replica's last health check, as Consul's UI shows it
+    assert tab.locator("#instances tbody td.check").all_inner_texts() == ["GET /healthz: 200"] * 2
     # CPU and memory are sampled every 2 s: wait for a line with two points or more
     tab.wait_for_selector('.chart[data-metric="rss"] polyline', state="attached", timeout=15_000)
     memory = tab.locator(".card", has_text="Memory").locator(".value").inner_text()

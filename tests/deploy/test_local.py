@@ -19,7 +19,7 @@ from minga.deploy import (
     log_path,
 )
 
-QUICK = RestartPolicy(backoff=Backoff(initial=0.05, maximum=0.2), crashloop_exits=3, crashloop_window=30.0)
+QUICK = RestartPolicy(backoff=Backoff(initial=0.05, maximum=0.2), crashloop_exits=3)
 TCP = HealthProbe(kind="tcp", interval=0.2, timeout=0.5)
 
 

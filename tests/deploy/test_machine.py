@@ -26,8 +26,7 @@ from minga.deploy import (
 )
 from minga.errors import DeployError
 
-FAST = RestartPolicy(backoff=Backoff(initial=1.0, factor=2.0, maximum=8.0), stable_after=10.0,
-                     crashloop_exits=3, crashloop_window=30.0)
+FAST = RestartPolicy(backoff=Backoff(initial=1.0, factor=2.0, maximum=8.0), stable_after=10.0, crashloop_exits=3)
 
 
 def plan(name: str, replicas: int = 1, depends_on: tuple[str, ...] = (), **kw: object) -> ServicePlan:
@@ -126,6 +125,32 @@ def test_crash_loop_is_detected_and_cleared_after_a_stable_run() -> None:
     m.handle(Started("svc-1", 1, t + 10))
     m.handle(Tick(t + 20))
     assert not inst.crashloop
+
+
+def test_a_steadily_failing_replica_stays_in_a_crash_loop_whatever_the_backoff() -> None:
+    # the default policy: backoff up to 10 s, so such a replica exits about 3 times per 30 s
+    m = SupervisorMachine([plan("svc")])
+    m.handle(Start(0.0))
+    t = 0.0
+    looping = []
+    for n in range(12):
+        m.handle(Started("svc-1", 100 + n, t))
+        t += 1.0  # each run fails after a second: an import error, say
+        m.handle(Exited("svc-1", 1, t, error="ModuleNotFoundError: No module named 'shop.nope'"))
+        looping.append(m.instances["svc-1"].crashloop)
+        t = m.next_deadline() or t
+        m.handle(Tick(t))
+    assert looping == [False] * 3 + [True] * 9
+    inst = m.instances["svc-1"]
+    assert inst.last_error == "ModuleNotFoundError: No module named 'shop.nope'"
+    assert m.failed_before_healthy("svc") == [inst]
+
+
+def test_a_replica_that_was_healthy_once_has_not_failed_before_being_healthy() -> None:
+    m = SupervisorMachine([plan("svc", restart=FAST)])
+    run_all(m)
+    m.handle(Exited("svc-1", 1, 1.0))
+    assert m.failed_before_healthy("svc") == []
 
 
 @pytest.mark.parametrize(

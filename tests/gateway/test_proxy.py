@@ -51,7 +51,11 @@ async def test_routes_strip_the_prefix_and_inject_request_id_and_traceparent(
             assert r.headers["X-Request-ID"] == "mine-1" == r.headers["X-Seen-Request-ID"]
             assert TraceContext.parse(r.headers["X-Seen-Traceparent"]) is not None
         async with http.get(f"{gw.url}/elsewhere") as r:
-            assert r.status == 404 and (await r.json())["error"]["status"] == 404
+            assert r.status == 404 and r.content_type == "application/json"
+            # the 404 says where to go: the paths the gateway routes
+            assert (await r.json())["error"] == {
+                "status": 404, "message": "no route for this path", "routes": ["/api/shop", "/raw"]
+            }
     records = [json.loads(rec.getMessage()) for rec in caplog.records if rec.name == "minga.gateway.access"]
     first = records[0]
     assert first["method"] == "POST" and first["path"] == "/api/shop/echo?x=1" and first["status"] == 200

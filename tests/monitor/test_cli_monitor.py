@@ -117,8 +117,10 @@ async def test_monitoring_commands_and_a_real_prometheus(tmp_path: Path) -> None
                 return len(lines) >= 4 and bool(firing) and len(traces) >= 12
 
             await support.eventually("the monitor to collect logs, spans and the alert", collected, every=0.5)
-            out = await run("logs", "back", "--level", "warning", "--grep", "divisible", home=home, cwd=tmp_path)
-            records = [json.loads(line.split("| ", 1)[1]) for line in out.stdout.strip().splitlines()]
+            out = await run(
+                "logs", "back", "--level", "warning", "--grep", "divisible", "--json", home=home, cwd=tmp_path
+            )
+            records = [json.loads(json.loads(line)["text"]) for line in out.stdout.strip().splitlines()]
             # each failed call: back's own warning, and the bus's error with the traceback
             assert sorted(r["level"] for r in records) == ["error"] * 4 + ["warning"] * 4
             assert all(r["service"] == "back" for r in records)

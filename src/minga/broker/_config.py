@@ -122,6 +122,7 @@ class BrokerConfig:
     ``port`` 0 picks a free port (``Broker.port`` tells which). ``max_payload`` (bytes) is advertised in
     INFO and enforced; ``max_pending`` (bytes) bounds what may wait to be written to one client before
     it is disconnected as a slow consumer. ``monitor_port`` serves /varz and /connz over HTTP (0: any).
+    ``port_option`` is how the person running the broker sets its port, named when that port is taken.
     """
 
     host: str = "127.0.0.1"
@@ -134,6 +135,7 @@ class BrokerConfig:
     monitor_port: int | None = None
     server_name: str | None = None
     timeouts: BrokerTimeouts = field(default_factory=BrokerTimeouts)
+    port_option: str = "--port"
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:

@@ -130,7 +130,7 @@ class Broker:
                 reuse_address=True,
             )
         except OSError as exc:
-            raise UsageError(bind_error(config.host, config.port, exc, "--port")) from None
+            raise UsageError(bind_error(config.host, config.port, exc, config.port_option)) from None
         self.port = int(self._server.sockets[0].getsockname()[1])
         self.started_at = time.time()
         self._info = self._base_info()

@@ -3,12 +3,13 @@
 Subjects: ``minga.rpc.<service>.<method>`` (one queue group per service),
 ``minga.evt.<topic>`` (one queue group per subscribing service, or broadcast),
 ``minga.q.<queue>`` (a JetStream work-queue stream) and ``minga.dlq.<queue>``
-(dead letters). JSON on the wire; W3C ``traceparent`` in the headers. Finished spans travel
+(dead letters); key-value buckets of JSON values (:meth:`Bus.key_value`). JSON on the wire; W3C ``traceparent`` in the headers. Finished spans travel
 in batches on ``_minga.spans`` (:class:`SpanRecorder`), for the control plane to collect.
 """
 
 from minga.bus._bus import Bus, Delivery, Handler
 from minga.bus._codec import ErrorAllowList, decode, encode
+from minga.bus._kv import Bucket
 from minga.bus._queue import Backoff, QueuePolicy
 from minga.bus._spans import Span, SpanRecorder
 from minga.bus._subjects import (
@@ -24,6 +25,7 @@ from minga.bus._trace import TraceContext, current_trace, incoming, outgoing
 
 __all__ = [
     "Backoff",
+    "Bucket",
     "Bus",
     "Delivery",
     "ErrorAllowList",

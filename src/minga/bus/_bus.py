@@ -32,6 +32,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType
 
 from minga.bus._codec import ErrorAllowList, decode, encode, error_reply, parse_reply, result_reply
+from minga.bus._kv import Bucket, open_bucket
 from minga.bus._queue import CONSUMER, QueuePolicy
 from minga.bus._subjects import (
     DEAD_LETTER_STREAM,
@@ -168,6 +169,10 @@ class Bus:
         if self._js is None:
             raise BusError("the bus is not connected: use `async with Bus(url) as bus`")
         return self._js
+
+    async def key_value(self, bucket: str, *, history: int = 1) -> Bucket:
+        """The JetStream key-value bucket ``bucket`` (JSON values), created when missing."""
+        return await open_bucket(self.jetstream, bucket, history=history)
 
     async def stop_entrypoints(self) -> None:
         """Stop taking work: unsubscribe RPC and event handlers (queued messages still run), end fetch loops."""
@@ -486,10 +491,12 @@ class Bus:
                 continue
             try:
                 msgs = await sub.fetch(batch=free, timeout=_FETCH_WAIT)
-            except nats.errors.TimeoutError:
+            except TimeoutError:
+                # no job within the wait: nats-py raises its own TimeoutError, or the builtin one
+                # (an OSError, with no message) when the server's 408 comes just before the deadline
                 continue
             except (nats.errors.Error, nats.js.errors.Error, OSError) as exc:
-                log.warning("fetching jobs from %s failed (%s); retrying", queue, exc or type(exc).__name__)
+                log.warning("fetching jobs from %s failed (%s: %s); retrying", queue, type(exc).__name__, exc)
                 await asyncio.sleep(_FETCH_WAIT)
                 continue
             for msg in msgs:

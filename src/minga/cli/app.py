@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from minga._version import __version__
 from minga.errors import MingaError, UsageError
@@ -75,18 +75,40 @@ GROUPS: dict[str, tuple[str, _Tree]] = {
 }
 
 
+def _flags_untyped(params: list[Any]) -> list[Any]:
+    """Flags take no value: their help shows no ``<bool>`` (typer shows a type for every option)."""
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    return params
+
+
+class _Command(TyperCommand):
+    """A command whose help lists flags without a value type."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _flags_untyped(super().get_params(ctx))
+
+
+class _Group(TyperGroup):
+    """A group whose help lists flags without a value type."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _flags_untyped(super().get_params(ctx))
+
+
 def _function(module: str, name: str) -> Callable[..., Any]:
     function: Callable[..., Any] = getattr(importlib.import_module(f"minga.cli.{module}"), name)
     return function
 
 
 def _group(help_text: str, tree: _Tree) -> typer.Typer:
-    group = typer.Typer(help=help_text, no_args_is_help=True)
+    group = typer.Typer(help=help_text, no_args_is_help=True, cls=_Group)
     for name, (first, second) in tree.items():
         if isinstance(second, dict):
             group.add_typer(_group(first, second), name=name)
         else:
-            group.command(name)(_function(first, second))
+            group.command(name, cls=_Command)(_function(first, second))
     return group
 
 
@@ -95,7 +117,7 @@ def _load(name: str) -> Any:  # a click Command; which click depends on the type
     holder = typer.Typer()
     if name in COMMANDS:
         settings = _PASSTHROUGH if name == "mpirun" else None
-        holder.command(name, context_settings=settings)(_function(*COMMANDS[name]))
+        holder.command(name, context_settings=settings, cls=_Command)(_function(*COMMANDS[name]))
         holder.callback()(lambda: None)  # keeps the holder a group, so the command is its child
         command = typer.main.get_group(holder).commands[name]
     else:
@@ -105,7 +127,7 @@ def _load(name: str) -> Any:  # a click Command; which click depends on the type
     return command
 
 
-class _LazyGroup(TyperGroup):
+class _LazyGroup(_Group):
     """The root group: a command's module is imported only when that command runs.
 
     ``minga version`` then starts without the compute engines, and ``minga up``
@@ -134,8 +156,19 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", "-V", callback=_print_version, is_eager=True, help="Print minga's version and exit."),
+    ] = False,
+) -> None:
     """Build, run, observe and ship distributed systems."""
 
 
@@ -148,7 +181,7 @@ def _broker(
     _function("broker", "main")(args or [])
 
 
-@app.command()
+@app.command(cls=_Command)
 def version() -> None:
     """Print minga's version."""
     typer.echo(__version__)

@@ -13,10 +13,10 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from minga.compute import JobProgress, JobRef, print_summary
+from minga.compute import JobProgress, JobRef, print_summary, user_traceback
 from minga.compute import run as run_job
 from minga.controlplane import jobs_dir
-from minga.errors import UsageError
+from minga.errors import ComputeError, JobFailed, UsageError
 from minga.spec import home_dir
 
 
@@ -70,6 +70,16 @@ class _Journal:
         self.write(record)
 
 
+def _last_failure(record: Path) -> str | None:
+    """The error (a traceback) of the last failed attempt in the job record ``record``, if any."""
+    try:
+        doc = json.loads(record.read_text(encoding="utf-8"))
+        failed = [a for a in doc["attempts"]["log"] if a.get("status") == "failed"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return str(failed[-1].get("error") or "") or None if failed else None
+
+
 def run(
     job: Annotated[
         str, typer.Argument(metavar="JOBFILE[:Class]", help="a Python file defining a MapReduce class")
@@ -115,6 +125,13 @@ def run(
             overwrite=overwrite, progress=False if quiet else console,
             config={"device": device} if device is not None else None, on_progress=journal.tick,
         )  # fmt: skip
+    except JobFailed as exc:
+        journal.failed(exc)
+        record = output / "_job.json"  # the job record the driver writes, also on failure
+        last = _last_failure(record)
+        if last:
+            console.print(user_traceback(last), markup=False, highlight=False, soft_wrap=True)
+        raise ComputeError(f"{exc}\nevery attempt's traceback is in {record}") from None
     except BaseException as exc:
         journal.failed(exc)
         raise

@@ -31,8 +31,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from minga.controlplane import ControlPlane, ControlPlaneClient, ServerState, pid_alive, read_state
-from minga.deploy import LogLine, follow_logs, log_files, read_logs, reap_orphans
-from minga.errors import DeployError, UsageError
+from minga.deploy import LogLine, follow_logs, log_files, read_logs, reap_orphans, select_lines
+from minga.errors import DeployError, MingaError, UsageError
 from minga.monitor import LogRecord, parse_log_line
 from minga.security import read_token, secure_home
 from minga.spec import Spec, home_dir, load_spec, parse_duration
@@ -106,10 +106,10 @@ def _print_endpoints(doc: dict[str, Any]) -> None:
         console.print(f"dashboard      {doc['dashboard']}")
     for alert in doc.get("alerts") or []:
         labels = ", ".join(f"{k}={v}" for k, v in sorted(alert["labels"].items()))
-        console.print(
-            f"[red]alert firing[/]   {escape(alert['rule'])} ({alert['severity']}) {escape(labels)}: "
-            f"{escape(alert['summary'] or alert['query'])} = {alert['value']:.4g} {alert['threshold']}"
-        )
+        what = escape(alert["summary"] or alert["query"])
+        if alert["query"] and alert["value"] is not None:  # a rule of minga.yaml: its value against its threshold
+            what += f" = {alert['value']:.4g} {alert['threshold']}"
+        console.print(f"[red]alert firing[/]   {escape(alert['rule'])} ({alert['severity']}) {escape(labels)}: {what}")
 
 
 def _last_lines(home: Path, service: str, n: int = 10) -> list[str]:
@@ -170,13 +170,22 @@ def server(
 
 def _fail_unhealthy(doc: dict[str, Any], home: Path) -> None:
     console.print(status_table(doc))
-    names = doc.get("unhealthy") or [s["name"] for s in doc["services"] if not s["healthy"]]
+    failed = doc.get("failed") or []
+    names = failed or doc.get("unhealthy") or [s["name"] for s in doc["services"] if not s["healthy"]]
     for name in names:
         console.print(f"[red]{name} is not healthy[/]; its last log lines:")
         for line in _last_lines(home, name):
             console.print(f"  {escape(line)}")
+    name = names[0]
+    why = ""
+    if name in failed:
+        svc = next(s for s in doc["services"] if s["name"] == name)
+        inst = next(i for i in svc["instances"] if i["last_exit"] is not None and not i["ever_healthy"])
+        why = f": {inst['id']} exited with {inst['last_exit']} before it was ever healthy"
+        if inst.get("last_error"):
+            why += f" ({inst['last_error']})"
     raise DeployError(
-        f"service {names[0]} is not healthy (see `minga logs {names[0]}`; `minga down` stops everything)"
+        f"service {name} is not healthy{why} (see `minga logs {name}`; `minga down` stops everything)"
     )
 
 
@@ -205,12 +214,12 @@ def _up_detached(file: Path, home: Path, timeout: float, control_port: int | Non
             raise UsageError(tail[-1].removeprefix("error: "))  # the user's mistake, in its one line
         raise DeployError("the minga server exited before it was ready:\n" + "\n".join(tail))
     url = json.loads(line)["url"]
-    doc = asyncio.run(ControlPlaneClient(url, token=read_token(home)).wait_healthy(timeout))
+    doc = asyncio.run(ControlPlaneClient(url, token=read_token(home)).wait_healthy(timeout, fail_fast=True))
     if "unhealthy" in doc:
         _fail_unhealthy(doc, home)
     console.print(status_table(doc))
     _print_endpoints(doc)
-    console.print("running in the background: `minga status`, `minga logs -f`, `minga down`")
+    console.print("running in the background: `minga status`, `minga logs --follow`, `minga down`")
 
 
 async def _up_foreground(cp: ControlPlane, healthy_within: float) -> None:
@@ -218,14 +227,14 @@ async def _up_foreground(cp: ControlPlane, healthy_within: float) -> None:
         assert cp.supervisor is not None  # run() sets it before it reports ready
         try:
             async with asyncio.timeout(healthy_within):
-                await cp.supervisor.wait_healthy()
+                healthy = await cp.supervisor.wait_healthy(fail_fast=True)
         except TimeoutError:
-            doc = cp.status()
-            console.print(status_table(doc))
+            healthy = False
+        doc = cp.status()
+        console.print(status_table(doc))
+        if not healthy:
             bad = [s["name"] for s in doc["services"] if not s["healthy"]]
-            console.print(f"[yellow]not healthy after {healthy_within:g}s: {', '.join(bad)}[/] (`minga logs`)")
-        else:
-            console.print(status_table(cp.status()))
+            console.print(f"[yellow]not healthy: {', '.join(bad)}[/] (`minga logs`; it keeps restarting)")
         _print_endpoints(cp.status())
         console.print("[bold]Ctrl-C[/] stops everything")
 
@@ -392,23 +401,72 @@ def line_filter(grep: str | None, level: str | None, trace: str | None) -> Calla
     return keep
 
 
-def _print_line(instance: str, text: str, width: int) -> None:
-    console.print(f"[cyan]{instance:<{width}}[/] | {escape(text)}", soft_wrap=True)
+_LEVEL_STYLE = {"debug": "dim", "info": "green", "warning": "yellow", "error": "red", "critical": "bold red"}
+
+
+def _print_line(line: LogLine, width: int, as_json: bool) -> None:
+    """One line as people read it: local time, replica, level, message and trace id (a minga
+    replica's JSON record unpacked; any other output, ``print`` included, as written). With
+    ``as_json``, the line as the API gives it: ``{"at", "instance", "text"}`` with the raw text."""
+    if as_json:
+        typer.echo(json.dumps({"at": line.at.isoformat(), "instance": line.instance, "text": line.text}))
+        return
+    when = line.at.astimezone().strftime("%H:%M:%S.%f")[:-3]
+    record = parse_log_line(line.instance, f"{line.at.isoformat()} {line.text}") if line.text.startswith("{") else None
+    head = f"[dim]{when}[/] [cyan]{line.instance:<{width}}[/]"
+    if record is None or record.message == line.text:  # not a JSON record: as written
+        console.print(f"{head} {'':<8} {escape(line.text)}", soft_wrap=True)
+        return
+    style = _LEVEL_STYLE.get(record.level, "white")
+    text = f"{head} [{style}]{record.level.upper():<8}[/] {escape(record.message)}"
+    if record.trace_id:
+        text += f"  [dim]trace={record.trace_id}[/]"
+    console.print(text, soft_wrap=True)
+    error = (record.fields or {}).get("error")
+    if error:
+        for row in str(error).rstrip().splitlines():
+            console.print(f"    {escape(row)}", soft_wrap=True)
+
+
+def _check_service(service: str, file: Path, home: Path) -> None:
+    """UsageError unless ``service`` names a service of the spec, one of its replicas, or has logs."""
+    known = {f.stem for f in log_files(home)}
+    known |= {f.stem.rsplit("-", 1)[0] for f in log_files(home)}
+    try:
+        spec = load_spec(file)
+    except MingaError:
+        spec = None  # no spec at hand: the logs under MINGA_HOME say what exists
+    if spec is not None:
+        for name, svc in spec.services.items():
+            known |= {name, *(f"{name}-{i}" for i in range(1, svc.replicas + 1))}
+    if service not in known:
+        names = sorted(spec.services) if spec is not None else sorted(known)
+        raise UsageError(f"no service or replica {service!r} (known: {', '.join(names) or 'none'})")
 
 
 def logs(
     service: Annotated[str | None, typer.Argument(help="a service or one instance (orders-1); all if left out")] = None,
-    follow: Annotated[bool, typer.Option("--follow", "-f", help="keep printing new lines")] = False,
+    follow: Annotated[bool, typer.Option("--follow", help="keep printing new lines")] = False,
     since: Annotated[str | None, typer.Option(help="only lines newer than this: 30s, 10m, or an ISO time")] = None,
-    file: Annotated[Path, typer.Option("--file", help="the system spec")] = DEFAULT_FILE,
+    file: SpecFile = DEFAULT_FILE,
     grep: Annotated[str | None, typer.Option("--grep", "-g", help="only lines matching this regex")] = None,
     level: Annotated[
         str | None, typer.Option("--level", "-l", help="only lines at least this severe: debug, info, warning, error")
     ] = None,
     trace: Annotated[str | None, typer.Option("--trace", help="only lines of this trace id")] = None,
+    tail: Annotated[
+        int | None, typer.Option("--tail", "-n", min=0, help="only the last N lines (then new ones with --follow)")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line, the raw text kept")] = False,
 ) -> None:
-    """Print what the replicas wrote to stdout and stderr, merged in time order."""
+    """Print what the replicas wrote to stdout and stderr, merged in time order, one readable
+    line each: time, replica, level, message, trace id.
+
+    ``-f`` is the spec (``--file``) here as in every command; ``--follow`` keeps printing.
+    """
     home = _home(file)
+    if service is not None:
+        _check_service(service, file, home)
     files = log_files(home, service)
     if not files and not follow:
         raise UsageError(f"no logs under {home / 'logs'}" + (f" for {service!r}" if service else ""))
@@ -416,15 +474,13 @@ def logs(
     keep = line_filter(grep, level, trace)
     width = max((len(f.stem) for f in files), default=10)
     if not follow:
-        for line in read_logs(files, at):
-            if keep(line):
-                _print_line(line.instance, line.text, width)
+        for line in select_lines(read_logs(files, at), keep, tail):
+            _print_line(line, width, as_json)
         return
 
-    async def tail() -> None:
-        async for line in follow_logs(home, service, at):
-            if keep(line):
-                _print_line(line.instance, line.text, width)
+    async def follow_lines() -> None:
+        async for line in follow_logs(home, service, at, keep=keep, tail=tail):
+            _print_line(line, width, as_json)
 
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(tail())
+        asyncio.run(follow_lines())

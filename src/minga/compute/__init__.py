@@ -70,6 +70,7 @@ from minga.compute._tasks import (
     run_map_task,
     run_reduce_task,
 )
+from minga.compute._tracebacks import user_traceback
 from minga.compute.mpi import MpiCommand, MpiLauncher, find_mpi_launcher, mpi_command, run_mpi
 from minga.compute.parallel import Kernel, kernel, prange
 
@@ -117,5 +118,6 @@ __all__ = [
     "run_mpi",
     "run_reduce_task",
     "stable_hash",
+    "user_traceback",
     "verify_job",
 ]

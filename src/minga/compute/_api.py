@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from minga.compute._tracebacks import user_traceback
 from minga.errors import UsageError
 
 __all__ = ["JobRef", "MapReduce", "Step", "stable_hash"]
@@ -198,12 +199,16 @@ class JobRef:
     def from_file(cls, path: str | Path, name: str | None = None) -> JobRef:
         """Load the job file ``path`` and pick the class ``name`` (or its only MapReduce subclass).
 
-        Raises :class:`~minga.errors.UsageError` when the file or the class is missing.
+        Raises :class:`~minga.errors.UsageError` when the file or the class is missing, or when the
+        file fails to import (with the traceback of the author's own code).
         """
         p = Path(path).resolve()
         if not p.is_file():
             raise UsageError(f"job file {path} does not exist")
-        module = _load_file(_module_name(p), p)
+        try:
+            module = _load_file(_module_name(p), p)
+        except Exception as exc:
+            raise UsageError(f"job file {path} cannot be imported:\n{user_traceback(exc)}") from None
         if name is None:
             found = [
                 v.__qualname__

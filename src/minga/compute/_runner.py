@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from minga.compute._api import JobRef, MapReduce
 from minga.compute._corpus import generate_corpus
+from minga.compute._device import gpu_unavailable
 from minga.compute._driver import JobProgress, JobResult, make_job
 from minga.compute._progress import ProgressDisplay, print_summary
 from minga.compute._registry import engine_names, get_engine
@@ -48,6 +50,11 @@ def run(
     :class:`~minga.errors.JobFailed` when a task exhausts its attempts.
     """
     eng = get_engine(engine, workers=workers, address=address, **dict(engine_options or {}))
+    if (config or {}).get("device") == "gpu":
+        reason = gpu_unavailable()
+        if reason is not None:  # said once here, not by every task that falls back
+            notice = progress if isinstance(progress, Console) else Console(stderr=True)
+            notice.print(f"[yellow]--device gpu runs on the CPU:[/] {escape(reason)}", highlight=False)
     try:
         parallelism = int(getattr(eng, "workers", None) or workers or os.cpu_count() or 2)
         spec = make_job(

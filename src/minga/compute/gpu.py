@@ -25,13 +25,13 @@ CuPy is an optional extra (``pip install 'minga[gpu]'``, CUDA 12).
 
 from __future__ import annotations
 
-import importlib
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 
+from minga.compute._device import cupy_or_reason, gpu_unavailable
 from minga.errors import UsageError
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "PackedCounts",
     "array_backend",
     "count_packed",
+    "gpu_unavailable",
     "group_by_sum",
     "unpack_counts",
     "word_count",
@@ -86,22 +87,6 @@ class ArrayBackend:
             self.xp.cuda.get_current_stream().synchronize()
 
 
-def _cupy_or_reason() -> tuple[Any, str]:
-    try:
-        cupy = importlib.import_module("cupy")
-    except ImportError:
-        return None, "CuPy is not installed (pip install 'minga[gpu]')"
-    except Exception as exc:  # a broken CUDA install raises all sorts at import
-        return None, f"CuPy does not load: {exc}"
-    try:
-        count = int(cupy.cuda.runtime.getDeviceCount())
-    except Exception as exc:  # no driver: cupy raises its CUDARuntimeError
-        return None, f"no usable GPU: {exc}"
-    if count < 1:
-        return None, "no GPU found"
-    return cupy, ""
-
-
 def array_backend(device: Device | str = "cpu") -> ArrayBackend:
     """The backend for ``device``: CuPy for ``"gpu"`` when a GPU is usable, NumPy otherwise.
 
@@ -112,7 +97,7 @@ def array_backend(device: Device | str = "cpu") -> ArrayBackend:
         return ArrayBackend(np, "cpu")
     if device != "gpu":
         raise UsageError(f"--device must be cpu or gpu, not {device!r}")
-    cupy, reason = _cupy_or_reason()
+    cupy, reason = cupy_or_reason()
     if cupy is None:
         return ArrayBackend(np, "cpu", reason)
     return ArrayBackend(cupy, "gpu")

@@ -1,8 +1,9 @@
 """The control plane's own HTTP API, which the CLI talks to (JSON, on 127.0.0.1).
 
 - ``GET  /api/status``               the status document (``minga status --json``)
-- ``GET  /api/wait?timeout=SECONDS``  waits until every replica is healthy: 200 and the status,
-  or 504 and the status with ``"unhealthy"`` naming the services that are not
+- ``GET  /api/wait?timeout=SECONDS&fail_fast=1``  waits until every replica is healthy: 200 and
+  the status, or 504 and the status with ``"unhealthy"`` naming the services that are not (with
+  ``fail_fast``, as soon as a replica exits before it was ever healthy; ``"failed"`` names those)
 - ``GET  /api/logs?service=S&since=ISO&limit=N``  the replicas' log lines, merged in time order
   (the last ``limit``, 1000 by default): ``{"lines": [{"at", "instance", "text"}]}``
 - ``POST /api/stop``                 stops every replica, then the server itself
@@ -14,7 +15,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -23,7 +24,11 @@ from minga.deploy import log_files, read_logs
 __all__ = ["api_routes"]
 
 StatusFn = Callable[[], dict[str, Any]]
-WaitFn = Callable[[], Awaitable[bool]]
+class WaitFn(Protocol):
+    """Waits until every replica is healthy; with ``fail_fast``, False once one failed before it ever was."""
+
+    def __call__(self, *, fail_fast: bool = ...) -> Awaitable[bool]: ...
+
 StopFn = Callable[[], Awaitable[None]]
 
 
@@ -56,16 +61,21 @@ def api_routes(status: StatusFn, wait_healthy: WaitFn, stop: StopFn, home: Path)
             timeout = float(request.query.get("timeout", "30"))
         except ValueError:
             raise web.HTTPBadRequest(text="timeout must be a number of seconds") from None
+        fail_fast = request.query.get("fail_fast", "") in ("1", "true")
         healthy = False
         try:
             async with asyncio.timeout(timeout):
-                healthy = await wait_healthy()
+                healthy = await wait_healthy(fail_fast=fail_fast)
         except TimeoutError:
             pass
         doc = status()
         if healthy:
             return web.json_response(doc)
         doc["unhealthy"] = [s["name"] for s in doc["services"] if not s["healthy"]]
+        doc["failed"] = [
+            s["name"] for s in doc["services"] if any(i["last_exit"] is not None and not i["ever_healthy"]
+                                                      for i in s["instances"])
+        ]
         return web.json_response(doc, status=504)
 
     @routes.post("/api/stop")

@@ -53,11 +53,15 @@ class BrokerHandle:
 
     With ``url`` set, nothing is started, and when ``jetstream`` is on the server there must offer
     it (:func:`require_jetstream`); otherwise the embedded broker listens on ``host:port`` (0: any
-    free port), with JetStream stored under ``home/jetstream`` when ``jetstream`` is on.
+    free port), with JetStream stored under ``home/jetstream`` when ``jetstream`` is on. ``spec``
+    names the minga.yaml in the message when the port is taken.
     """
 
-    def __init__(self, url: str | None, host: str, port: int, home: Path, *, jetstream: bool = True) -> None:
+    def __init__(
+        self, url: str | None, host: str, port: int, home: Path, *, jetstream: bool = True, spec: str = "minga.yaml"
+    ) -> None:
         self.url = url
+        self.spec = spec
         self.host = host
         self.port = port
         self.home = home
@@ -72,7 +76,8 @@ class BrokerHandle:
         extensions = []
         if self.jetstream:
             extensions.append(JetStream(JetStreamConfig(store_dir=self.home / "jetstream")))
-        self.broker = Broker(BrokerConfig(host=self.host, port=self.port), extensions)
+        option = f"`port:` under `broker:` in {self.spec} (0: any free port)"
+        self.broker = Broker(BrokerConfig(host=self.host, port=self.port, port_option=option), extensions)
         await self.broker.start()  # UsageError when the port is taken
         return self.broker.url
 

@@ -70,11 +70,15 @@ class ControlPlaneClient:
         found: list[dict[str, Any]] = doc["instances"]
         return found
 
-    async def wait_healthy(self, seconds: float) -> dict[str, Any]:
+    async def wait_healthy(self, seconds: float, *, fail_fast: bool = False) -> dict[str, Any]:
         """Wait up to ``seconds`` for every replica to be healthy; the status, with ``"unhealthy"``
-        listing the services that are not when time ran out."""
+        listing the services that are not when time ran out. With ``fail_fast``, stop waiting as
+        soon as a replica exits before it was ever healthy (``"failed"`` lists those services)."""
         doc: dict[str, Any] = await self._request(
-            "GET", f"/api/wait?timeout={seconds:g}", total=seconds + 10, ok=(200, 504)
+            "GET",
+            f"/api/wait?timeout={seconds:g}&fail_fast={int(fail_fast)}",
+            total=seconds + 10,
+            ok=(200, 504),
         )
         return doc
 

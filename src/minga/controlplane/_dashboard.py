@@ -116,8 +116,8 @@ class ControlPlaneSource(DashboardSource):
         return self.status_fn()
 
     def alerts(self) -> list[dict[str, Any]]:
-        """The monitor's firing and pending alerts, then the supervisor's own: replicas in a crash
-        loop and running replicas that fail their health check."""
+        """The monitor's firing and pending alerts (the built-in ``CrashLoop`` among them), then running
+        replicas that fail their health check; without a monitor, crash loops from the status."""
         out: list[dict[str, Any]] = []
         if self.monitor is not None:
             evaluator = self.monitor.alerts
@@ -127,7 +127,7 @@ class ControlPlaneSource(DashboardSource):
                             "summary": doc["summary"] or doc["query"], "since": doc["since"]})  # fmt: skip
         for svc in self.status().get("services", []):
             for inst in svc.get("instances", []):
-                if inst.get("crashloop"):
+                if inst.get("crashloop") and self.monitor is None:
                     out.append({"name": "CrashLoop", "state": "firing", "service": svc["name"],
                                 "summary": f"{inst['id']} keeps exiting ({inst.get('last_exit') or inst.get('last_error')})"})  # fmt: skip
                 elif inst.get("health") == "critical" and inst.get("phase") == "running":

@@ -33,7 +33,7 @@ from minga.controlplane._dashboard import ControlPlaneSource
 from minga.controlplane._state import ServerState
 from minga.dashboard import dashboard_app
 from minga.deploy import Health as SupervisedHealth
-from minga.deploy import LocalSupervisor, ServicePlan, plan_from_spec
+from minga.deploy import InstanceState, LocalSupervisor, ServicePlan, plan_from_spec
 from minga.discovery import (
     DiscoveryClient,
     EmbeddedStore,
@@ -223,7 +223,12 @@ class ControlPlane:
     async def _run(self, credentials: Credentials, ready: Callable[[ServerState], None] | None) -> None:
         async with (
             BrokerHandle(
-                self.external_nats, self.broker_host, self.broker_port, self.home, jetstream=self.jetstream
+                self.external_nats,
+                self.broker_host,
+                self.broker_port,
+                self.home,
+                jetstream=self.jetstream,
+                spec=str(self.spec_path) if self.spec_path else "minga.yaml",
             ) as nats_url,
             Registry(self.store, checks=self.checks, default_ttl=self.default_ttl) as registry,
             Monitor(
@@ -254,6 +259,7 @@ class ControlPlane:
                 on_critical=self._on_critical,
                 on_health=self._on_health,
                 instance_env=self._replica_env(credentials),
+                on_crashloop=self._on_crashloop,
             )
             self.supervisor = sup
             app.add_routes(api_routes(self.status, sup.wait_healthy, self._stop_and_wait, self.home))
@@ -357,6 +363,22 @@ class ControlPlane:
         """A replica died: take it out of every picker at once."""
         if self.registry is not None:
             await self.registry.mark_critical(instance, "the process exited")
+
+    async def _on_crashloop(self, inst: InstanceState) -> None:
+        """A replica entered or left a crash loop: the built-in ``CrashLoop`` alert fires or resolves."""
+        if self.monitor is None or self.supervisor is None:
+            return
+        exits = self.supervisor.machine.plans[inst.service].restart.crashloop_exits
+        why = inst.last_error or f"exit status {inst.last_exit}"
+        await self.monitor.alerts.set_builtin(
+            "CrashLoop",
+            {"service": inst.service, "instance": inst.id},
+            firing=inst.crashloop,
+            summary=f"{inst.id} keeps exiting: {why}",
+            value=float(inst.quick_failures),
+            threshold=f">= {exits} exits in a row",
+            now=time.time(),
+        )
 
     async def _on_health(self, instance: str, service: str, health: SupervisedHealth) -> None:
         """Register a replica once its check passes, unless it registered itself already (a minga

@@ -5,8 +5,16 @@ actions out); :class:`LocalSupervisor` carries its actions out with local proces
 groups, per-instance logs under MINGA_HOME, active health checks and resource limits.
 """
 
-from minga.deploy._local import LocalSupervisor, OnCritical, OnHealth, free_port, log_path
-from minga.deploy._logs import LogLine, follow_logs, log_files, read_logs
+from minga.deploy._local import (
+    LocalSupervisor,
+    OnCrashLoop,
+    OnCritical,
+    OnHealth,
+    error_line,
+    free_port,
+    log_path,
+)
+from minga.deploy._logs import LogLine, follow_logs, log_files, read_logs, select_lines
 from minga.deploy._machine import (
     Action,
     Event,
@@ -44,6 +52,7 @@ __all__ = [
     "LocalSupervisor",
     "LogLine",
     "MarkCritical",
+    "OnCrashLoop",
     "OnCritical",
     "OnHealth",
     "Phase",
@@ -58,6 +67,7 @@ __all__ = [
     "SupervisorMachine",
     "Terminate",
     "Tick",
+    "error_line",
     "follow_logs",
     "free_port",
     "log_files",
@@ -66,4 +76,5 @@ __all__ = [
     "plan_service",
     "read_logs",
     "reap_orphans",
+    "select_lines",
 ]

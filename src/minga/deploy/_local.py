@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import resource
@@ -17,6 +18,7 @@ import signal
 import socket
 import sys
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -31,6 +33,7 @@ from minga.deploy._machine import (
     Exited,
     Health,
     HealthChanged,
+    InstanceState,
     Kill,
     MarkCritical,
     Phase,
@@ -45,10 +48,11 @@ from minga.deploy._machine import (
 )
 from minga.deploy._model import HealthProbe, Limits, ServicePlan
 from minga.deploy._orphans import write_replicas
-from minga.discovery import free_port
+from minga.discovery import Health as DiscoveryHealth
+from minga.discovery import Identity, free_port, probe
 from minga.errors import DeployError
 
-__all__ = ["LocalSupervisor", "OnCritical", "OnHealth", "free_port", "log_path"]
+__all__ = ["LocalSupervisor", "OnCrashLoop", "OnCritical", "OnHealth", "error_line", "free_port", "log_path"]
 
 log = logging.getLogger("minga.deploy")
 
@@ -57,6 +61,31 @@ OnCritical = Callable[[str, str], Awaitable[None]]
 
 OnHealth = Callable[[str, str, Health], Awaitable[None]]
 """Called with (instance, service, health) when an active check changes a replica's health."""
+
+OnCrashLoop = Callable[[InstanceState], Awaitable[None]]
+"""Called with the replica's state when it enters a crash loop or leaves one (``state.crashloop`` says which)."""
+
+_ERROR_LEVELS = ("error", "critical", "fatal")
+
+
+def error_line(lines: Sequence[str]) -> str | None:
+    """What a replica that failed last said about it: its last plain line (a traceback's last line,
+    ``error: ...``), or the message of its last JSON log record at level error or above."""
+    for raw in reversed(lines):
+        text = raw.strip()
+        if not text:
+            continue
+        if text.startswith("{"):
+            try:
+                doc = json.loads(text)
+            except ValueError:
+                return text
+            if isinstance(doc, dict):
+                if str(doc.get("level", "")).lower() in _ERROR_LEVELS:
+                    return str(doc.get("message") or text)
+                continue
+        return text
+    return None
 
 
 
@@ -76,6 +105,8 @@ class _Proc:
     ports: dict[str, int]
     log: Path
     limits_report: dict[str, str] = field(default_factory=dict)
+    check: str = ""  # the last health check's output
+    tail: deque[str] = field(default_factory=lambda: deque(maxlen=50))  # its last output lines
     process: asyncio.subprocess.Process | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -126,6 +157,7 @@ class LocalSupervisor:
         env: Mapping[str, str] | None = None,
         on_critical: OnCritical | None = None,
         on_health: OnHealth | None = None,
+        on_crashloop: OnCrashLoop | None = None,
         probe: bool = True,
         instance_env: Callable[[str, str], Mapping[str, str]] | None = None,
     ) -> None:
@@ -135,6 +167,7 @@ class LocalSupervisor:
         self.env = dict(env or {})
         self.on_critical = on_critical
         self.on_health = on_health
+        self.on_crashloop = on_crashloop
         self.probe = probe
         self._events: asyncio.Queue[Event] = asyncio.Queue()
         self._changed = asyncio.Condition()
@@ -198,9 +231,26 @@ class LocalSupervisor:
         """Every replica of every service passes its checks."""
         return all(self.machine.healthy(s) for s in self.machine.order)
 
-    async def wait_healthy(self) -> bool:
-        """Wait until every replica of every service passes its checks (bound it with ``asyncio.timeout``)."""
-        return await self.wait_until(self.all_healthy)
+    def failed(self) -> list[str]:
+        """The services with a replica that exited before it ever passed its checks."""
+        return [s for s in self.machine.order if self.machine.failed_before_healthy(s)]
+
+    async def wait_healthy(self, *, fail_fast: bool = False) -> bool:
+        """Wait until every replica of every service passes its checks (bound it with ``asyncio.timeout``).
+
+        With ``fail_fast``, return False as soon as a replica exits before it was ever healthy:
+        a deterministic failure (an import error, a taken port) shows at once instead of after
+        every restart within the timeout.
+        """
+        if not fail_fast:
+            return await self.wait_until(self.all_healthy)
+        await self.wait_until(lambda: self.all_healthy() or bool(self.failed()))
+        return self.all_healthy()
+
+    def tail(self, instance: str) -> list[str]:
+        """The last lines ``instance`` wrote (of its current or last process)."""
+        proc = self._procs.get(instance)
+        return list(proc.tail) if proc else []
 
     def ports(self, instance: str) -> dict[str, int]:
         """The ports assigned to ``instance``."""
@@ -226,10 +276,12 @@ class LocalSupervisor:
                         "ports": ports,
                         "restarts": inst.restarts,
                         "crashloop": inst.crashloop,
+                        "ever_healthy": inst.ever_healthy,
                         "last_exit": inst.last_exit,
                         "last_error": inst.last_error,
                         "log": str(proc.log) if proc else str(log_path(self.home, inst.id)),
                         "limits": dict(proc.limits_report) if proc else {},
+                        "check": proc.check if proc else "",
                     }
                 )
             out.append(
@@ -238,6 +290,7 @@ class LocalSupervisor:
                     "replicas": plan.replicas,
                     "depends_on": list(plan.depends_on),
                     "healthy": self.machine.healthy(name),
+                    "health": self.machine.service_health(name).value,
                     "instances": instances,
                 }
             )
@@ -246,8 +299,16 @@ class LocalSupervisor:
     # -- event loop ------------------------------------------------------------------------
 
     async def _handle(self, event: Event) -> None:
+        looping = {i.id for i in self.machine.instances.values() if i.crashloop}
         for action in self.machine.handle(event):
             await self._do(action)
+        if self.on_crashloop is not None:
+            for inst in self.machine.instances.values():
+                if inst.crashloop != (inst.id in looping):
+                    try:
+                        await self.on_crashloop(inst)
+                    except Exception:  # an alert that cannot be sent must not stop supervision
+                        log.exception("could not report the crash loop of %s", inst.id)
         if isinstance(event, Started | Exited):
             pids = {i.id: i.pid for i in self.machine.instances.values() if i.pid is not None}
             write_replicas(self.home, pids)
@@ -365,12 +426,14 @@ class LocalSupervisor:
                     line = await process.stdout.read(1 << 20)
                 if not line:
                     break
-                f.write(f"{_stamp()} {line.decode('utf-8', 'replace').rstrip()}\n")
+                text = line.decode("utf-8", "replace").rstrip()
+                proc.tail.append(text)
+                f.write(f"{_stamp()} {text}\n")
             code = await process.wait()
             f.write(f"{_stamp()} minga {iid} exited with {code}\n")
         # no orphans: whatever the replica started dies with it
         self._signal(process.pid, signal.SIGKILL)
-        await self._events.put(Exited(iid, code, time.monotonic()))
+        await self._events.put(Exited(iid, code, time.monotonic(), error_line(proc.tail)))
 
     async def _probe(
         self, iid: str, plan: ServicePlan, proc: _Proc, process: asyncio.subprocess.Process
@@ -380,7 +443,7 @@ class LocalSupervisor:
         health = Health.UNKNOWN
         failures = 0
         while process.returncode is None:
-            ok = await self._check(check, proc.ports.get(check.port, proc.ports['http']))
+            ok = await self._check(check, proc.ports.get(check.port, proc.ports["http"]), iid, process.pid)
             if process.returncode is not None:
                 return
             if ok:
@@ -397,30 +460,26 @@ class LocalSupervisor:
             # quick probing until the first pass, then at the configured interval
             await asyncio.sleep(check.interval if health is Health.PASSING else min(0.1, check.interval))
 
-    async def _check(self, check: HealthProbe, port: int) -> bool:
-        kind, path, timeout = check.kind, check.path, check.timeout
-        if kind == "none":
+    async def _check(self, check: HealthProbe, port: int, iid: str, pid: int) -> bool:
+        """One check of replica ``iid`` (process ``pid``) through discovery's probe: the one health model."""
+        if check.kind == "none":
             return True
-        if kind == "tcp":
-            try:
-                async with asyncio.timeout(timeout):
-                    _, writer = await asyncio.open_connection("127.0.0.1", port)
-            except (OSError, TimeoutError):
-                return False
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
-            return True
-        if kind != "http":
-            raise DeployError(f"unknown health check kind {kind!r} (expected http, tcp or none)")
+        if check.kind not in ("http", "tcp"):
+            raise DeployError(f"unknown health check kind {check.kind!r} (expected http, tcp or none)")
         assert self._session is not None
-        try:
-            async with self._session.get(
-                f"http://127.0.0.1:{port}{path}", timeout=aiohttp.ClientTimeout(total=timeout)
-            ) as resp:
-                return 200 <= resp.status < 300
-        except (aiohttp.ClientError, TimeoutError, OSError):
-            return False
+        identity = Identity(iid, pid, required=True) if check.identity else None
+        health, output = await probe(
+            "127.0.0.1",
+            port,
+            http=check.path if check.kind == "http" else None,
+            wait=check.timeout,
+            session=self._session,
+            identity=identity,
+        )
+        proc = self._procs.get(iid)
+        if proc is not None:
+            proc.check = output
+        return health is DiscoveryHealth.PASSING
 
     @property
     def phases(self) -> dict[str, Phase]:

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import heapq
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-__all__ = ["LogLine", "follow_logs", "log_files", "read_logs"]
+__all__ = ["LogLine", "follow_logs", "log_files", "read_logs", "select_lines"]
 
 
 @dataclass(frozen=True, order=True)
@@ -55,13 +55,30 @@ def read_logs(files: Iterable[Path], since: datetime | None = None) -> list[LogL
     return list(heapq.merge(*(_lines(f, since) for f in files)))
 
 
+def select_lines(
+    lines: Iterable[LogLine], keep: Callable[[LogLine], bool] | None = None, tail: int | None = None
+) -> list[LogLine]:
+    """The lines ``keep`` accepts (all without it), only the last ``tail`` of them when given."""
+    kept = [line for line in lines if keep is None or keep(line)]
+    if tail is not None:
+        kept = kept[-tail:] if tail > 0 else []
+    return kept
+
+
 async def follow_logs(
-    home: Path, service: str | None = None, since: datetime | None = None, poll: float = 0.25
+    home: Path,
+    service: str | None = None,
+    since: datetime | None = None,
+    poll: float = 0.25,
+    *,
+    keep: Callable[[LogLine], bool] | None = None,
+    tail: int | None = None,
 ) -> AsyncIterator[LogLine]:
     """Lines as they are written, like ``tail -f`` (files are re-checked every ``poll`` seconds);
-    instances that appear later (restarts, new replicas) are picked up too."""
+    instances that appear later (restarts, new replicas) are picked up too. Only lines ``keep``
+    accepts are yielded; of those already written, only the last ``tail`` when given."""
     offsets: dict[Path, int] = {}
-    for line in read_logs(log_files(home, service), since):
+    for line in select_lines(read_logs(log_files(home, service), since), keep, tail):
         yield line
     for f in log_files(home, service):
         offsets[f] = f.stat().st_size
@@ -82,5 +99,6 @@ async def follow_logs(
                 if parsed is not None:
                     fresh.append(parsed)
         for new in sorted(fresh):
-            yield new
+            if keep is None or keep(new):
+                yield new
         await asyncio.sleep(poll)

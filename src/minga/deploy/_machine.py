@@ -14,9 +14,8 @@ SIGTERM gets SIGKILL.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 
 from minga.deploy._model import RestartMode, ServicePlan
@@ -94,11 +93,15 @@ class SpawnFailed:
 
 @dataclass(frozen=True)
 class Exited:
-    """The process of ``instance`` exited; ``returncode`` is negative for a signal, as in :mod:`subprocess`."""
+    """The process of ``instance`` exited; ``returncode`` is negative for a signal, as in :mod:`subprocess`.
+
+    ``error`` is what it last said about a failure (a traceback's last line), when it said anything.
+    """
 
     instance: str
     returncode: int
     at: float
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -189,7 +192,7 @@ class InstanceState:
     kill_sent: bool = False
     last_exit: int | None = None
     last_error: str | None = None
-    exits: deque[float] = field(default_factory=deque)
+    ever_healthy: bool = False
 
     @property
     def alive(self) -> bool:
@@ -248,9 +251,26 @@ class SupervisorMachine:
         """Every replica of ``service`` is running and passing its checks."""
         return all(i.phase is Phase.RUNNING and i.health is Health.PASSING for i in self.of(service))
 
+    def service_health(self, service: str) -> Health:
+        """One word for ``service``, the same wherever it is shown (CLI, dashboard): passing when
+        every replica passes; critical when one is critical or crash-looping; else warning when one
+        is, else unknown (still starting)."""
+        if self.healthy(service):
+            return Health.PASSING
+        replicas = self.of(service)
+        if any(i.crashloop or i.health is Health.CRITICAL for i in replicas):
+            return Health.CRITICAL
+        if any(i.health is Health.WARNING for i in replicas):
+            return Health.WARNING
+        return Health.UNKNOWN
+
     def running(self, service: str) -> bool:
         """Every replica of ``service`` has a running process."""
         return all(i.phase is Phase.RUNNING for i in self.of(service))
+
+    def failed_before_healthy(self, service: str) -> list[InstanceState]:
+        """The replicas of ``service`` that exited (or could not start) before they ever passed their checks."""
+        return [i for i in self.of(service) if i.last_exit is not None and not i.ever_healthy]
 
     def all_stopped(self) -> bool:
         """After a stop request: no process is left."""
@@ -296,13 +316,16 @@ class SupervisorMachine:
                 inst = self.instances[iid]
                 inst.last_error = reason
                 actions += self._exited(inst, 127, at)
-            case Exited(instance=iid, returncode=code, at=at):
+            case Exited(instance=iid, returncode=code, at=at, error=error):
                 inst = self.instances[iid]
+                if error is not None and code != 0:
+                    inst.last_error = error
                 actions += self._exited(inst, code, at)
             case HealthChanged(instance=iid, health=health):
                 inst = self.instances[iid]
                 if inst.phase is Phase.RUNNING:
                     inst.health = health
+                    inst.ever_healthy = inst.ever_healthy or health is Health.PASSING
                     actions += self._release_waiting()
             case Tick(at=at):
                 actions += self._tick(at)
@@ -356,10 +379,7 @@ class SupervisorMachine:
         if inst.started_at is not None and at - inst.started_at >= policy.stable_after:
             inst.quick_failures = 0
         inst.quick_failures += 1
-        inst.exits.append(at)
-        while inst.exits and inst.exits[0] < at - policy.crashloop_window:
-            inst.exits.popleft()
-        inst.crashloop = len(inst.exits) >= policy.crashloop_exits
+        inst.crashloop = inst.quick_failures >= policy.crashloop_exits
         delay = policy.backoff.maximum if inst.crashloop else policy.backoff.delay(inst.quick_failures)
         inst.phase = Phase.BACKOFF
         inst.restart_at = at + delay

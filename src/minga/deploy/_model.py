@@ -49,15 +49,16 @@ class RestartPolicy:
     """How the supervisor restarts a service's replicas.
 
     A replica that stayed up ``stable_after`` seconds resets its backoff. ``crashloop_exits``
-    exits within ``crashloop_window`` seconds mark the replica as crash-looping: it keeps being
-    restarted, at the backoff's maximum delay, and status shows it.
+    exits in a row, none after a stable run, mark the replica as crash-looping: it keeps being
+    restarted, at the backoff's maximum delay, status shows it and a ``CrashLoop`` alert fires,
+    until a run lasts ``stable_after`` seconds. (Counting exits in a row rather than within a time
+    window keeps the rule reachable whatever the backoff's delays.)
     """
 
     mode: RestartMode = RestartMode.ALWAYS
     backoff: Backoff = field(default_factory=Backoff)
     stable_after: float = 10.0
     crashloop_exits: int = 4
-    crashloop_window: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,9 @@ class HealthProbe:
     ``tcp`` (its HTTP port accepts a connection) or ``none`` (healthy once started).
 
     ``port`` names the replica's port to check. ``interval`` and ``timeout`` are seconds;
-    ``failures`` consecutive failed checks make it critical.
+    ``failures`` consecutive failed checks make it critical. With ``identity`` the HTTP answer must
+    name the replica's instance id and pid (a minga replica's ``/healthz`` does), so a process that
+    holds the port in its stead never passes.
     """
 
     kind: str = "http"
@@ -75,6 +78,7 @@ class HealthProbe:
     interval: float = 1.0
     timeout: float = 1.0
     failures: int = 2
+    identity: bool = False
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ def plan_service(name: str, svc: ServiceSpec, base: Path) -> ServicePlan:
 
     A ``module:`` service without a ``health:`` section is checked with ``GET /healthz`` on its
     HTTP port (the replica runner serves it); a ``command:`` service without one is healthy once started.
+    A ``module:`` service's ``/healthz`` answer must come from the replica itself (its instance id and pid).
     """
     cwd = (base / svc.workdir).resolve() if svc.workdir else base
     env = dict(svc.env)
@@ -28,7 +29,7 @@ def plan_service(name: str, svc: ServiceSpec, base: Path) -> ServicePlan:
         # the service's module is imported from beside the spec, like a script's own directory
         path = [str(cwd)] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])
         env.setdefault("PYTHONPATH", os.pathsep.join(path))
-        health = HealthProbe(kind="http", path="/healthz", port="http")
+        health = HealthProbe(kind="http", path="/healthz", port="http", identity=True)
     else:
         assert svc.command is not None
         argv = tuple(svc.command)
@@ -42,6 +43,7 @@ def plan_service(name: str, svc: ServiceSpec, base: Path) -> ServicePlan:
             interval=h.interval,
             timeout=h.timeout,
             failures=h.failures,
+            identity=svc.module is not None and h.http == "/healthz",
         )
     return ServicePlan(
         name=name,

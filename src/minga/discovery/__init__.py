@@ -37,7 +37,8 @@ Semantics:
   health (:class:`Health`: passing / warning / critical), output (why), restarts.
 - Leases: a registration with ``ttl`` seconds disappears (watchers see ``delete``) unless
   renewed within ttl; :class:`DiscoveryClient` renews every ttl/3.
-- Health: active checks (HTTP GET 2xx/429, or TCP connect; :func:`check_once`) run by the
+- Health: active checks (HTTP GET 2xx/429 from the expected instance, or TCP connect;
+  :func:`check_once`, :func:`probe`, :class:`Identity`) run by the
   :class:`Registry` on each checked service's interval; :meth:`Registry.mark_critical` takes an
   instance out of every picker at once and keeps it critical until it registers again.
 - Watches: :meth:`Store.watch` gives a snapshot, then every change, pushed (never polled).
@@ -48,7 +49,7 @@ Semantics:
   gateway), :class:`HttpStore` (a control plane's API).
 """
 
-from minga.discovery._checks import check_once
+from minga.discovery._checks import Identity, check_once, probe
 from minga.discovery._client import DiscoveryClient
 from minga.discovery._etcd import EtcdStore
 from minga.discovery._fromspec import registry_from_spec, store_from_spec
@@ -76,6 +77,7 @@ __all__ = [
     "EtcdStore",
     "Health",
     "HttpStore",
+    "Identity",
     "Instance",
     "InstanceCache",
     "Picker",
@@ -95,6 +97,7 @@ __all__ = [
     "free_port",
     "make_picker",
     "new_instance_id",
+    "probe",
     "registry_from_spec",
     "replica_registrar",
     "serve_registry",

@@ -111,7 +111,7 @@ class Exchange:
             return True
         match = gw.router.match(req.target, header_value(req.headers, b"host"))
         if match is None:
-            self._answer_error(404, "no route for this path")
+            self._answer_error(404, "no route for this path", routes=[r.name for r in gw.routes])
             self._log(None, None)
             self.finished = True
             return True
@@ -523,13 +523,18 @@ class Exchange:
         self.head_sent = True
 
     def _answer_error(
-        self, status: int, message: str, extra: Headers | None = None, close: bool = False
+        self,
+        status: int,
+        message: str,
+        extra: Headers | None = None,
+        close: bool = False,
+        routes: list[str] | None = None,
     ) -> None:
         self.status = status
         close = close or not self.req.keep_alive or (self.req.body is not None and not self.req.body.done)
         self.close_after = self.close_after or close
         self.client.write(
-            error_response(status, message, request_id=self._request_id, close=close, extra=extra)
+            error_response(status, message, request_id=self._request_id, close=close, extra=extra, routes=routes)
         )
         self.head_sent = True
 

@@ -99,9 +99,14 @@ def error_response(
     request_id: bytes | None = None,
     close: bool = False,
     extra: Headers | None = None,
+    routes: list[str] | None = None,
 ) -> bytes:
-    """A complete JSON error response the gateway answers by itself: ``{"error": {...}}``."""
-    body = json.dumps({"error": {"status": status, "message": message}}, separators=(",", ":")).encode()
+    """A complete JSON error response the gateway answers by itself: ``{"error": {...}}``; ``routes``
+    (the paths it does route) is added to the error when given, so a 404 says where to go."""
+    error: dict[str, object] = {"status": status, "message": message}
+    if routes is not None:
+        error["routes"] = routes
+    body = json.dumps({"error": error}, separators=(",", ":")).encode()
     headers: Headers = [
         (b"Content-Type", b"application/json"),
         (b"Content-Length", str(len(body)).encode()),

@@ -5,6 +5,8 @@ rule's name and the series' labels. An alert whose value breaches the threshold 
 ``pending``, then ``firing`` once it has breached for the rule's ``for`` seconds; when it
 stops breaching (or its series disappears) a firing alert is ``resolved``. Every change to
 firing or resolved is handed to ``publish`` (the control plane sends it on ``_minga.alerts``).
+minga's own alerts, which no query computes (``CrashLoop``), go the same way through
+:meth:`AlertEvaluator.set_builtin`.
 """
 
 from __future__ import annotations
@@ -124,6 +126,33 @@ class AlertEvaluator:
                     alert.state = "resolved"
                     alert.resolved_at = now
                     changed.append(alert)
+        await self._announce(changed)
+        return changed
+
+    async def set_builtin(
+        self, rule: str, labels: Mapping[str, str], *, firing: bool, summary: str, value: float, now: float,
+        severity: str = "critical", threshold: str = "",
+    ) -> None:
+        """Fire (or resolve) one of minga's own alerts, which no query computes: ``CrashLoop`` from the
+        supervisor, say. It is listed, recorded and published like the alerts of minga.yaml's rules."""
+        key = (rule, tuple(sorted(labels.items())))
+        alert = self.active.get(key)
+        if firing:
+            if alert is None:
+                alert = self.active[key] = Alert(
+                    rule, dict(labels), severity, summary, value, state="firing", since=now, fired_at=now,
+                    threshold=threshold,
+                )
+                await self._announce([alert])
+            alert.summary, alert.value = summary, value
+        elif alert is not None:
+            del self.active[key]
+            alert.state = "resolved"
+            alert.resolved_at = now
+            await self._announce([alert])
+
+    async def _announce(self, changed: list[Alert]) -> None:
+        """Record, log and publish alerts that changed to firing or resolved."""
         for alert in changed:
             self.history.append(dataclasses.replace(alert))
             del self.history[: -self.keep]
@@ -135,4 +164,3 @@ class AlertEvaluator:
                     await self.publish(alert.to_json())
                 except Exception as exc:  # the broker being away must not stop the evaluation
                     log.warning("could not publish alert %s: %s", alert.rule, exc)
-        return changed

@@ -15,7 +15,15 @@ helpers in :mod:`minga.service.testing`.
 """
 
 from minga.service._container import ContainerState, InstanceInfo, Registrar, ServiceContainer
-from minga.service._dependencies import Config, Dependency, Resource, Secret, ServiceContext, WorkerContext
+from minga.service._dependencies import (
+    Config,
+    Dependency,
+    KeyValue,
+    Resource,
+    Secret,
+    ServiceContext,
+    WorkerContext,
+)
 from minga.service._entrypoints import consume, event, every, http, parse_duration, rpc
 from minga.service._exposition import Histogram, exposition_line, histogram_family, metric_family
 from minga.service._logging import JsonFormatter, configure_logging
@@ -30,6 +38,7 @@ __all__ = [
     "Histogram",
     "InstanceInfo",
     "JsonFormatter",
+    "KeyValue",
     "Registrar",
     "Resource",
     "RpcProxy",

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import errno
 import logging
 import os
 import socket
@@ -49,7 +50,7 @@ from minga.bus import (
 from minga.errors import ServiceError, UsageError
 from minga.service._dependencies import Dependency, ServiceContext, WorkerContext
 from minga.service._entrypoints import ConsumeEntry, Entrypoint, EventEntry, HttpEntry, RpcEntry, TimerEntry
-from minga.service._http import route_handler
+from minga.service._http import route_handler, unrouted_as_json
 from minga.service._metrics import EntrypointSeries, ReplicaMetrics
 from minga.service._payload import Signature
 from minga.service._service import RpcProxy, Service
@@ -147,6 +148,7 @@ class ServiceContainer:
             config=dict(config) if config is not None else env,
             secrets=dict(secrets or {}),
             secrets_dir=Path(secrets_dir) if secrets_dir else None,
+            bus=bus,
         )
         self._deps: dict[str, Dependency[Any]] = {
             attr: dep.bind() for attr, dep in service.dependencies.items() if attr not in self._replace
@@ -306,7 +308,7 @@ class ServiceContainer:
                 await dep.setup(self.context)
             for dep in self._deps.values():
                 await dep.start()
-            app = web.Application()
+            app = web.Application(middlewares=[unrouted_as_json])
             app.router.add_get("/healthz", self._healthz)
             app.router.add_get("/metrics", self._metrics)
             queues = [
@@ -334,7 +336,8 @@ class ServiceContainer:
                 await self.registrar.register(self.info)
                 self._registered = True
         except BaseException:
-            await self.kill()
+            # undo what started; the error itself says what went wrong, "killed" would mislead
+            await self.kill(quiet=True)
             raise
         self.state = ContainerState.RUNNING
         log.info("%s started", self.name, extra={"fields": {"http_port": self._http_port}})
@@ -351,7 +354,9 @@ class ServiceContainer:
             resource = app.router.add_resource(entry.path)
             params = set(_path_params(entry.path))
             func = getattr(self.service, method)
-            resource.add_route(entry.method, route_handler(method, func, params, self.invoke))
+            resource.add_route(
+                entry.method, route_handler(method, func, params, self.invoke, self.service.http_errors)
+            )
         elif isinstance(entry, TimerEntry):
             assert self._tg is not None
             self._timers.append(
@@ -365,8 +370,11 @@ class ServiceContainer:
         try:
             await self._site.start()
         except OSError as exc:
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            hint = ": another process holds it (stop it, or give this service another port)"
             raise UsageError(
-                f"cannot serve HTTP on {self.http_host}:{self._http_port}: {exc.strerror}"
+                f"cannot serve HTTP on {self.http_host}:{self._http_port}: {reason.lower()}"
+                + (hint if exc.errno == errno.EADDRINUSE else "")
             ) from None
         server = self._site._server
         sockets: list[socket.socket] = list(getattr(server, "sockets", None) or [])
@@ -380,6 +388,7 @@ class ServiceContainer:
             "state": str(self.state),
             "service": self.name,
             "instance": self.instance,
+            "pid": os.getpid(),  # with the instance id, proves to a probe that this process answered
             "inflight": self.bus.inflight,
         }
         return web.json_response(body, status=200 if passing else 503)
@@ -446,8 +455,11 @@ class ServiceContainer:
         self.state = ContainerState.STOPPED
         log.info("%s stopped", self.name)
 
-    async def kill(self) -> None:
-        """Stop at once: cancel in-flight work, ``kill`` providers, close; no grace, no deregistration."""
+    async def kill(self, *, quiet: bool = False) -> None:
+        """Stop at once: cancel in-flight work, ``kill`` providers, close; no grace, no deregistration.
+
+        ``quiet`` leaves out the "killed" warning (a start that failed says why on its own).
+        """
         if self.state in (ContainerState.STOPPED, ContainerState.KILLED):
             return
         self.state = ContainerState.KILLED
@@ -463,7 +475,8 @@ class ServiceContainer:
                 log.exception("dependency %s failed to die", dep.name)
         await self._close_http(0)
         await self._exit_tasks()
-        log.warning("%s killed", self.name)
+        if not quiet:
+            log.warning("%s killed", self.name)
 
     async def _deregister(self) -> bool:
         """Deregister if registered; True when this replica was registered (and may have been routed to)."""

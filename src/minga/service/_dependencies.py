@@ -20,10 +20,10 @@ from typing import Generic, Self, TypeVar, overload
 
 from pydantic import SecretStr
 
-from minga.bus import TraceContext
+from minga.bus import Bucket, Bus, TraceContext
 from minga.errors import ServiceError
 
-__all__ = ["Config", "Dependency", "Resource", "Secret", "ServiceContext", "WorkerContext"]
+__all__ = ["Config", "Dependency", "KeyValue", "Resource", "Secret", "ServiceContext", "WorkerContext"]
 
 T = TypeVar("T")
 
@@ -42,6 +42,7 @@ class ServiceContext:
     config: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     secrets: Mapping[str, str] = field(default_factory=dict)
     secrets_dir: Path | None = None
+    bus: Bus | None = None  # the replica's bus, for providers that keep state on it (KeyValue)
 
     def secret(self, name: str) -> str | None:
         """The secret ``name``, or None when it is set nowhere."""
@@ -199,3 +200,35 @@ class Resource(Dependency[T]):
             result = self._close(self._handle)  # type: ignore[arg-type]  # see get()
             if inspect.isawaitable(result):
                 await result
+
+
+class KeyValue(Dependency[Bucket]):
+    """A key-value bucket of the broker's JetStream, shared by every replica (values are JSON).
+
+    The bucket is created when missing. In a method, ``await self.orders.get(key)`` is the value or
+    None, ``await self.orders.put(key, value)`` stores one::
+
+        orders = KeyValue("orders")
+
+    Unit tests pass a stand-in with ``replace={"orders": ...}``.
+    """
+
+    def __init__(self, bucket: str, *, history: int = 1) -> None:
+        self.bucket = bucket
+        self.history = history
+        self._bus: Bus | None = None
+        self._value: Bucket | None = None
+
+    async def setup(self, context: ServiceContext) -> None:
+        if context.bus is None:
+            raise ServiceError(f"key-value bucket {self.bucket!r} needs the replica's bus")
+        self._bus = context.bus
+
+    async def start(self) -> None:
+        assert self._bus is not None  # setup ran
+        self._value = await self._bus.key_value(self.bucket, history=self.history)
+
+    def get(self, worker: WorkerContext) -> Bucket:
+        if self._value is None:
+            raise ServiceError(f"key-value bucket {self.bucket!r} was used before start")
+        return self._value

@@ -91,6 +91,17 @@ class Service:
     name: ClassVar[str] = ""
     version: ClassVar[str] = ""
 
+    http_errors: ClassVar[Mapping[type[BaseException] | str, int]] = {}
+    """Exception → HTTP status its ``@http`` routes answer with (a domain error is a 4xx, not a 500).
+
+    A key is an exception class (subclasses match too) or a class name, which also matches the
+    ``remote_type`` of a :class:`~minga.errors.RemoteError` from another service::
+
+        http_errors = {UnknownSku: 422, OrderNotFound: 404, "OutOfStock": 409}
+
+    The answer is ``{"error": {"type": ..., "message": ...}}``; any other exception is a 500.
+    """
+
     entrypoints: ClassVar[Mapping[str, tuple[Entrypoint, ...]]] = {}
     """Method name → what its decorators declared; filled in when the class is defined."""
     dependencies: ClassVar[Mapping[str, Dependency[Any]]] = {}

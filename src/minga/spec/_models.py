@@ -193,7 +193,7 @@ class BrokerSpec(_Strict):
 
     url: str | None = Field(default=None, pattern=r"^(nats|tls)://", description="a NATS server URL")
     host: str = "127.0.0.1"
-    port: int = Field(default=4222, ge=0, le=65535, description="the embedded broker's port; 0 = any")
+    port: int = Field(default=0, ge=0, le=65535, description="the embedded broker's port; 0 (the default) = any free port")
     jetstream: bool = True
 
     @model_validator(mode="before")

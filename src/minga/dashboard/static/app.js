@@ -81,7 +81,7 @@
     const st = state.overview.status;
     $("#system-name").textContent = st.name || "system";
     $("#nav-services").innerHTML = services().map((s) => {
-      const h = s.healthy ? "passing" : s.instances.some((i) => i.health === "critical") ? "critical" : "warning";
+      const h = s.health || (s.healthy ? "passing" : "unknown");  // the server's word, the same as the CLI's
       return `<a href="#/service/${encodeURIComponent(s.name)}" data-page="service:${esc(s.name)}"><span class="dots"><i class="${h}"></i></span>${esc(s.name)}</a>`;
     }).join("");
     markNav();
@@ -177,7 +177,7 @@
         <td class="num rps">${red.rps == null ? "—" : num(red.rps, red.rps < 10 ? 2 : 0)}</td>
         <td class="num">${red.error_pct == null || red.rps == null ? "—" : `${num(red.error_pct, 1)}%`}</td>
         <td class="num">${dur(red.p99)}</td>
-        <td><span class="dots">${dots}</span> ${pill(s.healthy ? "passing" : loop ? "critical" : "warning")}</td>
+        <td><span class="dots">${dots}</span> ${pill(s.health || (s.healthy ? "passing" : "unknown"))}</td>
         <td class="num restarts">${r}</td>
         <td>${loop ? pill("crash loop") : esc([...new Set(s.instances.map((i) => i.phase))].join(", "))}</td>
         <td class="note">${esc((s.depends_on || []).join(", ") || "—")}</td></tr>`;
@@ -234,9 +234,10 @@
     html += `<div class="note" style="margin:-8px 0 12px">window ${wins} · dashed lines mark replica starts and restarts</div>`;
     const rows = s.instances.map((i) => `<tr><td class="mono">${esc(i.id)}</td><td class="num">${esc(i.pid || "—")}</td>
       <td>${pill(i.health)}</td><td>${esc(i.crashloop ? "crash loop" : i.phase)}</td><td class="mono">${esc(i.address || "—")}</td>
-      <td class="num">${i.restarts}</td><td class="note">${esc(i.last_exit || i.last_error || "")}</td>
+      <td class="num">${i.restarts}</td><td class="note check">${esc(i.check || "—")}</td>
+      <td class="note">${esc([i.last_exit, i.last_error].filter((v) => v != null && v !== "").join(" · "))}</td>
       <td><a href="#/logs?instance=${encodeURIComponent(i.id)}">logs</a></td></tr>`).join("");
-    html += panel("Replicas", `<table id="instances"><thead><tr><th>Instance</th><th class="num">PID</th><th>Health</th><th>Phase</th><th>Address</th><th class="num">Restarts</th><th>Last exit</th><th></th></tr></thead><tbody>${rows}</tbody></table>`);
+    html += panel("Replicas", `<table id="instances"><thead><tr><th>Instance</th><th class="num">PID</th><th>Health</th><th>Phase</th><th>Address</th><th class="num">Restarts</th><th>Last check</th><th>Last exit</th><th></th></tr></thead><tbody>${rows}</tbody></table>`);
     const recent = await api(`api/logs?service=${encodeURIComponent(name)}&limit=12`);
     html += panel("Recent logs", logTable(recent.lines, ""), `<a href="#/logs?service=${encodeURIComponent(name)}">search</a>`);
     return html;
