@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 import minga
 from minga.cli import app
-from minga.cli.app import COMMANDS, GROUPS
+from minga.cli._app import COMMANDS, GROUPS
 
 
 def test_version_prints_the_installed_version() -> None:

@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 import support
 from minga.bus import Bus
-from minga.cli.app import app
+from minga.cli._app import app
 from minga.controlplane import ControlPlaneClient, read_state
 from minga.errors import RemoteError
 

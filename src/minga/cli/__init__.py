@@ -1,4 +1,4 @@
-"""The ``minga`` command line: one module per command group, assembled in :mod:`minga.cli.app`.
+"""The ``minga`` command line: one module per command group, assembled in :mod:`minga.cli._app`.
 
 :func:`main` hands ``minga broker`` straight to :mod:`minga.cli.broker`, which starts without
 typer and rich: a restarted broker must accept its clients' reconnections within a fraction of
@@ -14,7 +14,7 @@ import typing
 from minga import errors as _errors
 
 if typing.TYPE_CHECKING:
-    from minga.cli.app import app
+    from minga.cli._app import app
 
 __all__ = ["app", "main"]
 
@@ -37,15 +37,16 @@ def main() -> None:
             print(f"error: {exc}", file=sys.stderr)
             sys.exit(1)
         return
-    from minga.cli.app import main as run_app
+    from minga.cli._app import main as run_app
 
     run_app()
 
 
 def __getattr__(name: str) -> typing.Any:
     if name == "app":
-        module = importlib.import_module("minga.cli.app")
-        # importing the submodule bound the package's name ``app`` to it; callers want the command
+        # the command is looked up on first use, so that `minga broker` never imports typer; the module
+        # is private (_app), so importing it binds no package attribute that would hide this one
+        module = importlib.import_module("minga.cli._app")
         globals()["app"] = module.app
         return module.app
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
