@@ -24,7 +24,7 @@ from minga.controlplane import ControlPlaneClient, read_state
 from minga.errors import UsageError
 from minga.gateway import write_atomically
 from minga.monitor import render_grafana, render_prometheus
-from minga.security import Credentials, write_private
+from minga.security import Credentials, secure_home, write_private
 from minga.spec import ControlSpec, home_dir, load_spec
 
 SpecFile = Annotated[Path, typer.Option("--file", "-f", help="the system spec")]
@@ -172,10 +172,11 @@ def render_prometheus_cmd(
     home = home_dir(file)
     if discovery is None:
         discovery = _stable_control_url(file)
-    token_file = None
-    if Credentials.file(home).exists():
-        token_file = (home / "prometheus.token").resolve()
-        write_private(token_file, Credentials.load(Credentials.file(home)).read)
+    # the system's credentials are made here when it never ran: `minga up` keeps the same ones, so
+    # a file rendered before the first start stays valid
+    secure_home(home)
+    token_file = (home / "prometheus.token").resolve()
+    write_private(token_file, Credentials.load_or_create(home).read)
     write_atomically(output, render_prometheus(discovery, scrape_interval=interval, token_file=token_file))
     console.print(f"wrote {output} (targets from {discovery.rstrip('/')}/v1/discovery/http_sd)")
 
