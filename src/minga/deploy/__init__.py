@@ -6,7 +6,7 @@ groups, per-instance logs under MINGA_HOME, active health checks and resource li
 """
 
 from minga.deploy._local import LocalSupervisor, OnCritical, OnHealth, free_port, log_path
-from minga.deploy._logs import LogLine, follow_logs, log_files, read_logs
+from minga.deploy._logs import LogLine, LogPage, follow_logs, log_files, page_logs, read_logs
 from minga.deploy._machine import (
     Action,
     Event,
@@ -43,6 +43,7 @@ __all__ = [
     "Limits",
     "LocalSupervisor",
     "LogLine",
+    "LogPage",
     "MarkCritical",
     "OnCritical",
     "OnHealth",
@@ -62,6 +63,7 @@ __all__ = [
     "free_port",
     "log_files",
     "log_path",
+    "page_logs",
     "plan_from_spec",
     "plan_service",
     "read_logs",

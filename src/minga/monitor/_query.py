@@ -13,6 +13,11 @@ Operators bind left to right except that ``*`` and ``/`` bind tighter than ``+``
 comparisons (``>``, ``<``, ``>=``, ``<=``) keep the series for which they hold. Durations are
 ``ms``, ``s``, ``m``, ``h``, ``d``. A malformed query raises :class:`~minga.errors.QueryError`;
 a result with more than ``max_series`` series raises :class:`~minga.errors.CardinalityError`.
+
+Cost is bounded: label regexes run on RE2 (linear in the label's length), one evaluation looks at
+no more than ``max_points`` series-steps, and a ``timeout`` stops it with
+:class:`~minga.errors.QueryTimeout`. Window functions read running sums, so ``rate(x[1d])``
+costs what ``rate(x[1m])`` does.
 """
 
 from __future__ import annotations
@@ -21,11 +26,12 @@ import bisect
 import itertools
 import math
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from minga.errors import CardinalityError, QueryError
-from minga.monitor._tsdb import Matcher, MetricStore, SeriesData
+from minga.errors import CardinalityError, QueryError, QueryTimeout
+from minga.monitor._tsdb import Matcher, MetricStore, SeriesData, label_regex
 
 __all__ = ["LOOKBACK", "Expr", "QueryEngine", "Series", "parse_duration_text", "parse_query"]
 
@@ -238,8 +244,8 @@ class _Parser:
                 value = self.take("str")
                 if op in ("=~", "!~"):
                     try:
-                        re.compile(value)
-                    except re.error as exc:
+                        label_regex(value)
+                    except ValueError as exc:
                         raise QueryError(self.text, f"bad regex {value!r}: {exc}") from None
                 matchers.append(Matcher(label, op, value))
                 if not self.accept("op", ","):
@@ -282,13 +288,6 @@ def _key(labels: dict[str, str]) -> Key:
     return tuple(sorted(labels.items()))
 
 
-def _increase(points: list[tuple[float, float]]) -> float:
-    total = 0.0
-    for (_, a), (_, b) in itertools.pairwise(points):
-        total += b - a if b >= a else b  # a counter reset starts again from zero
-    return total
-
-
 def _quantile(q: float, buckets: list[tuple[float, float]]) -> float:
     """Prometheus' histogram_quantile over (upper bound, cumulative count) pairs."""
     buckets.sort()
@@ -329,30 +328,78 @@ _CMP: dict[str, Callable[[float, float], bool]] = {
 }
 
 
-class QueryEngine:
-    """Evaluates queries over ``store``; a result may hold at most ``max_series`` series."""
+@dataclass
+class _Run:
+    """One evaluation: the query text, its range, its step count and deadline (``time.monotonic()``
+    seconds, or None), and the samples fetched per selector."""
 
-    def __init__(self, store: MetricStore, *, max_series: int = 500, lookback: float = LOOKBACK) -> None:
+    query: str
+    start: float
+    end: float
+    steps: int
+    deadline: float | None
+    timeout: float
+    cache: dict[Selector, list[_Fetched]] = field(default_factory=dict)
+
+    def check(self) -> None:
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise QueryTimeout(self.query, self.timeout)
+
+
+@dataclass(frozen=True, slots=True)
+class _Fetched:
+    """One series' samples, with running sums so that a window's increase or mean costs two lookups."""
+
+    labels: dict[str, str]
+    times: list[float]
+    values: list[float]
+    increase: list[float]  # increase[i]: the counter's increase from sample 0 to sample i (resets counted)
+    total: list[float]  # total[i]: the sum of values[:i]
+
+    @classmethod
+    def of(cls, labels: dict[str, str], points: list[tuple[float, float]]) -> _Fetched:
+        times = [p[0] for p in points]
+        values = [p[1] for p in points]
+        increase = [0.0]
+        for a, b in itertools.pairwise(values):
+            increase.append(increase[-1] + (b - a if b >= a else b))  # a counter reset starts again from zero
+        return cls(labels, times, values, increase, [0.0, *itertools.accumulate(values)])
+
+
+class QueryEngine:
+    """Evaluates queries over ``store``; a result may hold at most ``max_series`` series, and one
+    evaluation may look at most ``max_points`` series-steps (the series its selectors fetch times
+    the steps of the range), so that no accepted query runs for minutes."""
+
+    def __init__(
+        self, store: MetricStore, *, max_series: int = 500, lookback: float = LOOKBACK, max_points: int = 1_000_000
+    ) -> None:
         self.store = store
         self.max_series = max_series
         self.lookback = lookback
+        self.max_points = max_points
 
-    def instant(self, query: str, at: float) -> list[Series]:
+    def instant(self, query: str, at: float, *, timeout: float | None = None) -> list[Series]:
         """The value of ``query`` at ``at`` (Unix seconds), one point per series."""
-        return self.range(query, at, at, 1.0)
+        return self.range(query, at, at, 1.0, timeout=timeout)
 
-    def range(self, query: str, start: float, end: float, step: float) -> list[Series]:
-        """The value of ``query`` at ``start``, ``start + step``... up to ``end``: one series per label set."""
+    def range(self, query: str, start: float, end: float, step: float, *, timeout: float | None = None) -> list[Series]:
+        """The value of ``query`` at ``start``, ``start + step``... up to ``end``: one series per label set.
+
+        Raises QueryTimeout once it has run ``timeout`` seconds (None: no deadline)."""
         if step <= 0 or end < start:
             raise QueryError(query, "the range needs start <= end and a step above zero")
         if (end - start) / step > 11_000:
             raise QueryError(query, "more than 11,000 points per series: use a larger step")
         expr = parse_query(query)
-        cache: dict[Selector, list[tuple[dict[str, str], list[float], list[float]]]] = {}
+        steps = int((end - start) / step + 1e-9) + 1
+        deadline = None if timeout is None else time.monotonic() + timeout
+        run = _Run(query, start, end, steps, deadline, timeout or 0.0)
         out: dict[Key, Series] = {}
         t = start
         while t <= end + 1e-9:
-            value = self._eval(query, expr, t, start, end, cache)
+            run.check()
+            value = self._eval(run, expr, t)
             if isinstance(value, float):
                 value = {(): value}
             for key, v in value.items():
@@ -367,51 +414,47 @@ class QueryEngine:
             t += step
         return list(out.values())
 
-    def _fetch(
-        self,
-        sel: Selector,
-        start: float,
-        end: float,
-        cache: dict[Selector, list[tuple[dict[str, str], list[float], list[float]]]],
-    ) -> list[tuple[dict[str, str], list[float], list[float]]]:
-        found = cache.get(sel)
+    def _fetch(self, run: _Run, sel: Selector) -> list[_Fetched]:
+        found = run.cache.get(sel)
         if found is None:
             reach = sel.window if sel.window is not None else self.lookback
-            data: list[SeriesData] = self.store.select(sel.name, sel.matchers, start - reach, end)
-            found = cache[sel] = [
-                (d.labels, [p[0] for p in d.points], [p[1] for p in d.points]) for d in data
-            ]
+            data: list[SeriesData] = self.store.select(sel.name, sel.matchers, run.start - reach, run.end)
+            found = run.cache[sel] = [_Fetched.of(d.labels, d.points) for d in data]
+            fetched = sum(len(f) for f in run.cache.values())
+            if fetched * run.steps > self.max_points:
+                raise QueryError(
+                    run.query,
+                    f"it would evaluate {fetched} series at {run.steps} steps, more than {self.max_points:,} "
+                    "series-steps: narrow the selector or raise the step",
+                )
+            run.check()
         return found
 
-    def _window(
-        self, sel: Selector, t: float, start: float, end: float, cache: dict[Selector, list[tuple[dict[str, str], list[float], list[float]]]]
-    ) -> list[tuple[dict[str, str], list[tuple[float, float]]]]:
+    def _window(self, run: _Run, sel: Selector, t: float) -> list[tuple[_Fetched, int, int]]:
+        """Per fetched series with samples in ``(t - reach, t]``: the series and that slice's bounds."""
         reach = sel.window if sel.window is not None else self.lookback
         out = []
-        for labels, times, values in self._fetch(sel, start, end, cache):
-            lo = bisect.bisect_left(times, t - reach)
-            hi = bisect.bisect_right(times, t)
+        for f in self._fetch(run, sel):
+            lo = bisect.bisect_left(f.times, t - reach)
+            hi = bisect.bisect_right(f.times, t)
             if hi > lo:
-                out.append((labels, list(zip(times[lo:hi], values[lo:hi], strict=True))))
+                out.append((f, lo, hi))
         return out
 
-    def _eval(self, query: str, expr: Expr, t: float, start: float, end: float, cache: dict[Selector, list[tuple[dict[str, str], list[float], list[float]]]]) -> Value:
+    def _eval(self, run: _Run, expr: Expr, t: float) -> Value:
         if isinstance(expr, Number):
             return expr.value
         if isinstance(expr, Selector):
             if expr.window is not None:
-                raise QueryError(query, "a range selector needs a function around it, e.g. rate(x[1m])")
-            return {
-                _key({"__name__": expr.name, **labels}): points[-1][1]
-                for labels, points in self._window(expr, t, start, end, cache)
-            }
+                raise QueryError(run.query, "a range selector needs a function around it, e.g. rate(x[1m])")
+            return {_key({"__name__": expr.name, **f.labels}): f.values[hi - 1] for f, _, hi in self._window(run, expr, t)}
         if isinstance(expr, Call):
             if expr.func == "histogram_quantile":
                 q = expr.args[0]
                 assert isinstance(q, Number)
-                inner = self._eval(query, expr.args[1], t, start, end, cache)
+                inner = self._eval(run, expr.args[1], t)
                 if isinstance(inner, float):
-                    raise QueryError(query, "histogram_quantile() needs buckets with an `le` label")
+                    raise QueryError(run.query, "histogram_quantile() needs buckets with an `le` label")
                 groups: dict[Key, list[tuple[float, float]]] = {}
                 for key, v in inner.items():
                     labels = dict(key)
@@ -424,24 +467,23 @@ class QueryEngine:
             sel = expr.args[0]
             assert isinstance(sel, Selector) and sel.window is not None
             result: Vector = {}
-            for labels, points in self._window(sel, t, start, end, cache):
+            for f, lo, hi in self._window(run, sel, t):
                 if expr.func in ("rate", "increase"):
-                    if len(points) < 2:
+                    if hi - lo < 2:
                         continue
-                    inc = _increase(points)
-                    span = points[-1][0] - points[0][0]
+                    inc = f.increase[hi - 1] - f.increase[lo]
+                    span = f.times[hi - 1] - f.times[lo]
                     # like Prometheus, scale the observed increase up to the whole window
                     inc = inc * sel.window / span if span > 0 else 0.0
-                    result[_key(labels)] = inc / sel.window if expr.func == "rate" else inc
+                    result[_key(f.labels)] = inc / sel.window if expr.func == "rate" else inc
+                elif expr.func == "avg_over_time":
+                    result[_key(f.labels)] = (f.total[hi] - f.total[lo]) / (hi - lo)
                 else:
-                    vals = [v for _, v in points]
-                    if expr.func == "avg_over_time":
-                        result[_key(labels)] = sum(vals) / len(vals)
-                    else:
-                        result[_key(labels)] = max(vals) if expr.func == "max_over_time" else min(vals)
+                    vals = f.values[lo:hi]
+                    result[_key(f.labels)] = max(vals) if expr.func == "max_over_time" else min(vals)
             return result
         if isinstance(expr, Aggregate):
-            inner = self._eval(query, expr.expr, t, start, end, cache)
+            inner = self._eval(run, expr.expr, t)
             if isinstance(inner, float):
                 inner = {(): inner}
             buckets: dict[Key, list[float]] = {}
@@ -456,7 +498,7 @@ class QueryEngine:
                     labels = {}
                 buckets.setdefault(_key(labels), []).append(v)
             if len(buckets) > self.max_series:
-                raise CardinalityError(query, self.max_series)
+                raise CardinalityError(run.query, self.max_series)
             fold: dict[str, Callable[[list[float]], float]] = {
                 "sum": sum,
                 "avg": lambda x: sum(x) / len(x),
@@ -465,8 +507,8 @@ class QueryEngine:
                 "count": lambda x: float(len(x)),
             }
             return {key: fold[expr.op](vals) for key, vals in buckets.items()}
-        left = self._eval(query, expr.left, t, start, end, cache)
-        right = self._eval(query, expr.right, t, start, end, cache)
+        left = self._eval(run, expr.left, t)
+        right = self._eval(run, expr.right, t)
         return _binary(expr.op, left, right)
 
 
