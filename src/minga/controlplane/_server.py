@@ -205,7 +205,7 @@ class ControlPlane:
             detail = f"pids {pids}; {queries['served']} served, {queries['timeouts']} past their deadline"
             if queries["restarts"]:
                 detail += f", {queries['restarts']} replaced ({queries['last_error']})"
-            out.append(_part("monitor queries", "process", queries["state"], detail))
+            out.append({**_part("monitor queries", "process", queries["state"], detail), "pids": queries["pids"]})
             out.append(_part("monitor storage", "thread", storage["state"], storage["detail"]))
         return out
 

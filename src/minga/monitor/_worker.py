@@ -249,8 +249,6 @@ def _what(op: Op, args: tuple[Any, ...]) -> str:
 
 def _raise(doc: dict[str, Any]) -> None:
     kind = doc["kind"]
-    if kind == "timeout":
-        raise QueryTimeout(doc["query"], float(doc["seconds"]))
     if kind == "cardinality":
         raise CardinalityError(doc["metric"], int(doc["limit"]))
     if kind == "query":
@@ -348,37 +346,7 @@ class QueryWorker:
             self.timeouts += 1
             raise QueryTimeout(what, budget) from None
         try:
-            known = self._procs.get(slot)
-            if known is not None and not known.proc.is_alive():
-                self.restarts += 1
-                self.last_error = f"a query process exited with {known.proc.exitcode}"
-                await asyncio.to_thread(self._kill, known)
-                known = None
-            p = known if known is not None else await asyncio.to_thread(self._start)
-            self._procs[slot] = p
-            left = max(0.0, budget - (time.monotonic() - start))
-            # the first answer of a fresh worker includes its imports: allow for them once
-            wait = left + self.settings.grace + (10.0 if p.fresh else 0.0)
-            p.fresh = False
-            exchange = asyncio.ensure_future(asyncio.to_thread(self._exchange, p, (op, left, args), wait))
-            try:
-                answer = await asyncio.shield(exchange)
-            except (OSError, EOFError) as exc:
-                answer, self.last_error = None, f"a query process failed: {exc}"
-            except asyncio.CancelledError:
-                # the caller went away mid-query: this worker's answer would reach the next caller
-                self._procs[slot] = None
-                p.proc.kill()
-                exchange.add_done_callback(_quiet)
-                raise
-            if answer is None:
-                # stuck past its deadline (or dead): replace it, so the next query finds a fresh one
-                self._procs[slot] = None
-                self.restarts += 1
-                self.timeouts += 1
-                self.last_error = self.last_error or f"a query process overran its deadline ({what!r}): replaced"
-                await asyncio.to_thread(self._kill, p)
-                raise QueryTimeout(what, budget)
+            answer = await self._run(slot, op, args, budget, start, what)
         finally:
             self._idle.put_nowait(slot)
         self.served += 1
@@ -386,8 +354,53 @@ class QueryWorker:
             doc = json.loads(answer[1:])
             if doc["kind"] == "timeout":
                 self.timeouts += 1
+                raise QueryTimeout(doc["query"], budget)  # the caller's deadline, not what was left of it
             _raise(doc)
         return answer[1:]
+
+    async def _run(self, slot: int, op: Op, args: tuple[Any, ...], budget: float, start: float, what: str) -> bytes:
+        """One request on ``slot``'s process (started or replaced as needed). A process that dies
+        before it answers (killed, out of memory) is replaced and the request sent once more."""
+        for attempt in (1, 2):
+            known = self._procs.get(slot)
+            if known is not None and not known.proc.is_alive():
+                self.restarts += 1
+                self.last_error = f"a query process exited with {known.proc.exitcode}: replaced"
+                await asyncio.to_thread(self._kill, known)
+                known = None
+            p = known if known is not None else await asyncio.to_thread(self._start)
+            self._procs[slot] = p
+            left = max(0.0, budget - (time.monotonic() - start))
+            # the first answer of a fresh process includes its imports: allow for them once
+            wait = left + self.settings.grace + (10.0 if p.fresh else 0.0)
+            p.fresh = False
+            exchange = asyncio.ensure_future(asyncio.to_thread(self._exchange, p, (op, left, args), wait))
+            try:
+                answer = await asyncio.shield(exchange)
+            except (OSError, EOFError):
+                self._procs[slot] = None
+                self.restarts += 1
+                self.last_error = f"a query process died during {what!r}: replaced"
+                await asyncio.to_thread(self._kill, p)
+                if attempt == 1 and time.monotonic() - start < budget:
+                    continue
+                raise MonitorError(f"the query process died twice running {what!r}") from None
+            except asyncio.CancelledError:
+                # the caller went away mid-query: this process's answer would reach the next caller
+                self._procs[slot] = None
+                p.proc.kill()
+                exchange.add_done_callback(_quiet)
+                raise
+            if answer is None:
+                # stuck past its deadline: replace it, so the next query finds a fresh one
+                self._procs[slot] = None
+                self.restarts += 1
+                self.timeouts += 1
+                self.last_error = f"a query process overran its deadline ({what!r}): replaced"
+                await asyncio.to_thread(self._kill, p)
+                raise QueryTimeout(what, budget)
+            return answer
+        raise AssertionError("unreachable")
 
     async def call(self, op: Op, *args: Any, budget: float | None = None) -> Any:
         """:meth:`call_json`'s document, decoded."""
