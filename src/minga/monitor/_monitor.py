@@ -76,6 +76,7 @@ class MonitorSettings:
             raw_for=spec.raw_for,
             max_series=spec.max_series,
             log_retention=spec.log_retention,
+            query_timeout=spec.query_timeout,
             opensearch=spec.opensearch,
             otlp=spec.otlp,
         )

@@ -394,6 +394,9 @@ class MonitorSpec(_Strict):
     raw_for: Duration = Field(default=3600.0, gt=0, description="seconds samples are kept at full resolution")
     max_series: int = Field(default=2000, ge=1, description="label sets one metric may have")
     log_retention: Duration = Field(default=7 * 86400.0, gt=0, description="seconds log lines are kept")
+    query_timeout: Duration = Field(
+        default=10.0, gt=0, le=300, description="seconds a query may run before it is stopped (a request may ask for less)"
+    )
     opensearch: OpenSearchSpec | None = None
     otlp: OtlpSpec | None = None
 
