@@ -68,6 +68,19 @@ def test_window_functions_agree_with_a_direct_computation(store: MetricStore) ->
     assert engine.instant("max_over_time(c[1m])", at)[0].points[0][1] == 30.0
 
 
+def test_max_and_min_over_many_steps_agree_with_a_direct_computation(store: MetricStore) -> None:
+    values = [float((i * 37) % 101) for i in range(300)]
+    for i, v in enumerate(values):
+        store.ingest(NOW + i, [("g", (("n", "1"),), v)])
+    engine = QueryEngine(store)
+    for func, pick in (("max_over_time", max), ("min_over_time", min)):
+        for window in (1, 7, 64, 500):
+            found = engine.range(f"{func}(g[{window}s])", NOW, NOW + 299, 3.0)
+            for t, v in found[0].points:
+                direct = [values[i] for i in range(300) if t - window <= NOW + i <= t]
+                assert v == pick(direct), (func, window, t)
+
+
 def test_label_regexes_match_in_linear_time() -> None:
     parse_query('up{instance=~"(.*.*.*)*X"}')  # accepted: RE2 has no backtracking to blow up
     label = {"instance": "instance-with-a-long-name-0001" * 10}

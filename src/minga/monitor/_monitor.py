@@ -17,10 +17,11 @@ import collections
 import contextlib
 import json
 import logging
+import os
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -60,7 +61,8 @@ class MonitorSettings:
     max_series: int = 2000
     max_query_series: int = 500
     query_timeout: float = 10.0
-    query_processes: int = 2
+    # queries run on the CPU time the data path leaves; half the cores at most keeps the rest free
+    query_processes: int = field(default_factory=lambda: max(1, (os.cpu_count() or 2) // 2))
     log_retention: float = 7 * 86400
     trace_retention: float = 3 * 86400
     export_interval: float = 2.0

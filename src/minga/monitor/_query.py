@@ -16,8 +16,8 @@ a result with more than ``max_series`` series raises :class:`~minga.errors.Cardi
 
 Cost is bounded: label regexes run on RE2 (linear in the label's length), one evaluation looks at
 no more than ``max_points`` series-steps, and a ``timeout`` stops it with
-:class:`~minga.errors.QueryTimeout`. Window functions read running sums, so ``rate(x[1d])``
-costs what ``rate(x[1m])`` does.
+:class:`~minga.errors.QueryTimeout`. Window functions read running sums (and, for ``max`` and
+``min``, sparse tables), so ``rate(x[1d])`` costs what ``rate(x[1m])`` does.
 """
 
 from __future__ import annotations
@@ -346,24 +346,41 @@ class _Run:
             raise QueryTimeout(self.query, self.timeout)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Fetched:
-    """One series' samples, with running sums so that a window's increase or mean costs two lookups."""
+    """One series' samples, with running sums so that a window's increase or mean costs two
+    lookups, and (built on first use) sparse tables so that a window's max or min costs two."""
 
-    labels: dict[str, str]
+    key: Key  # the labels as a result key, without and with the metric's name
+    named: Key
     times: list[float]
     values: list[float]
     increase: list[float]  # increase[i]: the counter's increase from sample 0 to sample i (resets counted)
     total: list[float]  # total[i]: the sum of values[:i]
+    extremes: dict[str, list[list[float]]] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, labels: dict[str, str], points: list[tuple[float, float]]) -> _Fetched:
-        times = [p[0] for p in points]
-        values = [p[1] for p in points]
+    def of(cls, data: SeriesData) -> _Fetched:
+        times = [p[0] for p in data.points]
+        values = [p[1] for p in data.points]
         increase = [0.0]
         for a, b in itertools.pairwise(values):
             increase.append(increase[-1] + (b - a if b >= a else b))  # a counter reset starts again from zero
-        return cls(labels, times, values, increase, [0.0, *itertools.accumulate(values)])
+        key, named = _key(data.labels), _key({"__name__": data.name, **data.labels})
+        return cls(key, named, times, values, increase, [0.0, *itertools.accumulate(values)])
+
+    def extreme(self, func: str, lo: int, hi: int) -> float:
+        """``max`` or ``min`` of ``values[lo:hi]`` from two overlapping power-of-two spans."""
+        pick: Callable[[float, float], float] = max if func == "max" else min
+        table = self.extremes.get(func)
+        if table is None:
+            # table[k][i]: the extreme of values[i : i + 2**k]
+            table = self.extremes[func] = [self.values]
+            while (span := 2 ** len(table)) <= len(self.values):
+                prev, half = table[-1], span // 2
+                table.append([pick(prev[i], prev[i + half]) for i in range(len(self.values) - span + 1)])
+        k = (hi - lo).bit_length() - 1
+        return pick(table[k][lo], table[k][hi - (1 << k)])
 
 
 class QueryEngine:
@@ -402,6 +419,7 @@ class QueryEngine:
             value = self._eval(run, expr, t)
             if isinstance(value, float):
                 value = {(): value}
+            at = round(t, 3)
             for key, v in value.items():
                 if math.isnan(v):
                     continue
@@ -410,7 +428,7 @@ class QueryEngine:
                     if len(out) >= self.max_series:
                         raise CardinalityError(query, self.max_series)
                     series = out[key] = Series(dict(key), [])
-                series.points.append((round(t, 3), v))
+                series.points.append((at, v))
             t += step
         return list(out.values())
 
@@ -419,7 +437,7 @@ class QueryEngine:
         if found is None:
             reach = sel.window if sel.window is not None else self.lookback
             data: list[SeriesData] = self.store.select(sel.name, sel.matchers, run.start - reach, run.end)
-            found = run.cache[sel] = [_Fetched.of(d.labels, d.points) for d in data]
+            found = run.cache[sel] = [_Fetched.of(d) for d in data]
             fetched = sum(len(f) for f in run.cache.values())
             if fetched * run.steps > self.max_points:
                 raise QueryError(
@@ -447,7 +465,7 @@ class QueryEngine:
         if isinstance(expr, Selector):
             if expr.window is not None:
                 raise QueryError(run.query, "a range selector needs a function around it, e.g. rate(x[1m])")
-            return {_key({"__name__": expr.name, **f.labels}): f.values[hi - 1] for f, _, hi in self._window(run, expr, t)}
+            return {f.named: f.values[hi - 1] for f, _, hi in self._window(run, expr, t)}
         if isinstance(expr, Call):
             if expr.func == "histogram_quantile":
                 q = expr.args[0]
@@ -475,12 +493,14 @@ class QueryEngine:
                     span = f.times[hi - 1] - f.times[lo]
                     # like Prometheus, scale the observed increase up to the whole window
                     inc = inc * sel.window / span if span > 0 else 0.0
-                    result[_key(f.labels)] = inc / sel.window if expr.func == "rate" else inc
+                    result[f.key] = inc / sel.window if expr.func == "rate" else inc
                 elif expr.func == "avg_over_time":
-                    result[_key(f.labels)] = (f.total[hi] - f.total[lo]) / (hi - lo)
-                else:
+                    result[f.key] = (f.total[hi] - f.total[lo]) / (hi - lo)
+                elif run.steps == 1:
                     vals = f.values[lo:hi]
-                    result[_key(f.labels)] = max(vals) if expr.func == "max_over_time" else min(vals)
+                    result[f.key] = max(vals) if expr.func == "max_over_time" else min(vals)
+                else:  # over many steps, sparse tables pay for themselves
+                    result[f.key] = f.extreme(expr.func[:3], lo, hi)
             return result
         if isinstance(expr, Aggregate):
             inner = self._eval(run, expr.expr, t)
