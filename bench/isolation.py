@@ -52,7 +52,9 @@ SERIES, SAMPLES = 90, 720
 
 def minga(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "MINGA_HOME": str(home), "COLUMNS": "160"}
-    return subprocess.run([sys.executable, "-m", "minga", *args], env=env, capture_output=True, text=True, timeout=180)
+    return subprocess.run(
+        [sys.executable, "-m", "minga", *args], env=env, capture_output=True, text=True, timeout=180
+    )
 
 
 def pct(values: list[float], q: float) -> float:
@@ -93,7 +95,9 @@ async def orders(gateway: str, rec: Recorder, stop: asyncio.Event, concurrency: 
             try:
                 async with session.post(f"{gateway}/api/orders/orders", json=body) as resp:
                     answer = f"{resp.status} {(await resp.read())[:200]!r}"
-                    ok = resp.status == 200 or b"declined" in answer.encode()  # a declined card is an answer too
+                    ok = (
+                        resp.status == 200 or b"declined" in answer.encode()
+                    )  # a declined card is an answer too
             except (aiohttp.ClientError, TimeoutError) as exc:
                 answer, ok = repr(exc), False
             if ok:
@@ -148,17 +152,26 @@ async def heavy_queries(control: str, stop: asyncio.Event, outcomes: list[tuple[
         await asyncio.gather(*tasks, return_exceptions=True)  # each ends by its deadline
 
 
-async def measure(args: argparse.Namespace, control: str, gateway: str, nats_url: str) -> tuple[Recorder, list[tuple[int, float]]]:
+async def measure(
+    args: argparse.Namespace, control: str, gateway: str, nats_url: str
+) -> tuple[Recorder, list[tuple[int, float]]]:
     rec = Recorder()
     stop = asyncio.Event()
     outcomes: list[tuple[int, float]] = []
-    load = [asyncio.create_task(orders(gateway, rec, stop, args.concurrency)), asyncio.create_task(pings(nats_url, rec, stop))]
+    load = [
+        asyncio.create_task(orders(gateway, rec, stop, args.concurrency)),
+        asyncio.create_task(pings(nats_url, rec, stop)),
+    ]
     await asyncio.sleep(3.0)  # warm up: connections, caches, the first scrapes
     for _ in range(args.rounds):
         for condition in ("quiet", "loud"):
             rec.condition = condition
             phase_stop = asyncio.Event()
-            queries = asyncio.create_task(heavy_queries(control, phase_stop, outcomes)) if condition == "loud" else None
+            queries = (
+                asyncio.create_task(heavy_queries(control, phase_stop, outcomes))
+                if condition == "loud"
+                else None
+            )
             await asyncio.sleep(args.seconds)
             phase_stop.set()
             if queries is not None:

@@ -28,7 +28,9 @@ def write_logs(home: Path, lines_per_file: int = 400) -> None:
         stamps = sorted(rng.randrange(10**7) for _ in range(lines_per_file))
         with (logs / f"{inst}.log").open("w", encoding="utf-8") as f:
             for i, ms in enumerate(stamps):
-                f.write(f"{(T0 + timedelta(milliseconds=ms)).isoformat()} {inst} line {i} {'x' * rng.randrange(80)}\n")
+                f.write(
+                    f"{(T0 + timedelta(milliseconds=ms)).isoformat()} {inst} line {i} {'x' * rng.randrange(80)}\n"
+                )
     with (logs / "web-1.log").open("a", encoding="utf-8") as f:
         f.write("2026-01-02T00:00:00+00:00 half-written")  # no newline yet: not a line
 
@@ -90,7 +92,9 @@ async def test_pages_cover_every_line_once_in_time_order(served: str, tmp_path: 
     # one service, since a time
     since = T0 + timedelta(seconds=5000)
     status, doc = await fetch(served, service="web", since=since.isoformat(), limit="10000")
-    assert [x["text"] for x in doc["lines"]] == [x[2] for x in every if x[1] != "db-1" and x[0] >= since.isoformat()]
+    assert [x["text"] for x in doc["lines"]] == [
+        x[2] for x in every if x[1] != "db-1" and x[0] >= since.isoformat()
+    ]
 
 
 def test_a_page_reads_from_the_end_not_every_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

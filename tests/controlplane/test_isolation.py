@@ -44,7 +44,10 @@ def fill(home: Path, now: float) -> None:
     store = MetricStore(home / "monitor" / "metrics.db")
     for i in range(SAMPLES):
         t = now - 3600 + 5 * i
-        batch = [("work", (("instance", f"w-{n}"), ("service", "w")), float((i * 7 + n) % 100)) for n in range(SERIES)]
+        batch = [
+            ("work", (("instance", f"w-{n}"), ("service", "w")), float((i * 7 + n) % 100))
+            for n in range(SERIES)
+        ]
         batch.append(("up", (("instance", LONG_LABEL), ("service", "w")), 1.0))
         store.ingest(t, batch)
     store.close()
@@ -93,7 +96,12 @@ def monitor_query(server: Server, route: str, **params: Any) -> tuple[int, dict[
 def heavy_range(now: float) -> dict[str, Any]:
     """The heaviest range the engine accepts over the filled store: 90 series x 10,800 steps, each
     step reading a whole hour of samples per series."""
-    return {"query": "max_over_time(work[1d])", "start": now - 3600, "end": now + 3 * 3600 - 3601, "step": "1s"}
+    return {
+        "query": "max_over_time(work[1d])",
+        "start": now - 3600,
+        "end": now + 3 * 3600 - 3601,
+        "step": "1s",
+    }
 
 
 def broker_ping(host: str, port: int, timeout: float = 60) -> None:

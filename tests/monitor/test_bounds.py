@@ -3,6 +3,7 @@ pages, and query processes that are replaced when they overrun or die."""
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -27,7 +28,9 @@ NOW = 1_700_000_000.0
 
 def fill(store: MetricStore, series: int, samples: int) -> None:
     for i in range(samples):
-        store.ingest(NOW - 5 * (samples - i), [("work", (("n", str(n)),), float(i + n)) for n in range(series)])
+        store.ingest(
+            NOW - 5 * (samples - i), [("work", (("n", str(n)),), float(i + n)) for n in range(series)]
+        )
 
 
 @pytest.fixture
@@ -63,7 +66,9 @@ def test_window_functions_agree_with_a_direct_computation(store: MetricStore) ->
         store.ingest(NOW + 10 * i, [("c", (("n", "1"),), v)])
     engine = QueryEngine(store)
     at = NOW + 50
-    assert engine.instant("increase(c[1m])", at)[0].points[0][1] == pytest.approx((10 + 10 + 5 + 10 + 15) * 60 / 50)
+    assert engine.instant("increase(c[1m])", at)[0].points[0][1] == pytest.approx(
+        (10 + 10 + 5 + 10 + 15) * 60 / 50
+    )
     assert engine.instant("avg_over_time(c[25s])", at)[0].points[0][1] == pytest.approx((5 + 15 + 30) / 3)
     assert engine.instant("max_over_time(c[1m])", at)[0].points[0][1] == 30.0
 
@@ -126,6 +131,8 @@ async def test_a_process_past_its_deadline_is_replaced(tmp_path: Path) -> None:
     async with QueryWorker(tmp_path / "monitor", settings) as worker:
         assert await worker.call(sleeper, 0.0) == "woke"  # started, imports done
         first = worker.health()["pids"]
+        if hasattr(os, "SCHED_IDLE"):  # Linux: queries get only the CPU time nothing else wants
+            assert os.sched_getscheduler(first[0]) == os.SCHED_IDLE
         with pytest.raises(QueryTimeout, match=r"deadline of 0\.5s"):
             await worker.call(sleeper, 60.0, budget=0.5)
         health = worker.health()

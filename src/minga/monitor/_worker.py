@@ -32,7 +32,7 @@ import signal
 import sqlite3
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 from types import TracebackType
@@ -109,11 +109,15 @@ def instant_doc(stores: QueryStores, timeout: float, query: str, at: float) -> d
     return {
         "query": query,
         "time": at,
-        "result": [{"labels": s.labels, "value": finite(s.points[-1][1]), "time": s.points[-1][0]} for s in result],
+        "result": [
+            {"labels": s.labels, "value": finite(s.points[-1][1]), "time": s.points[-1][0]} for s in result
+        ],
     }
 
 
-def range_doc(stores: QueryStores, timeout: float, query: str, start: float, end: float, step: float) -> dict[str, Any]:
+def range_doc(
+    stores: QueryStores, timeout: float, query: str, start: float, end: float, step: float
+) -> dict[str, Any]:
     """The API's ``/query_range`` answer."""
     result = stores.engine.range(query, start, end, step, timeout=timeout)
     return {
@@ -177,7 +181,12 @@ def log_after(stores: QueryStores, timeout: float, last_id: int, search: LogSear
 
 
 def trace_list(
-    stores: QueryStores, timeout: float, service: str | None, start: float | None, errors_only: bool, limit: int
+    stores: QueryStores,
+    timeout: float,
+    service: str | None,
+    start: float | None,
+    errors_only: bool,
+    limit: int,
 ) -> list[dict[str, Any]]:
     return stores.traces.traces(service=service, start=start, errors_only=errors_only, limit=limit)
 
@@ -200,7 +209,6 @@ def trace_dependencies(stores: QueryStores, timeout: float, start: float | None)
 def _serve(conn: Connection, root: str, settings: WorkerSettings) -> None:
     """The worker's loop: one request at a time until the parent closes its end."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the parent stops us
-    _lower_priority(settings.nice)
     path = Path(root)
     metrics = MetricStore(path / "metrics.db")
     stores = QueryStores(
@@ -226,33 +234,40 @@ def _serve(conn: Connection, root: str, settings: WorkerSettings) -> None:
             stores.metrics.refresh()
             body = b"o" + json.dumps(op(stores, timeout, *args)).encode()
         except QueryTimeout as exc:
-            body = b"e" + json.dumps({"kind": "timeout", "query": exc.query, "seconds": exc.seconds}).encode()
-        except sqlite3.OperationalError as exc:
-            if str(exc) == "interrupted":
-                body = b"e" + json.dumps({"kind": "timeout", "query": _what(op, args), "seconds": timeout}).encode()
-            else:
-                body = b"e" + json.dumps({"kind": "error", "message": f"{_what(op, args)}: {exc}"}).encode()
+            body = _failure(kind="timeout", query=exc.query)
+        except sqlite3.OperationalError as exc:  # "interrupted": the progress handler saw the deadline
+            interrupted = str(exc) == "interrupted"
+            body = (
+                _failure(kind="timeout", query=_what(op, args))
+                if interrupted
+                else _failure(kind="error", message=f"{_what(op, args)}: {exc}")
+            )
         except CardinalityError as exc:
-            body = b"e" + json.dumps({"kind": "cardinality", "metric": exc.metric, "limit": exc.limit}).encode()
+            body = _failure(kind="cardinality", metric=exc.metric, limit=exc.limit)
         except QueryError as exc:
-            body = b"e" + json.dumps({"kind": "query", "query": exc.query, "problem": exc.problem}).encode()
+            body = _failure(kind="query", query=exc.query, problem=exc.problem)
         except Exception as exc:
-            body = b"e" + json.dumps({"kind": "error", "message": f"{_what(op, args)}: {type(exc).__name__}: {exc}"}).encode()
+            body = _failure(kind="error", message=f"{_what(op, args)}: {type(exc).__name__}: {exc}")
         finally:
             deadline[0] = math.inf
         conn.send_bytes(body)
 
 
-def _lower_priority(nice: int) -> None:
-    """Run only on CPU time the data path leaves: Linux's idle class where there is one (a waking
-    broker or gateway always preempts it), else ``nice``."""
+def _failure(**doc: Any) -> bytes:
+    """A failed query's answer: what :func:`_raise` rebuilds on the caller's side."""
+    return b"e" + json.dumps(doc).encode()
+
+
+def _lower_priority(pid: int, nice: int) -> None:
+    """Let ``pid`` run only on CPU time the data path leaves: Linux's idle class where there is one
+    (a waking broker or gateway always preempts it), else ``nice``."""
     sched_idle = getattr(os, "SCHED_IDLE", None)
     if sched_idle is not None:
         with contextlib.suppress(OSError):
-            os.sched_setscheduler(0, sched_idle, os.sched_param(0))
+            os.sched_setscheduler(pid, sched_idle, os.sched_param(0))
             return
     with contextlib.suppress(OSError):
-        os.nice(nice)
+        os.setpriority(os.PRIO_PROCESS, pid, nice)
 
 
 def _what(op: Op, args: tuple[Any, ...]) -> str:
@@ -273,7 +288,6 @@ def _raise(doc: dict[str, Any]) -> None:
 class _Process:
     proc: Any  # multiprocessing.process.BaseProcess
     conn: Connection
-    started: float = field(default_factory=time.time)
     fresh: bool = True
 
 
@@ -316,9 +330,14 @@ class QueryWorker:
     def _start(self) -> _Process:
         parent, child = self._ctx.Pipe()
         proc = self._ctx.Process(
-            target=_serve, args=(child, str(self.root), self.settings), name="minga-monitor-query", daemon=True
+            target=_serve,
+            args=(child, str(self.root), self.settings),
+            name="minga-monitor-query",
+            daemon=True,
         )
         proc.start()
+        if proc.pid is not None:
+            _lower_priority(proc.pid, self.settings.nice)  # from its start: its imports included
         child.close()
         return _Process(proc, parent)
 
@@ -371,7 +390,9 @@ class QueryWorker:
             _raise(doc)
         return answer[1:]
 
-    async def _run(self, slot: int, op: Op, args: tuple[Any, ...], budget: float, start: float, what: str) -> bytes:
+    async def _run(
+        self, slot: int, op: Op, args: tuple[Any, ...], budget: float, start: float, what: str
+    ) -> bytes:
         """One request on ``slot``'s process (started or replaced as needed). A process that dies
         before it answers (killed, out of memory) is replaced and the request sent once more."""
         for attempt in (1, 2):
