@@ -70,7 +70,7 @@ class WorkerSettings:
     ``grace``: how long after it a silent worker is killed; ``nice``: the workers' CPU niceness
     where Linux's idle scheduling class is not available."""
 
-    processes: int = 2
+    processes: int = 1
     timeout: float = 10.0
     grace: float = 2.0
     nice: int = 19
@@ -250,7 +250,10 @@ def _serve(conn: Connection, root: str, settings: WorkerSettings) -> None:
             body = _failure(kind="error", message=f"{_what(op, args)}: {type(exc).__name__}: {exc}")
         finally:
             deadline[0] = math.inf
-        conn.send_bytes(body)
+        try:
+            conn.send_bytes(body)
+        except OSError:
+            return  # the control plane went away (or gave up on this answer and killed us)
 
 
 def _failure(**doc: Any) -> bytes:
