@@ -67,11 +67,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 60
-        while not (home / "server.json").exists():
+        while not (home / "server.json").exists():  # written atomically once the broker and the API listen
             assert proc.poll() is None, "minga server exited"
             assert time.monotonic() < deadline, "minga server did not start within 60 s"
             time.sleep(0.1)
-        time.sleep(0.2)  # written atomically? read it once it is complete
         doc = json.loads((home / "server.json").read_text())
         nats = urllib.parse.urlsplit(doc["nats_url"])
         yield Server(doc["url"], (nats.hostname or "127.0.0.1", nats.port or 4222), home, spec, proc)

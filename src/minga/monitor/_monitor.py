@@ -191,15 +191,19 @@ class Monitor:
 
     async def _write(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` on the writer thread; its outcome is remembered for :meth:`health`."""
-        loop = asyncio.get_running_loop()
-        self._write_busy_since = time.time()
+
+        def timed() -> T:
+            self._write_busy_since = time.time()
+            try:
+                return fn(*args)
+            finally:
+                self._write_busy_since = None
+
         try:
-            result = await loop.run_in_executor(self._writer, fn, *args)
+            result = await asyncio.get_running_loop().run_in_executor(self._writer, timed)
         except Exception as exc:
             self._write_error = f"{getattr(fn, '__name__', fn)}: {type(exc).__name__}: {exc}"
             raise
-        finally:
-            self._write_busy_since = None
         self._write_error = ""
         self._last_write = time.time()
         return result
