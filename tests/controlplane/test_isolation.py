@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -24,6 +25,8 @@ import pytest
 from typer.testing import CliRunner
 
 from minga.cli import app
+from minga.controlplane import ControlPlaneClient
+from minga.errors import UsageError
 from minga.monitor import MetricStore
 
 SERIES = 90  # x 10,800 steps: just under the engine's 1,000,000 series-steps
@@ -162,6 +165,10 @@ def test_a_query_past_its_deadline_gets_a_clear_error(server: Server) -> None:
     status, doc = monitor_query(server, "query_range", **heavy_range(time.time()), timeout="1s")
     assert status == 504
     assert "deadline of 1s" in doc["error"] and "raise the step" in doc["error"]
+    # what a command of the CLI makes of it: one line
+    client = ControlPlaneClient(server.url)
+    with pytest.raises(UsageError, match=r"stopped after its deadline of 1s"):
+        asyncio.run(client.monitor("query_range", **heavy_range(time.time()), timeout="1s"))
     # the broker and the API answer as before
     broker_ping(*server.nats)
     assert get(server, "/api/status")[0] == 200
