@@ -19,6 +19,7 @@ The tree::
     ├── DeployError                 plan/apply/supervisor failures
     ├── MonitorError                metrics, logs, traces or alerts could not be collected or answered
     │   ├── QueryError              a metrics query or log search is malformed (also a UsageError)
+    │   │   └── QueryTimeout        a query ran past its deadline; carries the seconds it was given
     │   └── CardinalityError        a metric or a query has more label sets than the guard allows
     ├── ComputeError                a MapReduce job or a parallel directive failed
     │   ├── JobFailed               a task failed more than its allowed attempts
@@ -49,6 +50,7 @@ __all__ = [
     "PayloadError",
     "ProtocolError",
     "QueryError",
+    "QueryTimeout",
     "RemoteError",
     "RequestTimeout",
     "SecurityError",
@@ -202,6 +204,16 @@ class QueryError(MonitorError, UsageError):
         self.query = query
         self.problem = problem
         super().__init__(f"bad query {query!r}: {problem}")
+
+
+class QueryTimeout(QueryError):
+    """A query ran past its deadline of ``seconds``; it was stopped."""
+
+    def __init__(self, query: str, seconds: float) -> None:
+        self.seconds = seconds
+        super().__init__(
+            query, f"stopped after its deadline of {seconds:g}s: narrow the selector, shorten the range or raise the step"
+        )
 
 
 class CardinalityError(MonitorError, UsageError):

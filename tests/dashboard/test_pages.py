@@ -32,6 +32,10 @@ def test_overview_shows_every_service_with_its_replicas(page: Page, shop: Shop) 
     assert tab.locator(".card", has_text="Replicas").locator(".value").inner_text().replace(" ", "") == "8/8"
     assert tab.locator("#system-name").inner_text() == "shop"
     assert tab.locator("#nav-services a").all_inner_texts() == SERVICES
+    parts = tab.locator("#parts tbody tr")
+    names = [parts.nth(i).get_attribute("data-part") for i in range(parts.count())]
+    assert names == ["broker", "registry", "gateway", "monitor queries", "monitor storage"]
+    assert "process" in tab.locator('#parts tr[data-part="monitor queries"]').inner_text()
     page.shot("overview")
     own = urlsplit(shop.dashboard).netloc
     assert page.requests and all(urlsplit(u).netloc == own for u in page.requests), page.requests

@@ -6,6 +6,7 @@ import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -116,9 +117,12 @@ async def test_live_tail_wakes_on_new_lines(tmp_path: Path) -> None:
         collector.collect()
         await store.notify()
 
+    async def fetch(after: int, q: LogSearch) -> list[dict[str, Any]]:
+        return [r.to_json() for r in store.after(after, q)]
+
     async with asyncio.TaskGroup() as tg:
         tg.create_task(later())
-        got = await store.wait_after(start, LogSearch(level="info"), wait=10)
-    assert [r.message for r in got] == ["hello tail"]
-    assert await store.wait_after(got[-1].id + 1, LogSearch(), wait=0.05) == []
+        got = await store.wait_after(start, LogSearch(level="info"), 10, fetch)
+    assert [r["message"] for r in got] == ["hello tail"]
+    assert await store.wait_after(got[-1]["id"] + 1, LogSearch(), 0.05, fetch) == []
     store.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +10,7 @@ import pytest
 
 from minga.bus import Span
 from minga.errors import SpecError
-from minga.monitor import AlertEvaluator, MetricStore, QueryEngine, TraceStore
+from minga.monitor import AlertEvaluator, MetricStore, QueryEngine, Series, TraceStore
 from minga.spec import AlertSpec, parse_spec
 
 T0 = 1_700_000_000.0
@@ -46,6 +47,15 @@ def test_trace_tree_and_dependency_map(tmp_path: Path) -> None:
     store.close()
 
 
+def answered_by(engine: QueryEngine) -> Callable[[str, float], Awaitable[list[Series]]]:
+    """The evaluator's query function, answered in this process (the monitor's goes to its query processes)."""
+
+    async def instant(query: str, at: float) -> list[Series]:
+        return engine.instant(query, at)
+
+    return instant
+
+
 async def test_alerts_fire_after_their_duration_and_resolve(tmp_path: Path) -> None:
     metrics = MetricStore(tmp_path / "m.db")
     published: list[dict[str, Any]] = []
@@ -55,7 +65,7 @@ async def test_alerts_fire_after_their_duration_and_resolve(tmp_path: Path) -> N
 
     rule = AlertSpec.model_validate({"query": "sum by (service) (queue_depth)", "above": 10, "for": "20s",
                                      "summary": "backlog"})
-    ev = AlertEvaluator({"backlog": rule}, QueryEngine(metrics), publish)
+    ev = AlertEvaluator({"backlog": rule}, answered_by(QueryEngine(metrics)), publish)
     depth = [0, 50, 50, 50, 50, 3, 3]
     changes = []
     for i, d in enumerate(depth):
@@ -70,7 +80,7 @@ async def test_alerts_fire_after_their_duration_and_resolve(tmp_path: Path) -> N
     assert published[0]["value"] == 50 and published[0]["threshold"] == "> 10"
     assert [a.state for a in ev.history] == ["firing", "resolved"]
 
-    broken = AlertEvaluator({"bad": AlertSpec(query="rate(x)", above=1)}, QueryEngine(metrics))
+    broken = AlertEvaluator({"bad": AlertSpec(query="rate(x)", above=1)}, answered_by(QueryEngine(metrics)))
     assert await broken.evaluate(T0) == [] and "bad query" in broken.errors["bad"]
     metrics.close()
 

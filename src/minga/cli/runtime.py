@@ -98,6 +98,23 @@ def status_table(doc: dict[str, Any]) -> Table:
     return table
 
 
+PART_STYLE = {"ok": "green", "behind": "yellow", "slow": "yellow", "restarting": "yellow"}
+
+
+def parts_table(doc: dict[str, Any]) -> Table | None:
+    """The control plane's parts (``doc["parts"]``): where each runs and its health; None without any."""
+    parts = doc.get("parts") or []
+    if not parts:
+        return None
+    table = Table(title="control plane", title_justify="left")
+    for col in ("part", "runs in", "state", "detail"):
+        table.add_column(col)
+    for part in parts:
+        style = PART_STYLE.get(part["state"], "red")
+        table.add_row(part["name"], part["runs"], f"[{style}]{escape(part['state'])}[/]", escape(part["detail"]))
+    return table
+
+
 def _print_endpoints(doc: dict[str, Any]) -> None:
     console.print(f"control plane  {doc['control']}   broker  {doc['broker']}   home  {doc['home']}")
     if doc.get("gateway"):
@@ -332,6 +349,9 @@ def status(
         typer.echo(json.dumps(doc, indent=2))
         return
     console.print(status_table(doc))
+    parts = parts_table(doc)
+    if parts is not None:
+        console.print(parts)
     _print_endpoints(doc)
 
 

@@ -4,8 +4,10 @@
 - ``GET  /api/wait?timeout=SECONDS&fail_fast=1``  waits until every replica is healthy: 200 and
   the status, or 504 and the status with ``"unhealthy"`` naming the services that are not (with
   ``fail_fast``, as soon as a replica exits before it was ever healthy; ``"failed"`` names those)
-- ``GET  /api/logs?service=S&since=ISO&limit=N``  the replicas' log lines, merged in time order
-  (the last ``limit``, 1000 by default): ``{"lines": [{"at", "instance", "text"}]}``
+- ``GET  /api/logs?service=S&since=ISO&limit=N&before=CURSOR``  the replicas' log lines, merged in
+  time order, a page at a time: the newest ``limit`` (1 to 10,000; 1000 by default) older than
+  ``before`` (a page's ``next``): ``{"lines": [{"at", "instance", "text"}], "next": CURSOR or null}``.
+  A page reads the files backwards from its end, never every line
 - ``POST /api/stop``                 stops every replica, then the server itself
 """
 
@@ -19,7 +21,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from minga.deploy import log_files, read_logs
+from minga.deploy import log_files, page_logs
 
 __all__ = ["api_routes"]
 
@@ -30,6 +32,8 @@ class WaitFn(Protocol):
     def __call__(self, *, fail_fast: bool = ...) -> Awaitable[bool]: ...
 
 StopFn = Callable[[], Awaitable[None]]
+
+MAX_LOG_LINES = 10_000  # lines per page of /api/logs
 
 
 def api_routes(status: StatusFn, wait_healthy: WaitFn, stop: StopFn, home: Path) -> web.RouteTableDef:
@@ -45,10 +49,22 @@ def api_routes(status: StatusFn, wait_healthy: WaitFn, stop: StopFn, home: Path)
             raise web.HTTPBadRequest(text="since must be an ISO time with a zone, limit a number") from None
         if since is not None and since.tzinfo is None:
             raise web.HTTPBadRequest(text="since must carry a time zone (2026-01-31T12:00:00Z)")
+        if not 1 <= limit <= MAX_LOG_LINES:
+            raise web.HTTPBadRequest(
+                text=f"limit must be between 1 and {MAX_LOG_LINES}: page back with the answer's `next` as `before`"
+            )
         files = log_files(home, request.query.get("service"))
-        lines = await asyncio.to_thread(read_logs, files, since)
+        try:
+            page = await asyncio.to_thread(
+                page_logs, files, since=since, limit=limit, before=request.query.get("before")
+            )
+        except ValueError as exc:
+            raise web.HTTPBadRequest(text=f"before: {exc}") from None
         return web.json_response(
-            {"lines": [{"at": ln.at.isoformat(), "instance": ln.instance, "text": ln.text} for ln in lines[-limit:]]}
+            {
+                "lines": [{"at": ln.at.isoformat(), "instance": ln.instance, "text": ln.text} for ln in page.lines],
+                "next": page.before,
+            }
         )
 
     @routes.get("/api/status")

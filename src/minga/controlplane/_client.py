@@ -84,10 +84,10 @@ class ControlPlaneClient:
 
     async def monitor(self, route: str, *, total: float = 30, **params: str | float | int | None) -> dict[str, Any]:
         """``GET /api/monitor/<route>`` with ``params`` (None ones left out); a query the monitor
-        refuses raises UsageError with its message."""
+        refuses, or stops at its deadline, raises UsageError with its message."""
         query = urlencode({k: str(v) for k, v in params.items() if v is not None})
         doc: dict[str, Any] = await self._request(
-            "GET", f"/api/monitor/{route}" + (f"?{query}" if query else ""), total=total, ok=(200, 400, 404, 422)
+            "GET", f"/api/monitor/{route}" + (f"?{query}" if query else ""), total=total, ok=(200, 400, 404, 422, 504)
         )
         if "error" in doc:
             raise UsageError(str(doc["error"]))

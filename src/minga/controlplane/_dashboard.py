@@ -3,7 +3,9 @@ sampled from the replicas' processes, the job records under MINGA_HOME and, from
 request rates, errors, latency quantiles, indexed logs, traces, the dependency map and alerts.
 
 Without a monitor (a control plane embedded in a test, say), logs are read from the replicas'
-log files and the monitor's charts stay empty.
+log files and the monitor's charts stay empty. With one, every read goes to the monitor's query
+processes, so the page never runs a query on the control plane's event loop; the overview's
+summaries are refreshed by the sampler, never computed for a request.
 """
 
 from __future__ import annotations
@@ -23,7 +25,17 @@ from typing import Any
 
 from minga.dashboard import DashboardSource, LogQuery
 from minga.deploy import LogLine, follow_logs, log_files, read_logs
-from minga.monitor import LogRecord, LogSearch, Monitor
+from minga.errors import MonitorError
+from minga.monitor import (
+    LogSearch,
+    Monitor,
+    QueryStores,
+    log_after,
+    log_search,
+    trace_dependencies,
+    trace_list,
+    trace_spans,
+)
 
 __all__ = ["ControlPlaneSource", "jobs_dir"]
 
@@ -57,18 +69,45 @@ def log_record(line: LogLine) -> dict[str, Any]:
     }
 
 
-def indexed_record(r: LogRecord) -> dict[str, Any]:
-    """A line from the monitor's log index, in the shape :func:`log_record` gives."""
+def indexed_record(r: dict[str, Any]) -> dict[str, Any]:
+    """A line from the monitor's log index (:meth:`LogRecord.to_json`), in the shape :func:`log_record` gives."""
+    fields = r.get("fields") or {}
     return {
-        "at": datetime.fromtimestamp(r.ts, UTC).isoformat(timespec="milliseconds"),
-        "instance": r.instance,
-        "service": r.service,
-        "level": r.level,
-        "message": r.message,
-        "trace_id": r.trace_id,
-        "fields": r.fields or {},
-        "error": (r.fields or {}).get("error"),
+        "at": datetime.fromtimestamp(r["ts"], UTC).isoformat(timespec="milliseconds"),
+        "instance": r["instance"],
+        "service": r["service"],
+        "level": r["level"],
+        "message": r["message"],
+        "trace_id": r["trace_id"],
+        "fields": fields,
+        "error": fields.get("error"),
     }
+
+
+def red_series(
+    stores: QueryStores, timeout: float, service: str, start: float, end: float, window: float, scrape_interval: float
+) -> dict[str, list[list[float]]]:
+    """Requests/s, error % and latency quantiles of ``service`` from the scraped metrics (run by the
+    monitor's query processes)."""
+    step = max(scrape_interval, window / 150)
+    rate = f"{int(max(4 * scrape_interval, 2 * step))}s"  # a few scrapes per rate
+    sel = f'service="{service}"'
+    queries = {
+        "rps": f"sum(rate(minga_entrypoint_calls_total{{{sel}}}[{rate}]))",
+        "errors": f'sum(rate(minga_entrypoint_calls_total{{{sel},outcome="error"}}[{rate}]))',
+    }
+    for q in (0.5, 0.95, 0.99):
+        queries[f"p{round(q * 100)}"] = (
+            f"histogram_quantile({q}, sum by (le) (rate(minga_entrypoint_duration_seconds_bucket{{{sel}}}[{rate}])))"
+        )
+    out: dict[str, list[list[float]]] = {}
+    for key, query in queries.items():
+        found = stores.engine.range(query, start, end, step, timeout=timeout)
+        points = found[0].points if found else []
+        out[key] = [[t, v] for t, v in points if math.isfinite(v)]
+    errors = dict((t, v) for t, v in out.pop("errors"))
+    out["error_pct"] = [[t, 100.0 * errors.get(t, 0.0) / v] for t, v in out["rps"] if v > 0]
+    return out
 
 
 def _log_search(q: LogQuery) -> LogSearch:
@@ -109,6 +148,7 @@ class ControlPlaneSource(DashboardSource):
     _markers: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     _ticks: dict[int, tuple[float, int]] = field(default_factory=dict)
     _pids: dict[str, int | None] = field(default_factory=dict)
+    _summaries: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: set by the control plane once its monitor runs
     monitor: Monitor | None = None
 
@@ -136,13 +176,22 @@ class ControlPlaneSource(DashboardSource):
         return out
 
     def summaries(self) -> dict[str, dict[str, Any]]:
-        """Requests/s, error % and p99 of each service over the last minute, from the monitor."""
+        """Requests/s, error % and p99 of each service over the last minute, from the monitor (as the
+        sampler last refreshed them)."""
+        return self._summaries
+
+    async def refresh_summaries(self) -> None:
+        """Ask the monitor's query processes for the summaries again; a failure keeps the last ones."""
         if self.monitor is None:
-            return {}
-        return {
+            return
+        try:
+            rows = await self.monitor.red(window=60.0, budget=max(1.0, self.refresh))
+        except MonitorError:
+            return
+        self._summaries = {
             row["service"]: {"rps": row.get("rps"), "error_pct": 100.0 * (row.get("error_ratio") or 0.0),
                              "p99": row.get("p99")}
-            for row in self.monitor.red(window=60.0)
+            for row in rows
             if row.get("service")
         }  # fmt: skip
 
@@ -179,6 +228,7 @@ class ControlPlaneSource(DashboardSource):
         """Sample every :attr:`refresh` seconds until cancelled."""
         while True:
             self.sample()
+            await self.refresh_summaries()
             await asyncio.sleep(self.refresh)
 
     async def service_metrics(self, service: str, window: float) -> dict[str, Any]:
@@ -190,35 +240,13 @@ class ControlPlaneSource(DashboardSource):
             "rss": [[t, m] for t, _, m in rows],
         }
         if self.monitor is not None:
-            series.update(self._red_series(self.monitor, service, since, now, window))
+            interval = self.monitor.settings.scrape_interval
+            series.update(await self.monitor.query.call(red_series, service, since, now, window, interval))
         return {
             "series": series,
             "markers": [m for m in self._markers.get(service, []) if m["at"] >= since],
             "available": sorted(series),
         }
-
-    @staticmethod
-    def _red_series(monitor: Monitor, service: str, start: float, end: float, window: float) -> dict[str, list[list[float]]]:
-        """Requests/s, error % and latency quantiles of ``service`` from the monitor's scraped metrics."""
-        step = max(monitor.settings.scrape_interval, window / 150)
-        rate = f"{int(max(4 * monitor.settings.scrape_interval, 2 * step))}s"  # a few scrapes per rate
-        sel = f'service="{service}"'
-        queries = {
-            "rps": f"sum(rate(minga_entrypoint_calls_total{{{sel}}}[{rate}]))",
-            "errors": f'sum(rate(minga_entrypoint_calls_total{{{sel},outcome="error"}}[{rate}]))',
-        }
-        for q in (0.5, 0.95, 0.99):
-            queries[f"p{round(q * 100)}"] = (
-                f"histogram_quantile({q}, sum by (le) (rate(minga_entrypoint_duration_seconds_bucket{{{sel}}}[{rate}])))"
-            )
-        out: dict[str, list[list[float]]] = {}
-        for key, query in queries.items():
-            found = monitor.engine.range(query, start, end, step)
-            points = found[0].points if found else []
-            out[key] = [[t, v] for t, v in points if math.isfinite(v)]
-        errors = dict((t, v) for t, v in out.pop("errors"))
-        out["error_pct"] = [[t, 100.0 * errors.get(t, 0.0) / v] for t, v in out["rps"] if v > 0]
-        return out
 
     # -- logs ---------------------------------------------------------------------------------
 
@@ -236,17 +264,22 @@ class ControlPlaneSource(DashboardSource):
     async def search_logs(self, query: LogQuery) -> list[dict[str, Any]]:
         """The newest ``query.limit`` matching lines, newest first: from the monitor's index when it runs."""
         if self.monitor is not None:
-            return [indexed_record(r) for r in self.monitor.logs.search(_log_search(query))]
+            return [indexed_record(r) for r in await self.monitor.query.call(log_search, _log_search(query))]
         return await asyncio.to_thread(self._search, query)
 
     async def tail_logs(self, query: LogQuery) -> AsyncIterator[dict[str, Any]]:
         if self.monitor is not None:
-            logs = self.monitor.logs
+            monitor = self.monitor
             search = _log_search(query)
-            last = logs.last_id
+            last = monitor.logs.last_id
+
+            async def fetch(after: int, q: LogSearch) -> list[dict[str, Any]]:
+                found: list[dict[str, Any]] = await monitor.query.call(log_after, after, q)
+                return found
+
             while True:
-                for r in await logs.wait_after(last, search, 30.0):
-                    last = max(last, r.id)
+                for r in await monitor.logs.wait_after(last, search, 30.0, fetch):
+                    last = max(last, r["id"])
                     yield indexed_record(r)
         async for line in follow_logs(self.home, query.instance or query.service, since=datetime.now(UTC)):
             record = log_record(line)
@@ -261,21 +294,21 @@ class ControlPlaneSource(DashboardSource):
         return [
             {"trace_id": t["trace_id"], "root": t["root"], "service": t["root_service"], "start": t["start"],
              "duration": t["duration"], "spans": t["spans"], "services": t["services"], "error": t["errors"] > 0}
-            for t in self.monitor.traces.traces(service=service, limit=limit)
+            for t in await self.monitor.query.call(trace_list, service, None, False, limit)
         ]  # fmt: skip
 
     async def trace(self, trace_id: str) -> dict[str, Any] | None:
         if self.monitor is None:
             return None
-        spans = self.monitor.traces.spans(trace_id)
+        spans = await self.monitor.query.call(trace_spans, trace_id)
         if not spans:
             return None
         return {
             "trace_id": trace_id,
             "spans": [
-                {"span_id": s.span_id, "parent_id": s.parent_id, "service": s.service, "instance": s.instance,
-                 "name": s.name, "kind": s.kind, "start": s.start, "duration": s.duration,
-                 "error": s.status == "error", "attributes": s.attributes}
+                {"span_id": s["span_id"], "parent_id": s["parent_id"], "service": s["service"],
+                 "instance": s["instance"], "name": s["name"], "kind": s["kind"], "start": s["start"],
+                 "duration": s["end"] - s["start"], "error": s["status"] == "error", "attributes": s["attributes"]}
                 for s in spans
             ],
         }  # fmt: skip
@@ -283,7 +316,7 @@ class ControlPlaneSource(DashboardSource):
     async def dependencies(self) -> dict[str, Any]:
         if self.monitor is None:
             return {"nodes": [], "edges": []}
-        edges = self.monitor.traces.dependencies()
+        edges: list[dict[str, Any]] = await self.monitor.query.call(trace_dependencies, None)
         called = {e["from"] for e in edges} | {e["to"] for e in edges}
         known = [s["name"] for s in self.status().get("services", [])]
         nodes = [n for n in known if n in called] + sorted(called - set(known))

@@ -12,11 +12,17 @@ Security is on without configuration: the home is made private (0700, files 0600
 admin and read-only tokens in ``home/credentials.json``, one credential per replica in its
 ``MINGA_TOKEN``), each refusal lands in ``home/audit.log``, and the broker's password never
 leaves the process (the status, the state file and the dashboard show ``nats://user:***@...``).
+
+Where each part runs: the broker, the registry, the gateway, the supervisor and the HTTP API
+share this process's event loop (each answers in microseconds); the monitor's reads run in its
+query processes and its writes on one writer thread, so no query or storage write delays them.
+:meth:`ControlPlane.parts` reports each one's health (``minga status``, the dashboard).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import os
@@ -76,6 +82,10 @@ def registry_checks(spec: Spec) -> dict[str, HealthCheckSpec]:
     return checks
 
 __all__ = ["ControlPlane"]
+
+
+def _part(name: str, runs: str, state: str, detail: str) -> dict[str, Any]:
+    return {"name": name, "runs": runs, "state": state, "detail": detail}
 
 
 class ControlPlane:
@@ -138,6 +148,8 @@ class ControlPlane:
         self.dashboard = ControlPlaneSource(status_fn=self.status, home=home)
         self._stop = asyncio.Event()
         self._services_stopped = asyncio.Event()
+        self._broker: BrokerHandle | None = None
+        self._lags: collections.deque[float] = collections.deque(maxlen=100)  # the last 10 s
 
     @classmethod
     def from_spec(cls, spec: Spec, home: Path) -> ControlPlane:
@@ -192,7 +204,49 @@ class ControlPlane:
             "healthy": bool(self.supervisor and self.supervisor.all_healthy()),
             "services": services,
             "alerts": [a.to_json() for a in self.monitor.alerts.firing()] if self.monitor is not None else [],
+            "parts": self.parts(),
         }
+
+    LAG_LIMIT = 0.1  # seconds: the loop waking a sleeper later than this makes its parts "slow"
+
+    def parts(self) -> list[dict[str, Any]]:
+        """Each part of the control plane: ``name``, where it ``runs`` (``loop``: this process's event
+        loop; ``process``, ``thread``, ``external``), its ``state`` (``ok`` or what is wrong) and a
+        ``detail``. The loop's parts are ``slow`` while the loop woke a sleeper over
+        :attr:`LAG_LIMIT` late in the last 10 s: what a client of the broker would have waited."""
+        lag = max(self._lags, default=0.0)
+        on_loop = "ok" if lag <= self.LAG_LIMIT else "slow"
+        lag_text = f"loop lag ≤ {lag * 1000:.0f} ms"
+        out: list[dict[str, Any]] = []
+        broker = self._broker.broker if self._broker is not None else None
+        if self.external_nats:
+            out.append(_part("broker", "external", "ok", self.external_nats))
+        else:
+            running = broker is not None and broker.running
+            out.append(_part("broker", "loop", on_loop if running else "down", lag_text))
+        registry_up = self.registry is not None
+        out.append(_part("registry", "loop", on_loop if registry_up else "down", f"{len(self._registered)} instances"))
+        if self.gateway_spec is not None:
+            out.append(_part("gateway", "loop", on_loop if self.gateway is not None else "down",
+                             self.gateway.url if self.gateway is not None else ""))  # fmt: skip
+        if self.monitor is not None:
+            health = self.monitor.health()
+            queries, storage = health["queries"], health["storage"]
+            pids = ", ".join(str(p) for p in queries["pids"]) or "none yet"
+            detail = f"pids {pids}; {queries['served']} served, {queries['timeouts']} past their deadline"
+            if queries["restarts"]:
+                detail += f", {queries['restarts']} replaced ({queries['last_error']})"
+            out.append({**_part("monitor queries", "process", queries["state"], detail), "pids": queries["pids"]})
+            out.append(_part("monitor storage", "thread", storage["state"], storage["detail"]))
+        return out
+
+    async def _measure_lag(self) -> None:
+        """How late the loop wakes a sleeper, every 0.1 s: what a broker or gateway client waits extra."""
+        loop = asyncio.get_running_loop()
+        while True:
+            start = loop.time()
+            await asyncio.sleep(0.1)
+            self._lags.append(max(0.0, loop.time() - start - 0.1))
 
     async def run(self, ready: Callable[[ServerState], None] | None = None) -> None:
         """Run until a stop is requested; ``ready`` is called with the state once every part listens."""
@@ -221,15 +275,16 @@ class ControlPlane:
         return self.supervisor.ports(instance)
 
     async def _run(self, credentials: Credentials, ready: Callable[[ServerState], None] | None) -> None:
+        self._broker = BrokerHandle(
+            self.external_nats,
+            self.broker_host,
+            self.broker_port,
+            self.home,
+            jetstream=self.jetstream,
+            spec=str(self.spec_path) if self.spec_path else "minga.yaml",
+        )
         async with (
-            BrokerHandle(
-                self.external_nats,
-                self.broker_host,
-                self.broker_port,
-                self.home,
-                jetstream=self.jetstream,
-                spec=str(self.spec_path) if self.spec_path else "minga.yaml",
-            ) as nats_url,
+            self._broker as nats_url,
             Registry(self.store, checks=self.checks, default_ttl=self.default_ttl) as registry,
             Monitor(
                 self.home,
@@ -291,6 +346,7 @@ class ControlPlane:
                         tg.create_task(sup.run())
                         watcher = tg.create_task(self._follow_registry(registry))
                         sampler = tg.create_task(self.dashboard.run_sampler())
+                        lag = tg.create_task(self._measure_lag())
                         if ready is not None:
                             ready(state)
                         await self._stop.wait()
@@ -298,6 +354,7 @@ class ControlPlane:
                         await self._deregister_all(registry)
                         watcher.cancel()
                         sampler.cancel()
+                        lag.cancel()
                         self._services_stopped.set()
                 finally:
                     ServerState.remove(self.home)

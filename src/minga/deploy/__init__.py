@@ -14,7 +14,7 @@ from minga.deploy._local import (
     free_port,
     log_path,
 )
-from minga.deploy._logs import LogLine, follow_logs, log_files, read_logs, select_lines
+from minga.deploy._logs import LogLine, LogPage, follow_logs, log_files, page_logs, read_logs, select_lines
 from minga.deploy._machine import (
     Action,
     Event,
@@ -51,6 +51,7 @@ __all__ = [
     "Limits",
     "LocalSupervisor",
     "LogLine",
+    "LogPage",
     "MarkCritical",
     "OnCrashLoop",
     "OnCritical",
@@ -72,6 +73,7 @@ __all__ = [
     "free_port",
     "log_files",
     "log_path",
+    "page_logs",
     "plan_from_spec",
     "plan_service",
     "read_logs",

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from minga.errors import MonitorError
-from minga.monitor._query import QueryEngine
+from minga.monitor._query import Series
 from minga.spec import AlertSpec
 
 __all__ = ["Alert", "AlertEvaluator"]
@@ -27,6 +27,8 @@ __all__ = ["Alert", "AlertEvaluator"]
 log = logging.getLogger("minga.monitor")
 
 Publish = Callable[[dict[str, Any]], Awaitable[None]]
+#: ``await instant(query, at)``: the series of an instant query (the monitor's query processes answer)
+InstantFn = Callable[[str, float], Awaitable[list[Series]]]
 
 
 @dataclass
@@ -66,13 +68,14 @@ class Alert:
 
 
 class AlertEvaluator:
-    """Keeps the state of every alert of ``rules``; call :meth:`evaluate` on an interval."""
+    """Keeps the state of every alert of ``rules``, whose queries ``instant`` answers; call
+    :meth:`evaluate` on an interval."""
 
     def __init__(
-        self, rules: Mapping[str, AlertSpec], engine: QueryEngine, publish: Publish | None = None, *, keep: int = 200
+        self, rules: Mapping[str, AlertSpec], instant: InstantFn, publish: Publish | None = None, *, keep: int = 200
     ) -> None:
         self.rules = dict(rules)
-        self.engine = engine
+        self.instant = instant
         self.publish = publish
         self.keep = keep
         self.active: dict[tuple[str, tuple[tuple[str, str], ...]], Alert] = {}
@@ -87,7 +90,7 @@ class AlertEvaluator:
         changed: list[Alert] = []
         for name, rule in self.rules.items():
             try:
-                result = self.engine.instant(rule.query, now)
+                result = await self.instant(rule.query, now)
             except MonitorError as exc:
                 if self.errors.get(name) != str(exc):
                     log.warning("alert %s: %s", name, exc)

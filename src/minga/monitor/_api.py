@@ -2,16 +2,20 @@
 
 Times are Unix seconds, or relative to now: ``now``, ``-15m``, ``-1h``. Durations are
 ``30s``, ``5m``... or seconds. A malformed query answers 400 with ``{"error": "..."}``; one
-refused by the cardinality guard answers 422.
+refused by the cardinality guard answers 422; one stopped at its deadline 504. Every read runs
+in the monitor's query processes (never on the control plane's event loop), within ``timeout``
+(a duration; at most, and by default, the monitor's ``query_timeout``).
 
 ============================  =====================================================================
-``GET /query``                ``query``, ``time``: ``{"result": [{"labels", "value", "time"}]}``
+``GET /query``                ``query``, ``time``, ``timeout``: ``{"result": [{"labels", "value", "time"}]}``
 ``GET /query_range``          ``query``, ``start``, ``end``, ``step``: ``{"result": [{"labels", "points"}]}``
 ``GET /names``                every metric name stored
 ``GET /targets``              what is scraped, ``up``, the last error, series refused by the guard
 ``GET /red``                  ``window``: per service rate, errors, error ratio, p50/p95/p99, CPU, RSS
 ``GET /logs``                 ``start``, ``end``, ``service``, ``instance``, ``level``, ``trace_id``,
-                              ``q`` (free text), ``limit``: ``{"lines": [...], "last": id}``, newest first
+                              ``q`` (free text), ``limit`` (1..10000), ``before`` (an id: the page
+                              before it): ``{"lines": [...], "last": id, "next": id}``, newest first;
+                              ``next`` is the ``before`` of the following page, null after the last
 ``GET /logs/tail``            ``after`` (an id; none: from now), ``wait`` (seconds, long poll) and the
                               filters above: ``{"lines": [...], "last": id}``, oldest first
 ``GET /traces``               ``service``, ``since``, ``errors`` (1), ``limit``: trace summaries, newest first
@@ -23,16 +27,25 @@ refused by the cardinality guard answers 422.
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Any
 
 from aiohttp import web
 
-from minga.errors import CardinalityError, QueryError
+from minga.errors import CardinalityError, QueryError, QueryTimeout
 from minga.monitor._logs import LogSearch
 from minga.monitor._monitor import Monitor
 from minga.monitor._query import parse_duration_text
+from minga.monitor._worker import (
+    instant_doc,
+    log_after,
+    log_search,
+    metric_names,
+    range_doc,
+    trace_dependencies,
+    trace_list,
+    trace_tree,
+)
 
 __all__ = ["monitor_app", "parse_time"]
 
@@ -70,15 +83,6 @@ def _int(value: str | None, default: int) -> int:
         raise QueryError(value, "expected a whole number") from None
 
 
-def _finite(v: float) -> float | str:
-    """JSON has no infinities or NaN: they travel as Prometheus writes them."""
-    if math.isnan(v):
-        return "NaN"
-    if math.isinf(v):
-        return "+Inf" if v > 0 else "-Inf"
-    return v
-
-
 def _search(request: web.Request, limit: int) -> LogSearch:
     q = request.query
     now = time.time()
@@ -91,7 +95,17 @@ def _search(request: web.Request, limit: int) -> LogSearch:
         trace_id=q.get("trace_id") or None,
         text=q.get("q") or None,
         limit=_int(q.get("limit"), limit),
+        before=_int(q.get("before"), 0) or None,
     )
+
+
+def _timeout(request: web.Request) -> float | None:
+    value = request.query.get("timeout")
+    return _seconds(value, 0.0) if value else None
+
+
+def _json(body: bytes) -> web.Response:
+    return web.Response(body=body, content_type="application/json")
 
 
 def monitor_app(monitor: Monitor) -> web.Application:
@@ -103,16 +117,7 @@ def monitor_app(monitor: Monitor) -> web.Application:
     async def _query(request: web.Request) -> web.Response:
         q = request.query
         at = parse_time(q.get("time"), time.time())
-        result = monitor.engine.instant(q.get("query", ""), at)
-        return web.json_response(
-            {
-                "query": q.get("query", ""),
-                "time": at,
-                "result": [
-                    {"labels": s.labels, "value": _finite(s.points[-1][1]), "time": s.points[-1][0]} for s in result
-                ],
-            }
-        )
+        return _json(await monitor.query.call_json(instant_doc, q.get("query", ""), at, budget=_timeout(request)))
 
     @routes.get("/query_range")
     async def _query_range(request: web.Request) -> web.Response:
@@ -121,20 +126,12 @@ def monitor_app(monitor: Monitor) -> web.Application:
         end = parse_time(q.get("end"), now, now)
         start = parse_time(q.get("start"), end - 900, now)
         step = _seconds(q.get("step"), max(1.0, (end - start) / 120))
-        result = monitor.engine.range(q.get("query", ""), start, end, step)
-        return web.json_response(
-            {
-                "query": q.get("query", ""),
-                "start": start,
-                "end": end,
-                "step": step,
-                "result": [{"labels": s.labels, "points": [[t, _finite(v)] for t, v in s.points]} for s in result],
-            }
-        )
+        body = await monitor.query.call_json(range_doc, q.get("query", ""), start, end, step, budget=_timeout(request))
+        return _json(body)
 
     @routes.get("/names")
     async def _names(request: web.Request) -> web.Response:
-        return web.json_response({"names": monitor.metrics.names()})
+        return web.json_response({"names": await monitor.query.call(metric_names)})
 
     @routes.get("/targets")
     async def _targets(request: web.Request) -> web.Response:
@@ -143,37 +140,39 @@ def monitor_app(monitor: Monitor) -> web.Application:
     @routes.get("/red")
     async def _red(request: web.Request) -> web.Response:
         window = _seconds(request.query.get("window"), 60.0)
-        return web.json_response({"window": window, "services": monitor.red(window)})
+        return web.json_response({"window": window, "services": await monitor.red(window)})
 
     @routes.get("/logs")
     async def _logs(request: web.Request) -> web.Response:
-        lines = monitor.logs.search(_search(request, 200))
-        return web.json_response({"lines": [r.to_json() for r in lines], "last": monitor.logs.last_id})
+        search = _search(request, 200)
+        lines = await monitor.query.call(log_search, search, budget=_timeout(request))
+        more = len(lines) == search.limit
+        return web.json_response(
+            {"lines": lines, "last": monitor.logs.last_id, "next": lines[-1]["id"] if more else None}
+        )
 
     @routes.get("/logs/tail")
     async def _tail(request: web.Request) -> web.Response:
         after = request.query.get("after")
         last = monitor.logs.last_id if not after else _int(after, 0)
         wait = min(_seconds(request.query.get("wait"), 0.0), 60.0)
-        lines = await monitor.logs.wait_after(last, _search(request, 1000), wait)
-        newest = max([r.id for r in lines], default=last)
-        return web.json_response({"lines": [r.to_json() for r in lines], "last": newest})
+        search = _search(request, 1000)
+        lines = await monitor.logs.wait_after(last, search, wait, lambda i, s: monitor.query.call(log_after, i, s))
+        newest = max([r["id"] for r in lines], default=last)
+        return web.json_response({"lines": lines, "last": newest})
 
     @routes.get("/traces")
     async def _traces(request: web.Request) -> web.Response:
         q = request.query
         since = parse_time(q.get("since"), 0.0) if q.get("since") else None
-        found = monitor.traces.traces(
-            service=q.get("service") or None,
-            start=since,
-            errors_only=q.get("errors") in ("1", "true"),
-            limit=_int(q.get("limit"), 50),
+        found = await monitor.query.call(
+            trace_list, q.get("service") or None, since, q.get("errors") in ("1", "true"), _int(q.get("limit"), 50)
         )
         return web.json_response({"traces": found})
 
     @routes.get("/traces/{trace_id}")
     async def _trace(request: web.Request) -> web.Response:
-        tree = monitor.traces.tree(request.match_info["trace_id"])
+        tree = await monitor.query.call(trace_tree, request.match_info["trace_id"])
         if not tree["roots"]:
             return web.json_response({"error": "no such trace"}, status=404)
         return web.json_response(tree)
@@ -182,7 +181,7 @@ def monitor_app(monitor: Monitor) -> web.Application:
     async def _dependencies(request: web.Request) -> web.Response:
         q = request.query
         since = parse_time(q.get("since"), 0.0) if q.get("since") else None
-        return web.json_response({"edges": monitor.traces.dependencies(since)})
+        return web.json_response({"edges": await monitor.query.call(trace_dependencies, since)})
 
     @routes.get("/alerts")
     async def _alerts(request: web.Request) -> web.Response:
@@ -210,5 +209,7 @@ async def _errors(request: web.Request, handler: Any) -> web.StreamResponse:
         return response
     except CardinalityError as exc:
         return web.json_response({"error": str(exc)}, status=422)
+    except QueryTimeout as exc:
+        return web.json_response({"error": str(exc)}, status=504)
     except QueryError as exc:
         return web.json_response({"error": str(exc)}, status=400)

@@ -17,7 +17,7 @@ import asyncio
 import json
 import re
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -26,6 +26,9 @@ from typing import Any, ClassVar
 from minga.errors import QueryError
 
 __all__ = ["LogCollector", "LogRecord", "LogSearch", "LogStore", "parse_log_line"]
+
+#: reads the lines after an id, as :meth:`LogRecord.to_json` gives them (away from the event loop)
+FetchAfter = Callable[[int, "LogSearch"], Awaitable[list[dict[str, Any]]]]
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
 _LEVEL_ALIASES = {"warn": "warning", "err": "error", "fatal": "critical"}
@@ -106,7 +109,10 @@ def parse_log_line(instance: str, raw: str) -> LogRecord | None:
 @dataclass(frozen=True, slots=True)
 class LogSearch:
     """What to look for. ``start``/``end`` are Unix seconds; ``level`` the least severe level shown;
-    ``text`` free words (all must appear); ``limit`` caps the lines returned, newest first."""
+    ``text`` free words (all must appear); ``limit`` caps the lines returned, newest first (1 to
+    :attr:`MAX_LIMIT`); ``before`` (a line id) pages back: only lines older than it."""
+
+    MAX_LIMIT: ClassVar[int] = 10_000
 
     start: float | None = None
     end: float | None = None
@@ -116,6 +122,11 @@ class LogSearch:
     trace_id: str | None = None
     text: str | None = None
     limit: int = 200
+    before: int | None = None
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.limit <= self.MAX_LIMIT:
+            raise QueryError(str(self.limit), f"limit must be between 1 and {self.MAX_LIMIT}: page with `before`")
 
 
 _SCHEMA = """
@@ -152,7 +163,8 @@ class LogStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.retention = retention
-        self.db = sqlite3.connect(path, isolation_level=None)
+        # one thread at a time: the monitor's writer thread once the control plane runs
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(_SCHEMA)
@@ -246,10 +258,13 @@ class LogStore:
         if q.trace_id:
             where.append("l.trace_id = ?")
             args.append(q.trace_id.lower())
+        if q.before is not None:
+            where.append("l.id < ?")
+            args.append(q.before)
         source = "logs AS l"
         if q.text and q.text.strip():
             # the text index drives a text search: `+` keeps SQLite from walking a column index instead
-            where = [w.replace("l.", "+l.", 1) if not w.startswith("l.ts") else w for w in where]
+            where = [w.replace("l.", "+l.", 1) if not w.startswith(("l.ts", "l.id")) else w for w in where]
             match = _fts_query(q.text)
             if not match:
                 raise QueryError(q.text, "no words to search for")
@@ -262,7 +277,7 @@ class LogStore:
             "SELECT l.id, l.ts, l.service, l.instance, l.level, l.trace_id, l.logger, l.message, l.fields"
             f" FROM {source}{' WHERE ' + ' AND '.join(where) if where else ''} ORDER BY {order} DESC LIMIT ?"
         )
-        args.append(max(1, min(q.limit, 10_000)))
+        args.append(q.limit)
         try:
             rows = self.db.execute(sql, args).fetchall()
         except sqlite3.OperationalError as exc:
@@ -285,7 +300,7 @@ class LogStore:
         rows = self.db.execute(
             "SELECT id, ts, service, instance, level, trace_id, logger, message, fields FROM logs"
             f" WHERE {' AND '.join(where)} ORDER BY id LIMIT ?",
-            [*args, max(1, min(q.limit, 10_000))],
+            [*args, q.limit],
         ).fetchall()
         records = [_record(r) for r in rows]
         if q.text and q.text.strip():
@@ -295,12 +310,13 @@ class LogStore:
             ]
         return records
 
-    async def wait_after(self, last_id: int, q: LogSearch, wait: float) -> list[LogRecord]:
-        """:meth:`after`, waiting up to ``wait`` seconds for a first line when none is there yet."""
+    async def wait_after(self, last_id: int, q: LogSearch, wait: float, fetch: FetchAfter) -> list[dict[str, Any]]:
+        """``await fetch(last_id, q)`` (the query processes' :meth:`after`, as JSON records), waiting up
+        to ``wait`` seconds for a first line when none is there yet."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
         while True:
-            found = self.after(last_id, q)
+            found = await fetch(last_id, q) if self.last_id > last_id else []
             left = deadline - loop.time()
             if found or left <= 0:
                 return found
@@ -308,7 +324,7 @@ class LogStore:
                 try:
                     await asyncio.wait_for(self._new.wait(), left)
                 except TimeoutError:
-                    return self.after(last_id, q)
+                    return await fetch(last_id, q)
 
 
 def _record(row: tuple[Any, ...]) -> LogRecord:

@@ -1,8 +1,13 @@
 """The control plane's monitor: scrape loop, log collector, span collector and alert evaluator.
 
 State lives under ``<home>/monitor/`` (``metrics.db``, ``logs.db``, ``traces.db``). Run it with
-``async with Monitor(...) as monitor`` inside a task group owner: entering starts the loops,
-leaving stops them, collects the logs written meanwhile once more, and closes the stores.
+``async with Monitor(...) as monitor`` inside a task group owner: entering starts the loops and
+the query processes, leaving stops them, collects the logs written meanwhile once more, and
+closes the stores.
+
+Nothing here touches a store on the event loop: every write (samples, log lines, spans,
+compaction) runs on one writer thread (SQLite leaves the interpreter lock while it works), and
+every read runs in the query processes (:class:`~minga.monitor.QueryWorker`), under a deadline.
 """
 
 from __future__ import annotations
@@ -12,13 +17,14 @@ import collections
 import contextlib
 import json
 import logging
-import math
+import os
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import aiohttp
 from nats.aio.msg import Msg
@@ -32,11 +38,14 @@ from minga.monitor._query import QueryEngine
 from minga.monitor._scrape import Scraper, TargetsFn
 from minga.monitor._traces import TraceStore
 from minga.monitor._tsdb import MetricStore
+from minga.monitor._worker import QueryWorker, WorkerSettings, red_rows
 from minga.spec import AlertSpec, MonitorSpec, OpenSearchSpec, OtlpSpec
 
 __all__ = ["Monitor", "MonitorSettings"]
 
 log = logging.getLogger("minga.monitor")
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -51,6 +60,9 @@ class MonitorSettings:
     resolution: float = 60.0
     max_series: int = 2000
     max_query_series: int = 500
+    query_timeout: float = 10.0
+    # queries run on the CPU time the data path leaves; half the cores at most keeps the rest free
+    query_processes: int = field(default_factory=lambda: max(1, (os.cpu_count() or 2) // 2))
     log_retention: float = 7 * 86400
     trace_retention: float = 3 * 86400
     export_interval: float = 2.0
@@ -66,6 +78,7 @@ class MonitorSettings:
             raw_for=spec.raw_for,
             max_series=spec.max_series,
             log_retention=spec.log_retention,
+            query_timeout=spec.query_timeout,
             opensearch=spec.opensearch,
             otlp=spec.otlp,
         )
@@ -102,9 +115,17 @@ class Monitor:
         self.logs = LogStore(root / "logs.db", retention=s.log_retention)
         self.traces = TraceStore(root / "traces.db", retention=s.trace_retention)
         self.engine = QueryEngine(self.metrics, max_series=s.max_query_series)
-        self.scraper = Scraper(self.metrics, targets, timeout=min(2.0, s.scrape_interval))
+        self.query = QueryWorker(
+            root, WorkerSettings(processes=s.query_processes, timeout=s.query_timeout, max_series=s.max_query_series)
+        )
+        # one thread owns every store connection once the monitor runs: writes never wait on the loop
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="minga-monitor-store")
+        self._write_busy_since: float | None = None
+        self._write_error = ""
+        self._last_write = 0.0
+        self.scraper = Scraper(self.metrics, targets, timeout=min(2.0, s.scrape_interval), write=self._write)
         self.collector = LogCollector(self.logs, home / "logs")
-        self.alerts = AlertEvaluator(alerts or {}, self.engine, self._publish_alert)
+        self.alerts = AlertEvaluator(alerts or {}, self.query.instant, self._publish_alert)
         self.opensearch = OpenSearchExporter(s.opensearch.url, s.opensearch.index) if s.opensearch else None
         self.otlp = OtlpExporter(s.otlp.url) if s.otlp else None
         self._spans_out: collections.deque[Span] = collections.deque(maxlen=100_000)
@@ -118,6 +139,7 @@ class Monitor:
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> Self:
+        await self.query.__aenter__()
         self._session = aiohttp.ClientSession()
         if self.nats_url:
             bus = Bus(self.nats_url, name="minga-monitor")
@@ -158,9 +180,49 @@ class Monitor:
                 await bus.__aexit__(None, None, None)
         if self._session is not None:
             await self._session.close()
+        await self.query.__aexit__(None, None, None)
+        await self._write(self._close_stores)
+        self._writer.shutdown(wait=True)
+
+    def _close_stores(self) -> None:
         self.metrics.close()
         self.logs.close()
         self.traces.close()
+
+    async def _write(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` on the writer thread; its outcome is remembered for :meth:`health`."""
+
+        def timed() -> T:
+            self._write_busy_since = time.time()
+            try:
+                return fn(*args)
+            finally:
+                self._write_busy_since = None
+
+        try:
+            result = await asyncio.get_running_loop().run_in_executor(self._writer, timed)
+        except Exception as exc:
+            self._write_error = f"{getattr(fn, '__name__', fn)}: {type(exc).__name__}: {exc}"
+            raise
+        self._write_error = ""
+        self._last_write = time.time()
+        return result
+
+    def health(self, now: float | None = None) -> dict[str, dict[str, Any]]:
+        """The state of the monitor's parts: ``queries`` (the query processes) and ``storage`` (the
+        writer thread: ``ok``, ``behind`` with log lines left to index, ``stalled`` on one write for
+        over 30 s, ``failing`` when the last write raised)."""
+        now = time.time() if now is None else now
+        busy = self._write_busy_since
+        if busy is not None and now - busy > 30.0:
+            state, detail = "stalled", f"one write has run {now - busy:.0f}s"
+        elif self._write_error:
+            state, detail = "failing", self._write_error
+        elif self.collector.behind:
+            state, detail = "behind", "indexing a backlog of log lines"
+        else:
+            state, detail = "ok", f"last write {max(0.0, now - self._last_write):.1f}s ago" if self._last_write else ""
+        return {"queries": self.query.health(), "storage": {"state": state, "detail": detail}}
 
     async def _every(self, seconds: float, step: Any, *, first: bool = True) -> None:
         """Run ``step`` every ``seconds`` until the monitor stops (at once too, when ``first``)."""
@@ -186,10 +248,10 @@ class Monitor:
         """Index the log lines written since the last call (and store waiting spans); the lines indexed."""
         if self._spans_in:
             spans, self._spans_in = self._spans_in, []
-            self.record_spans(spans)
+            await self._write(self.record_spans, spans)
         n = 0
         for _ in range(10_000):  # a backlog (after a restart) is read a megabyte at a time
-            n += self.collector.collect(budget=self.COLLECT_BUDGET)
+            n += await self._write(self.collector.collect, self.COLLECT_BUDGET)
             if n:
                 await self.logs.notify()
             if not self.collector.behind:
@@ -201,13 +263,15 @@ class Monitor:
         await self.alerts.evaluate(time.time())
 
     async def compact(self) -> None:
-        now = time.time()
+        await self._write(self._compact, time.time())
+
+    def _compact(self, now: float) -> None:
         self.metrics.compact(now)
         self.logs.expire(now)
         self.traces.expire(now)
 
     def record_spans(self, spans: list[Span]) -> None:
-        """Store spans recorded in this process."""
+        """Store spans recorded in this process (on the writer thread, once the monitor runs)."""
         self.traces.add(spans)
         if self.otlp is not None:
             self._spans_out.extend(spans)
@@ -232,9 +296,9 @@ class Monitor:
         shipped = 0
         if self.opensearch is not None:
             key = f"export:opensearch:{self.opensearch.url}/{self.opensearch.index}"
-            known = self.logs.offset(key)
+            known = await self._write(self.logs.offset, key)
             last = known[1] if known is not None else 0
-            batch = self.logs.after(last, LogSearch(limit=5000))
+            batch = await self._write(self.logs.after, last, LogSearch(limit=5000))
             if batch:
                 try:
                     shipped += await self.opensearch.send(self._session, batch)
@@ -244,7 +308,7 @@ class Monitor:
                     if "refused" not in str(exc):
                         return shipped  # the cluster is away: the same lines go again next time
                     log.warning("%s", exc)  # refused documents would be refused again: move on
-                self.logs.add([], (key, 0, batch[-1].id))
+                await self._write(self.logs.add, [], (key, 0, batch[-1].id))
         if self.otlp is not None and self._spans_out:
             chunk = [self._spans_out.popleft() for _ in range(min(1000, len(self._spans_out)))]
             try:
@@ -261,7 +325,7 @@ class Monitor:
         except (ValueError, KeyError, TypeError) as exc:
             log.warning("dropped a malformed span batch: %s", exc)
             return
-        self.traces.add(spans)
+        await self._write(self.traces.add, spans)
         if self.otlp is not None:
             self._spans_out.extend(spans)
 
@@ -271,34 +335,12 @@ class Monitor:
 
     # -- summaries -------------------------------------------------------------------------------
 
-    def red(self, window: float = 60.0, at: float | None = None) -> list[dict[str, Any]]:
+    async def red(
+        self, window: float = 60.0, at: float | None = None, *, budget: float | None = None
+    ) -> list[dict[str, Any]]:
         """Per service: requests/s, errors/s, error ratio, p50/p95/p99 (seconds), CPU (cores), RSS
-        (bytes) and targets up, over the last ``window`` seconds."""
+        (bytes) and targets up, over the last ``window`` seconds (a query process answers, within
+        ``budget`` seconds)."""
         at = time.time() if at is None else at
-        w = f"{max(1, int(window))}s"
-        calls = f"minga_entrypoint_calls_total[{w}]"
-        queries = {
-            "rps": f"sum by (service) (rate({calls}))",
-            "errors": f'sum by (service) (rate(minga_entrypoint_calls_total{{outcome="error"}}[{w}]))',
-            "cpu": f"sum by (service) (rate(process_cpu_seconds_total[{w}]))",
-            "rss": "sum by (service) (process_resident_memory_bytes)",
-            "up": "sum by (service) (up)",
-            "targets": "count by (service) (up)",
-            "inflight": "sum by (service) (minga_entrypoint_inflight)",
-        }
-        for q in (0.5, 0.95, 0.99):
-            queries[f"p{round(q * 100)}"] = (
-                f"histogram_quantile({q}, sum by (service, le) "
-                f"(rate(minga_entrypoint_duration_seconds_bucket[{w}])))"
-            )
-        rows: dict[str, dict[str, Any]] = {}
-        for key, query in queries.items():
-            for series in self.engine.instant(query, at):
-                service = series.labels.get("service", "")
-                row = rows.setdefault(service, {"service": service})
-                value = series.points[-1][1]
-                row[key] = None if math.isnan(value) or math.isinf(value) else value
-        for row in rows.values():
-            rps, errors = row.get("rps"), row.get("errors") or 0.0
-            row["error_ratio"] = (errors / rps) if rps else 0.0
-        return sorted(rows.values(), key=lambda r: str(r["service"]))
+        rows: list[dict[str, Any]] = await self.query.call(red_rows, window, at, budget=budget)
+        return rows

@@ -13,6 +13,11 @@ Operators bind left to right except that ``*`` and ``/`` bind tighter than ``+``
 comparisons (``>``, ``<``, ``>=``, ``<=``) keep the series for which they hold. Durations are
 ``ms``, ``s``, ``m``, ``h``, ``d``. A malformed query raises :class:`~minga.errors.QueryError`;
 a result with more than ``max_series`` series raises :class:`~minga.errors.CardinalityError`.
+
+Cost is bounded: label regexes run on RE2 (linear in the label's length), one evaluation looks at
+no more than ``max_points`` series-steps, and a ``timeout`` stops it with
+:class:`~minga.errors.QueryTimeout`. Window functions read running sums (and, for ``max`` and
+``min``, sparse tables), so ``rate(x[1d])`` costs what ``rate(x[1m])`` does.
 """
 
 from __future__ import annotations
@@ -21,11 +26,12 @@ import bisect
 import itertools
 import math
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from minga.errors import CardinalityError, QueryError
-from minga.monitor._tsdb import Matcher, MetricStore, SeriesData
+from minga.errors import CardinalityError, QueryError, QueryTimeout
+from minga.monitor._tsdb import Matcher, MetricStore, SeriesData, label_regex
 
 __all__ = ["LOOKBACK", "Expr", "QueryEngine", "Series", "parse_duration_text", "parse_query"]
 
@@ -238,8 +244,8 @@ class _Parser:
                 value = self.take("str")
                 if op in ("=~", "!~"):
                     try:
-                        re.compile(value)
-                    except re.error as exc:
+                        label_regex(value)
+                    except ValueError as exc:
                         raise QueryError(self.text, f"bad regex {value!r}: {exc}") from None
                 matchers.append(Matcher(label, op, value))
                 if not self.accept("op", ","):
@@ -282,15 +288,11 @@ def _key(labels: dict[str, str]) -> Key:
     return tuple(sorted(labels.items()))
 
 
-def _increase(points: list[tuple[float, float]]) -> float:
-    total = 0.0
-    for (_, a), (_, b) in itertools.pairwise(points):
-        total += b - a if b >= a else b  # a counter reset starts again from zero
-    return total
-
-
-def _window_increase(points: list[tuple[float, float]], start: float, end: float) -> float:
-    """A counter's increase over the window ``(start, end]`` from its samples in it (two at least),
+def _window_increase(
+    observed: float, first: tuple[float, float], last_time: float, count: int, start: float, end: float
+) -> float:
+    """A counter's increase over the window ``(start, end]`` from its ``count`` samples in it (two at
+    least): ``observed`` between the ``first`` (time, value) and the last at ``last_time``,
     extrapolated to the window's edges as Prometheus does, so that both answer alike.
 
     The observed increase is scaled from the sampled interval to the window, but toward an edge only
@@ -298,15 +300,15 @@ def _window_increase(points: list[tuple[float, float]], start: float, end: float
     route, a replica started or stopped) is extended by half an interval there, not to the edge,
     and never back past the moment it would have been zero.
     """
-    observed = _increase(points)
-    sampled = points[-1][0] - points[0][0]
+    first_time, first_value = first
+    sampled = last_time - first_time
     if sampled <= 0:
         return 0.0
-    step = sampled / (len(points) - 1)
-    to_start = points[0][0] - start
-    to_end = end - points[-1][0]
-    if observed > 0 and points[0][1] >= 0:
-        to_start = min(to_start, sampled * points[0][1] / observed)  # where it would have been zero
+    step = sampled / (count - 1)
+    to_start = first_time - start
+    to_end = end - last_time
+    if observed > 0 and first_value >= 0:
+        to_start = min(to_start, sampled * first_value / observed)  # where it would have been zero
     reach = 1.1 * step
     covered = sampled + (to_start if to_start < reach else step / 2) + (to_end if to_end < reach else step / 2)
     return observed * covered / sampled
@@ -352,32 +354,98 @@ _CMP: dict[str, Callable[[float, float], bool]] = {
 }
 
 
-class QueryEngine:
-    """Evaluates queries over ``store``; a result may hold at most ``max_series`` series."""
+@dataclass
+class _Run:
+    """One evaluation: the query text, its range, its step count and deadline (``time.monotonic()``
+    seconds, or None), and the samples fetched per selector."""
 
-    def __init__(self, store: MetricStore, *, max_series: int = 500, lookback: float = LOOKBACK) -> None:
+    query: str
+    start: float
+    end: float
+    steps: int
+    deadline: float | None
+    timeout: float
+    cache: dict[Selector, list[_Fetched]] = field(default_factory=dict)
+
+    def check(self) -> None:
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise QueryTimeout(self.query, self.timeout)
+
+
+@dataclass(slots=True)
+class _Fetched:
+    """One series' samples, with running sums so that a window's increase or mean costs two
+    lookups, and (built on first use) sparse tables so that a window's max or min costs two."""
+
+    key: Key  # the labels as a result key, without and with the metric's name
+    named: Key
+    times: list[float]
+    values: list[float]
+    increase: list[float]  # increase[i]: the counter's increase from sample 0 to sample i (resets counted)
+    total: list[float]  # total[i]: the sum of values[:i]
+    extremes: dict[str, list[list[float]]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, data: SeriesData) -> _Fetched:
+        times = [p[0] for p in data.points]
+        values = [p[1] for p in data.points]
+        increase = [0.0]
+        for a, b in itertools.pairwise(values):
+            increase.append(increase[-1] + (b - a if b >= a else b))  # a counter reset starts again from zero
+        key, named = _key(data.labels), _key({"__name__": data.name, **data.labels})
+        return cls(key, named, times, values, increase, [0.0, *itertools.accumulate(values)])
+
+    def extreme(self, func: str, lo: int, hi: int) -> float:
+        """``max`` or ``min`` of ``values[lo:hi]`` from two overlapping power-of-two spans."""
+        pick: Callable[[float, float], float] = max if func == "max" else min
+        table = self.extremes.get(func)
+        if table is None:
+            # table[k][i]: the extreme of values[i : i + 2**k]
+            table = self.extremes[func] = [self.values]
+            while (span := 2 ** len(table)) <= len(self.values):
+                prev, half = table[-1], span // 2
+                table.append([pick(prev[i], prev[i + half]) for i in range(len(self.values) - span + 1)])
+        k = (hi - lo).bit_length() - 1
+        return pick(table[k][lo], table[k][hi - (1 << k)])
+
+
+class QueryEngine:
+    """Evaluates queries over ``store``; a result may hold at most ``max_series`` series, and one
+    evaluation may look at most ``max_points`` series-steps (the series its selectors fetch times
+    the steps of the range), so that no accepted query runs for minutes."""
+
+    def __init__(
+        self, store: MetricStore, *, max_series: int = 500, lookback: float = LOOKBACK, max_points: int = 1_000_000
+    ) -> None:
         self.store = store
         self.max_series = max_series
         self.lookback = lookback
+        self.max_points = max_points
 
-    def instant(self, query: str, at: float) -> list[Series]:
+    def instant(self, query: str, at: float, *, timeout: float | None = None) -> list[Series]:
         """The value of ``query`` at ``at`` (Unix seconds), one point per series."""
-        return self.range(query, at, at, 1.0)
+        return self.range(query, at, at, 1.0, timeout=timeout)
 
-    def range(self, query: str, start: float, end: float, step: float) -> list[Series]:
-        """The value of ``query`` at ``start``, ``start + step``... up to ``end``: one series per label set."""
+    def range(self, query: str, start: float, end: float, step: float, *, timeout: float | None = None) -> list[Series]:
+        """The value of ``query`` at ``start``, ``start + step``... up to ``end``: one series per label set.
+
+        Raises QueryTimeout once it has run ``timeout`` seconds (None: no deadline)."""
         if step <= 0 or end < start:
             raise QueryError(query, "the range needs start <= end and a step above zero")
         if (end - start) / step > 11_000:
             raise QueryError(query, "more than 11,000 points per series: use a larger step")
         expr = parse_query(query)
-        cache: dict[Selector, list[tuple[dict[str, str], list[float], list[float]]]] = {}
+        steps = int((end - start) / step + 1e-9) + 1
+        deadline = None if timeout is None else time.monotonic() + timeout
+        run = _Run(query, start, end, steps, deadline, timeout or 0.0)
         out: dict[Key, Series] = {}
         t = start
         while t <= end + 1e-9:
-            value = self._eval(query, expr, t, start, end, cache)
+            run.check()
+            value = self._eval(run, expr, t)
             if isinstance(value, float):
                 value = {(): value}
+            at = round(t, 3)
             for key, v in value.items():
                 if math.isnan(v):
                     continue
@@ -386,55 +454,51 @@ class QueryEngine:
                     if len(out) >= self.max_series:
                         raise CardinalityError(query, self.max_series)
                     series = out[key] = Series(dict(key), [])
-                series.points.append((round(t, 3), v))
+                series.points.append((at, v))
             t += step
         return list(out.values())
 
-    def _fetch(
-        self,
-        sel: Selector,
-        start: float,
-        end: float,
-        cache: dict[Selector, list[tuple[dict[str, str], list[float], list[float]]]],
-    ) -> list[tuple[dict[str, str], list[float], list[float]]]:
-        found = cache.get(sel)
+    def _fetch(self, run: _Run, sel: Selector) -> list[_Fetched]:
+        found = run.cache.get(sel)
         if found is None:
             reach = sel.window if sel.window is not None else self.lookback
-            data: list[SeriesData] = self.store.select(sel.name, sel.matchers, start - reach, end)
-            found = cache[sel] = [
-                (d.labels, [p[0] for p in d.points], [p[1] for p in d.points]) for d in data
-            ]
+            data: list[SeriesData] = self.store.select(sel.name, sel.matchers, run.start - reach, run.end)
+            found = run.cache[sel] = [_Fetched.of(d) for d in data]
+            fetched = sum(len(f) for f in run.cache.values())
+            if fetched * run.steps > self.max_points:
+                raise QueryError(
+                    run.query,
+                    f"it would evaluate {fetched} series at {run.steps} steps, more than {self.max_points:,} "
+                    "series-steps: narrow the selector or raise the step",
+                )
+            run.check()
         return found
 
-    def _window(
-        self, sel: Selector, t: float, start: float, end: float, cache: dict[Selector, list[tuple[dict[str, str], list[float], list[float]]]]
-    ) -> list[tuple[dict[str, str], list[tuple[float, float]]]]:
+    def _window(self, run: _Run, sel: Selector, t: float) -> list[tuple[_Fetched, int, int]]:
+        """Per fetched series with samples in ``(t - reach, t]``: the series and that slice's bounds."""
         reach = sel.window if sel.window is not None else self.lookback
         out = []
-        for labels, times, values in self._fetch(sel, start, end, cache):
-            lo = bisect.bisect_left(times, t - reach)
-            hi = bisect.bisect_right(times, t)
+        for f in self._fetch(run, sel):
+            lo = bisect.bisect_left(f.times, t - reach)
+            hi = bisect.bisect_right(f.times, t)
             if hi > lo:
-                out.append((labels, list(zip(times[lo:hi], values[lo:hi], strict=True))))
+                out.append((f, lo, hi))
         return out
 
-    def _eval(self, query: str, expr: Expr, t: float, start: float, end: float, cache: dict[Selector, list[tuple[dict[str, str], list[float], list[float]]]]) -> Value:
+    def _eval(self, run: _Run, expr: Expr, t: float) -> Value:
         if isinstance(expr, Number):
             return expr.value
         if isinstance(expr, Selector):
             if expr.window is not None:
-                raise QueryError(query, "a range selector needs a function around it, e.g. rate(x[1m])")
-            return {
-                _key({"__name__": expr.name, **labels}): points[-1][1]
-                for labels, points in self._window(expr, t, start, end, cache)
-            }
+                raise QueryError(run.query, "a range selector needs a function around it, e.g. rate(x[1m])")
+            return {f.named: f.values[hi - 1] for f, _, hi in self._window(run, expr, t)}
         if isinstance(expr, Call):
             if expr.func == "histogram_quantile":
                 q = expr.args[0]
                 assert isinstance(q, Number)
-                inner = self._eval(query, expr.args[1], t, start, end, cache)
+                inner = self._eval(run, expr.args[1], t)
                 if isinstance(inner, float):
-                    raise QueryError(query, "histogram_quantile() needs buckets with an `le` label")
+                    raise QueryError(run.query, "histogram_quantile() needs buckets with an `le` label")
                 groups: dict[Key, list[tuple[float, float]]] = {}
                 for key, v in inner.items():
                     labels = dict(key)
@@ -447,21 +511,24 @@ class QueryEngine:
             sel = expr.args[0]
             assert isinstance(sel, Selector) and sel.window is not None
             result: Vector = {}
-            for labels, points in self._window(sel, t, start, end, cache):
+            for f, lo, hi in self._window(run, sel, t):
                 if expr.func in ("rate", "increase"):
-                    if len(points) < 2:
+                    if hi - lo < 2:
                         continue
-                    inc = _window_increase(points, t - sel.window, t)
-                    result[_key(labels)] = inc / sel.window if expr.func == "rate" else inc
-                else:
-                    vals = [v for _, v in points]
-                    if expr.func == "avg_over_time":
-                        result[_key(labels)] = sum(vals) / len(vals)
-                    else:
-                        result[_key(labels)] = max(vals) if expr.func == "max_over_time" else min(vals)
+                    observed = f.increase[hi - 1] - f.increase[lo]
+                    first = (f.times[lo], f.values[lo])
+                    inc = _window_increase(observed, first, f.times[hi - 1], hi - lo, t - sel.window, t)
+                    result[f.key] = inc / sel.window if expr.func == "rate" else inc
+                elif expr.func == "avg_over_time":
+                    result[f.key] = (f.total[hi] - f.total[lo]) / (hi - lo)
+                elif run.steps == 1:
+                    vals = f.values[lo:hi]
+                    result[f.key] = max(vals) if expr.func == "max_over_time" else min(vals)
+                else:  # over many steps, sparse tables pay for themselves
+                    result[f.key] = f.extreme(expr.func[:3], lo, hi)
             return result
         if isinstance(expr, Aggregate):
-            inner = self._eval(query, expr.expr, t, start, end, cache)
+            inner = self._eval(run, expr.expr, t)
             if isinstance(inner, float):
                 inner = {(): inner}
             buckets: dict[Key, list[float]] = {}
@@ -476,7 +543,7 @@ class QueryEngine:
                     labels = {}
                 buckets.setdefault(_key(labels), []).append(v)
             if len(buckets) > self.max_series:
-                raise CardinalityError(query, self.max_series)
+                raise CardinalityError(run.query, self.max_series)
             fold: dict[str, Callable[[list[float]], float]] = {
                 "sum": sum,
                 "avg": lambda x: sum(x) / len(x),
@@ -485,8 +552,8 @@ class QueryEngine:
                 "count": lambda x: float(len(x)),
             }
             return {key: fold[expr.op](vals) for key, vals in buckets.items()}
-        left = self._eval(query, expr.left, t, start, end, cache)
-        right = self._eval(query, expr.right, t, start, end, cache)
+        left = self._eval(run, expr.left, t)
+        right = self._eval(run, expr.right, t)
         return _binary(expr.op, left, right)
 
 

@@ -31,6 +31,8 @@ class ScrapeTarget:
 
 
 TargetsFn = Callable[[], Awaitable[list[ScrapeTarget]]]
+#: runs a store write away from the loop: ``await write(fn, *args)`` returns ``fn(*args)``
+WriteFn = Callable[..., Awaitable[Any]]
 
 
 @dataclass
@@ -58,10 +60,14 @@ class TargetStatus:
 
 
 class Scraper:
-    """Scrapes what ``targets`` returns into ``store``; ``timeout`` in seconds per target."""
+    """Scrapes what ``targets`` returns into ``store``; ``timeout`` in seconds per target; ``write``
+    runs the store's writes (on the monitor's writer thread), or None: here."""
 
-    def __init__(self, store: MetricStore, targets: TargetsFn, *, timeout: float = 2.0) -> None:
+    def __init__(
+        self, store: MetricStore, targets: TargetsFn, *, timeout: float = 2.0, write: WriteFn | None = None
+    ) -> None:
         self.store = store
+        self.write = write
         self.targets = targets
         self.timeout = timeout
         self.status: dict[str, TargetStatus] = {}
@@ -97,7 +103,10 @@ class Scraper:
             batch.append(("up", base, 1.0 if status.up else 0.0))
             batch.append(("scrape_duration_seconds", base, seconds))
             batch.append(("scrape_samples_scraped", base, float(len(samples))))
-        refused = self.store.ingest(now, batch)
+        if self.write is not None:
+            refused = await self.write(self.store.ingest, now, batch)
+        else:
+            refused = self.store.ingest(now, batch)
         for st in self.status.values():
             st.refused = []
         for problem in refused:

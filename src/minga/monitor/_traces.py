@@ -38,7 +38,8 @@ class TraceStore:
     def __init__(self, path: Path, *, retention: float = 3 * 86400) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.retention = retention
-        self.db = sqlite3.connect(path, isolation_level=None)
+        # one thread at a time: the monitor's writer thread once the control plane runs
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(_SCHEMA)

@@ -12,24 +12,43 @@ target, so one label carrying request ids cannot swamp the store.
 
 from __future__ import annotations
 
+import functools
 import json
-import re
 import sqlite3
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import re2
 
 from minga.errors import CardinalityError
 
-__all__ = ["Labels", "Matcher", "MetricStore", "SeriesData"]
+__all__ = ["Labels", "Matcher", "MetricStore", "SeriesData", "label_regex"]
 
 Labels = tuple[tuple[str, str], ...]
+
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False  # a bad pattern is the caller's error to report, not a line on stderr
+
+
+@functools.lru_cache(maxsize=1024)
+def label_regex(pattern: str) -> Any:
+    """``pattern`` compiled by RE2, whose matching time grows linearly with the text (no
+    backtracking: ``(.*.*.*)*X`` is as cheap as ``.*X``); ValueError when RE2 refuses it
+    (back-references and look-arounds have no linear-time form)."""
+    try:
+        return re2.compile(pattern, _RE2_OPTIONS)
+    except re2.error as exc:
+        problem = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+        raise ValueError(problem) from None
 
 
 @dataclass(frozen=True, slots=True)
 class Matcher:
-    """A label matcher: ``op`` is ``=``, ``!=``, ``=~`` or ``!~`` (regexes match the whole value)."""
+    """A label matcher: ``op`` is ``=``, ``!=``, ``=~`` or ``!~`` (regexes match the whole value, in
+    linear time: see :func:`label_regex`)."""
 
     label: str
     op: str
@@ -41,7 +60,7 @@ class Matcher:
             return have == self.value
         if self.op == "!=":
             return have != self.value
-        hit = re.fullmatch(self.value, have) is not None
+        hit = label_regex(self.value).fullmatch(have) is not None
         return hit if self.op == "=~" else not hit
 
 
@@ -81,18 +100,26 @@ class MetricStore:
         self.raw_for = raw_for
         self.resolution = resolution
         self.max_series = max_series
-        self.db = sqlite3.connect(path, isolation_level=None)
+        # one thread at a time: the monitor's writer thread once the control plane runs
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(_SCHEMA)
         self._ids: dict[tuple[str, Labels], int] = {}
         self._per_name: dict[str, int] = {}
         self._labels: dict[int, tuple[str, dict[str, str]]] = {}
-        for sid, name, raw in self.db.execute("SELECT id, name, labels FROM series"):
+        self._last_sid = 0
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Learn the series another connection (the writer, when this one only reads) added since."""
+        for sid, name, raw in self.db.execute("SELECT id, name, labels FROM series WHERE id > ? ORDER BY id",
+                                              (self._last_sid,)):  # fmt: skip
             labels: Labels = tuple((k, v) for k, v in json.loads(raw))
             self._ids[(name, labels)] = sid
             self._per_name[name] = self._per_name.get(name, 0) + 1
             self._labels[sid] = (name, dict(labels))
+            self._last_sid = sid
 
     def close(self) -> None:
         self.db.close()
@@ -113,6 +140,7 @@ class MetricStore:
             "INSERT INTO series (name, labels) VALUES (?, ?)", (name, json.dumps([list(p) for p in labels]))
         )
         sid = int(cur.lastrowid or 0)
+        self._last_sid = max(self._last_sid, sid)
         self._ids[key] = sid
         self._per_name[name] = count + 1
         self._labels[sid] = (name, dict(labels))

@@ -427,6 +427,10 @@ class MonitorSpec(_Strict):
             except ValueError:
                 raise ValueError(f"a network such as 169.254.0.0/16, not {item!r}") from None
         return value
+
+    query_timeout: Duration = Field(
+        default=10.0, gt=0, le=300, description="seconds a query may run before it is stopped (a request may ask for less)"
+    )
     opensearch: OpenSearchSpec | None = None
     otlp: OtlpSpec | None = None
 

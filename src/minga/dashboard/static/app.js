@@ -185,6 +185,14 @@
     html += panel("Services", `<table id="services"><thead><tr><th>Service</th><th class="num">Replicas</th><th class="num">Req/s</th><th class="num">Errors</th><th class="num">p99</th><th>Health</th><th class="num">Restarts</th><th>State</th><th>Depends on</th></tr></thead><tbody>${rows}</tbody></table>`,
       `${insts.length} replicas`);
     const st = state.overview.status;
+    const partState = { ok: "passing", behind: "warning", slow: "warning", restarting: "warning" };
+    const partRows = (st.parts || []).map((p) => `<tr data-part="${esc(p.name)}"><td><b>${esc(p.name)}</b></td><td>${esc(p.runs)}</td>
+      <td><span class="pill ${partState[p.state] || "critical"}">${esc(p.state)}</span></td><td class="note">${esc(p.detail || "")}</td></tr>`).join("");
+    if (partRows) {
+      const troubled = (st.parts || []).filter((p) => p.state !== "ok").length;
+      html += panel("Control plane", `<table id="parts"><thead><tr><th>Part</th><th>Runs in</th><th>State</th><th>Detail</th></tr></thead><tbody>${partRows}</tbody></table>`,
+        troubled ? `${troubled} not ok` : "all ok");
+    }
     const links = [["Control plane", st.control], ["Broker", st.broker], ["Gateway", st.gateway], ["Discovery", st.discovery]]
       .filter(([, v]) => v).map(([k, v]) => `<dt>${k}</dt><dd class="mono">${esc(v)}</dd>`).join("");
     html += panel("Endpoints", `<div class="body"><dl class="kv">${links}<dt>Home</dt><dd class="mono">${esc(st.home || "")}</dd></dl></div>`);
