@@ -32,8 +32,9 @@ debs-demo:
 demo: debs-demo venv
 	$(BIN)/python -m minga demo $(ARGS)
 
+# every extra is installed here, so a skipped test is a failure (tests/no_skip.py)
 test: debs-test venv lint
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	MINGA_TEST_ALL_EXTRAS=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: venv
 	$(BIN)/ruff check src tests bench examples

@@ -26,6 +26,7 @@ BENCHES: dict[str, tuple[list[str], list[str]]] = {
     "gateway": ([], ["--duration", "2", "--rounds", "1"]),
     "monitor": ([], ["--scrapes", "3", "--lines", "50000", "--searches", "2"]),
     "mapreduce": ([], ["--size-mb", "32", "--sort-mb", "16", "--mrjob-mb", "8"]),
+    "scale": ([], ["--quick"]),
     "gpu_check": ([], ["--mb", "16", "--repeat", "1"]),
 }
 

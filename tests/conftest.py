@@ -1,4 +1,4 @@
-"""Fixtures shared by the whole suite."""
+"""Fixtures and hooks shared by the whole suite."""
 
 from __future__ import annotations
 
@@ -7,3 +7,7 @@ from pathlib import Path
 
 # tests/support.py is imported as `support` by every test module
 sys.path.insert(0, str(Path(__file__).parent))
+
+from no_skip import pytest_make_collect_report, pytest_runtest_makereport
+
+__all__ = ["pytest_make_collect_report", "pytest_runtest_makereport"]

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -26,7 +28,14 @@ T = TypeVar("T")
 
 @dataclass
 class ServerProcess:
-    """A server started as a child process in its own process group."""
+    """A server started as a child process in its own process group.
+
+    With ``port`` 0 the child binds a port of its own choosing and says which in its output
+    (``log``): ``port_pattern`` is a regular expression whose first group is that port. No other
+    process can take the port between its choice and the bind, as one picked by
+    :func:`free_port` can be taken. :meth:`start` sets ``port``; started again, the server runs
+    ``argv_at(port)``, on the port its clients know.
+    """
 
     argv: list[str]
     port: int
@@ -34,21 +43,34 @@ class ServerProcess:
     cwd: Path | None = None
     env: dict[str, str] | None = None
     log: Path | None = None
+    port_pattern: str | None = None
+    argv_at: Callable[[int], list[str]] | None = None
     proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
+    def __post_init__(self) -> None:
+        if self.port == 0 and (self.port_pattern is None or self.log is None):
+            raise ValueError("a server on port 0 needs a log and a port_pattern to report its port in")
+
     def start(self, timeout: float = 15.0) -> ServerProcess:
+        reported = self.port_pattern is not None and self.port == 0
+        argv = self.argv_at(self.port) if self.argv_at is not None and not reported else self.argv
+        offset = self.log.stat().st_size if self.log is not None and self.log.exists() else 0
         out = open(self.log, "ab") if self.log is not None else subprocess.DEVNULL  # noqa: SIM115
         env = dict(os.environ)
         if self.env:
             env.update(self.env)
         try:
             self.proc = subprocess.Popen(
-                self.argv, cwd=self.cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+                argv, cwd=self.cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
             )
         finally:
             if out is not subprocess.DEVNULL:
                 out.close()  # the child holds its own copy of the descriptor
-        wait_for_port(self.host, self.port, timeout, self.proc)
+        deadline = time.monotonic() + timeout
+        if reported:
+            assert self.log is not None and self.port_pattern is not None
+            self.port = reported_port(self.log, offset, self.port_pattern, timeout, self.proc)
+        wait_for_port(self.host, self.port, max(0.1, deadline - time.monotonic()), self.proc)
         return self
 
     def signal(self, sig: int) -> None:
@@ -72,6 +94,29 @@ class ServerProcess:
             self.proc.wait(5)
 
 
+def reported_port(
+    log: Path, offset: int, pattern: str, timeout: float, proc: subprocess.Popen[bytes] | None = None
+) -> int:
+    """The port a child wrote to ``log`` past byte ``offset``: the first group of ``pattern``.
+
+    Raises RuntimeError when ``proc`` exits first, TimeoutError after ``timeout`` seconds.
+    """
+    regex = re.compile(pattern.encode())
+    deadline = time.monotonic() + timeout
+    while True:
+        if log.exists():
+            with log.open("rb") as f:
+                f.seek(offset)
+                found = regex.search(f.read())
+            if found:
+                return int(found.group(1))
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before reporting its port in {log}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no port reported in {log} within {timeout:g}s")
+        time.sleep(0.02)
+
+
 @contextlib.contextmanager
 def running(server: ServerProcess, timeout: float = 15.0) -> Iterator[ServerProcess]:
     server.start(timeout)
@@ -81,19 +126,32 @@ def running(server: ServerProcess, timeout: float = 15.0) -> Iterator[ServerProc
         server.stop()
 
 
+_serial = itertools.count(1)
+
+NATS_LISTENING = r"Listening for client connections on [^\s]+:(\d+)"
+"""What nats-server logs once it listens for clients; the group is the port."""
+
+
 def nats_server(tmp: Path, *extra: str, jetstream: bool = False, port: int | None = None) -> ServerProcess:
-    """A real ``nats-server`` on a free loopback port, its state under ``tmp``."""
+    """A real ``nats-server`` on a loopback port, its state under ``tmp``.
+
+    Without ``port`` the server picks one (``-p -1``) and :meth:`ServerProcess.start` reads it
+    from the log; give ``port`` to restart a server where its clients expect it.
+    """
     binary = shutil.which("nats-server")
     if binary is None:
         raise RuntimeError(
             "nats-server is not installed: `make test` installs it (Debian package nats-server)"
         )
-    port = port or free_port()
-    argv: list[str] = [binary, "-a", "127.0.0.1", "-p", str(port)]
-    if jetstream:
-        argv += ["-js", "-sd", str(tmp / "js")]
-    argv += list(extra)
-    return ServerProcess(argv, port, log=tmp / f"nats-server-{port}.log")
+
+    def argv_at(port: int) -> list[str]:
+        argv = [str(binary), "-a", "127.0.0.1", "-p", str(port) if port else "-1"]
+        if jetstream:
+            argv += ["-js", "-sd", str(tmp / "js")]
+        return argv + list(extra)
+
+    log = tmp / f"nats-server-{port or next(_serial)}.log"
+    return ServerProcess(argv_at(port or 0), port or 0, log=log, port_pattern=NATS_LISTENING, argv_at=argv_at)
 
 
 def python_module(module: str, args: Sequence[str]) -> list[str]:

@@ -6,14 +6,17 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
 from minga.compute import parallel
 from minga.compute.parallel import Kernel, kernel, prange
 from minga.errors import ComputeError, UsageError
+
+# NumPy comes with minga[parallel]: `make test` installs it, a bare install skips this module
+np = pytest.importorskip("numpy")
 
 
 def _sum_of_squares(xs: Any) -> Any:
@@ -150,3 +153,13 @@ def test_without_numba_installed_the_fallback_runs() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == [str(sum(range(1001))), "UsageError"]
+
+
+def test_typing_does_not_depend_on_numba_being_installed() -> None:
+    # mypy strict over the module with no installed package in sight, as on a machine without
+    # minga[parallel]: the optional import must type-check the same way as with Numba present
+    root = Path(__file__).resolve().parents[2]
+    argv = [sys.executable, "-m", "mypy", "--config-file", str(root / "pyproject.toml"), "--no-site-packages",
+            "--follow-imports=skip", "--no-incremental", str(root / "src" / "minga" / "compute" / "parallel.py")]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=120, cwd=root)  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr

@@ -11,7 +11,6 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -60,6 +59,7 @@ def test_a_run_file_round_trips_every_value_type(tmp_path: Path, value: Any) -> 
 
 def test_values_with_a_buffer_keep_their_type(tmp_path: Path) -> None:
     # marshal would write these as bytes: they go to pickle, nested ones included
+    np = pytest.importorskip("numpy")  # minga[parallel]: `make test` installs it
     pairs = [("a", np.arange(3)), ("b", (1, [bytearray(b"x")])), ("c", {"k": np.float32(1.5)})]
     path = str(tmp_path / "p.run")
     write_pairs_file(path, pairs)

@@ -8,15 +8,19 @@ from pathlib import Path
 
 import pytest
 
-from support import ServerProcess, free_port
+from support import ServerProcess
 
 REPLICA = Path(__file__).with_name("replica.py")
+LISTENING = r"replica listening on port (\d+)"
 
 
 def replica(tmp: Path, name: str) -> ServerProcess:
-    """One replica on a free port (not started)."""
-    port = free_port()
-    return ServerProcess([sys.executable, str(REPLICA), str(port), name], port, log=tmp / f"{name}.log")
+    """One replica (not started); it binds a port of its own and reports it (``.port`` once started)."""
+
+    def argv_at(port: int) -> list[str]:
+        return [sys.executable, str(REPLICA), str(port), name]
+
+    return ServerProcess(argv_at(0), 0, log=tmp / f"{name}.log", port_pattern=LISTENING, argv_at=argv_at)
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""A small aiohttp app the gateway tests run as real upstream processes: ``replica.py PORT NAME``.
+"""A small aiohttp app the gateway tests run as real upstream processes: ``replica.py PORT NAME``
+(PORT 0: any free port, printed as ``replica listening on port N``).
 
 - ``GET /healthz``                 200
 - ``GET /hello?ms=&drop=NAME``     {"replica": NAME}; waits ``ms``; drops the connection when ``drop`` names it
@@ -12,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import sys
 
 from aiohttp import WSMsgType, web
@@ -99,6 +101,9 @@ app.add_routes(
 )
 
 if __name__ == "__main__":
-    web.run_app(
-        app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None, shutdown_timeout=10
-    )
+    # bound here, so that with PORT 0 the port is the one the system gave, and reported
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", int(sys.argv[1])))
+    print(f"replica listening on port {sock.getsockname()[1]}", flush=True)
+    web.run_app(app, sock=sock, print=None, access_log=None, shutdown_timeout=10)

@@ -60,28 +60,47 @@ async def test_breaker_opens_on_a_failing_instance_and_a_probe_closes_it(
     assert f'upstream="127.0.0.1:{a.port}",outcome="error"}} 4' in text
 
 
+class ManualClock:
+    """A clock that moves only when the test moves it: rate windows that no load can stretch."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 async def test_rate_limit_answers_429_with_retry_after_per_client_key(
     replicas: Callable[..., list[ServerProcess]],
 ) -> None:
     (a,) = replicas("a")
     limits = {"rate": {"rate": 2, "burst": 5, "key": "header:X-API-Key"}}
     source = StaticSource({"shop": [f"127.0.0.1:{a.port}"]})
-    async with Gateway(spec(limits=limits), source) as gw, aiohttp.ClientSession() as http:
+    clock = ManualClock()
+    async with Gateway(spec(limits=limits), source, clock=clock) as gw, aiohttp.ClientSession() as http:
+
+        async def get(key: str | None) -> aiohttp.ClientResponse:
+            headers = {"X-API-Key": key} if key else {}
+            async with http.get(f"{gw.url}/api/shop/hello", headers=headers) as r:
+                return r
+
         codes, retry_after = [], set()
         for _ in range(8):
-            async with http.get(f"{gw.url}/api/shop/hello", headers={"X-API-Key": "k1"}) as r:
-                codes.append(r.status)
-                if r.status == 429:
-                    retry_after.add(r.headers["Retry-After"])
+            r = await get("k1")
+            codes.append(r.status)
+            if r.status == 429:
+                retry_after.add(r.headers["Retry-After"])
         assert codes == [200] * 5 + [429] * 3 and retry_after == {"1"}
-        async with http.get(f"{gw.url}/api/shop/hello", headers={"X-API-Key": "k2"}) as r:
-            assert r.status == 200, "another key has its own bucket"
-        async with http.get(f"{gw.url}/api/shop/hello") as r:
-            assert r.status == 200, "no key: limited by address, a bucket of its own"
-        await asyncio.sleep(0.6)
-        async with http.get(f"{gw.url}/api/shop/hello", headers={"X-API-Key": "k1"}) as r:
-            assert r.status == 200, "tokens come back at the rate"
-    assert gw.metrics.rate_limited[("/api/shop",)] == 3
+        assert (await get("k2")).status == 200, "another key has its own bucket"
+        assert (await get(None)).status == 200, "no key: limited by address, a bucket of its own"
+        clock.now += 0.4
+        assert (await get("k1")).status == 429, "0.4 s at 2 per second is not a whole token yet"
+        clock.now += 0.1
+        assert (await get("k1")).status == 200, "tokens come back at the rate"
+        assert (await get("k1")).status == 429, "one token came back, and it is spent"
+        clock.now += 60
+        assert [(await get("k1")).status for _ in range(6)] == [200] * 5 + [429], "a full burst, not more"
+    assert gw.metrics.rate_limited[("/api/shop",)] == 6
 
 
 async def _raw(port: int, data: bytes, *, read_timeout: float = 5.0) -> bytes:

@@ -32,20 +32,28 @@ contributes to a reduction variable with ``+=``, ``*=``, ``min`` or ``max``.
 from __future__ import annotations
 
 import functools
+import importlib
 import os
 from collections.abc import Callable
 from typing import Any, Generic, Literal, ParamSpec, TypeVar, overload
 
 from minga.errors import ComputeError, UsageError
 
-_numba: Any
-_NumbaError: type[Exception] | None
-try:  # Numba is an optional extra: minga[parallel]
-    import numba as _numba
-    from numba.core.errors import NumbaError as _NumbaError
-except ImportError:  # exercised by the test that hides Numba in a subprocess
-    _numba = None
-    _NumbaError = None
+
+def _import_numba() -> tuple[Any, type[Exception] | None]:
+    """Numba and its error root, or ``(None, None)`` without it (an optional extra: minga[parallel]).
+
+    Imported by name, so that type checking reads the same with Numba installed or not.
+    """
+    try:
+        numba = importlib.import_module("numba")
+        errors = importlib.import_module("numba.core.errors")
+    except ImportError:  # exercised by the test that hides Numba in a subprocess
+        return None, None
+    return numba, errors.NumbaError
+
+
+_numba, _NumbaError = _import_numba()
 
 __all__ = [
     "BACKEND_ENV",

@@ -32,6 +32,7 @@ from minga.gateway._http import (
     request_head,
     response_head,
 )
+from minga.gateway._resilience import TokenBucket
 from minga.gateway._upstream import ConnectFailed, UpstreamConnection
 
 if TYPE_CHECKING:
@@ -117,10 +118,10 @@ class Exchange:
             return True
         route = self._route = gw.routes[match.index]
         if gw.limiter is not None:
-            wait = gw.limiter.check(self._client_key(), now)
+            wait = gw.limiter.check(self._client_key())
             if wait > 0:
                 gw.metrics.limited(route.name)
-                retry_after = str(max(1, int(wait + 0.999))).encode()
+                retry_after = str(TokenBucket.retry_after(wait)).encode()
                 self._answer_error(429, "rate limit exceeded", [(b"Retry-After", retry_after)])
                 self._finish_metrics(route)
                 self._log(route, None)

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections.abc import Callable, Coroutine, Iterable
 from types import TracebackType
 from typing import Any, TypeVar
@@ -66,18 +67,23 @@ class _RouteState:
 
 
 class _Limiter:
-    """A token bucket per client key; forgets full buckets when it holds too many."""
+    """A token bucket per client key; forgets full buckets when it holds too many.
+
+    ``clock`` gives the time in seconds (monotonic); tests pass one they move by hand.
+    """
 
     MAX_KEYS = 50_000
 
-    def __init__(self, spec: RateLimitSpec) -> None:
+    def __init__(self, spec: RateLimitSpec, clock: Callable[[], float]) -> None:
         self.rate = spec.rate
         self.burst = float(spec.burst or max(1.0, spec.rate))
         self.header = spec.key.split(":", 1)[1].lower().encode() if spec.key.startswith("header:") else None
         self.buckets: dict[str, TokenBucket] = {}
+        self.clock = clock
 
-    def check(self, key: str, now: float) -> float:
+    def check(self, key: str) -> float:
         """0 when the request may pass, else the seconds until it could."""
+        now = self.clock()
         bucket = self.buckets.get(key)
         if bucket is None:
             if len(self.buckets) >= self.MAX_KEYS:
@@ -99,11 +105,17 @@ class Gateway:
             async with asyncio.timeout(10):
                 await gateway.wait_idle("instance-id")   # ...and those in flight have finished
 
-    Raises :class:`~minga.errors.UsageError` when it cannot listen on ``host:port``.
+    ``clock`` is what the rate limiter reads the time from (seconds, monotonic); ``rng`` picks
+    among replicas. Raises :class:`~minga.errors.UsageError` when it cannot listen on ``host:port``.
     """
 
     def __init__(
-        self, spec: GatewaySpec, source: UpstreamSource, *, rng: random.Random | None = None
+        self,
+        spec: GatewaySpec,
+        source: UpstreamSource,
+        *,
+        rng: random.Random | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.spec = spec
         self.source = source
@@ -114,7 +126,7 @@ class Gateway:
         self.span_sink: Callable[[Span], None] | None = None
         self.metrics.gauges.append(self._gauges)
         self.metrics_path = spec.metrics_path.encode() if spec.metrics_path else None
-        self.limiter = _Limiter(spec.limits.rate) if spec.limits.rate else None
+        self.limiter = _Limiter(spec.limits.rate, clock) if spec.limits.rate else None
         self.policy = BreakerPolicy(failures=spec.breaker.failures, open_for=spec.breaker.open_for)
         self.clients: set[ClientConnection] = set()
         self.stopping = False

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import shutil
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +33,6 @@ import pytest
 from minga.broker import Broker, BrokerConfig
 from minga.broker.jetstream import JetStream, JetStreamConfig
 from minga.bus import Bus, Timeout
-from minga.discovery import free_port, wait_for_port
 from minga.errors import ServiceError, ServiceUnavailable
 from minga.service._container import ServiceContainer
 from minga.service._dependencies import WorkerContext
@@ -156,6 +157,23 @@ def embedded_broker(*, jetstream: bool = True, store_dir: Path | None = None) ->
         loop.close()
 
 
+def _reported_url(ports_file: Path, proc: subprocess.Popen[bytes], timeout: float) -> str:
+    """The client URL nats-server wrote to ``ports_file`` once it listened (its ``--ports_file_dir``)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urls = json.loads(ports_file.read_text(encoding="utf-8"))["nats"]
+        except (OSError, ValueError, KeyError):
+            urls = None
+        if urls:
+            return str(urls[0])
+        if proc.poll() is not None:
+            raise RuntimeError(f"it exited with {proc.returncode}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no ports file within {timeout:g}s")
+        time.sleep(0.02)
+
+
 @contextlib.contextmanager
 def nats_server(*, jetstream: bool = True) -> Iterator[str]:
     """A real ``nats-server`` (with JetStream) on a free loopback port, in a temporary directory."""
@@ -163,17 +181,18 @@ def nats_server(*, jetstream: bool = True) -> Iterator[str]:
     if binary is None:
         raise ServiceError("nats_server() needs nats-server on PATH (Debian package nats-server)")
     with tempfile.TemporaryDirectory(prefix="minga-broker-") as tmp:
-        port = free_port()
-        argv = [binary, "-a", "127.0.0.1", "-p", str(port)]
+        # the server picks its port (-p -1) and writes it to a ports file: no other process can
+        # take it between a choice made here and the server's bind
+        argv = [binary, "-a", "127.0.0.1", "-p", "-1", "--ports_file_dir", tmp]
         if jetstream:
             argv += ["-js", "-sd", str(Path(tmp) / "js")]
         proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             try:
-                wait_for_port("127.0.0.1", port, 10.0, proc)
+                url = _reported_url(Path(tmp) / f"nats-server_{proc.pid}.ports", proc, 10.0)
             except (RuntimeError, TimeoutError) as exc:
                 raise ServiceError(f"nats-server did not start: {exc}") from None
-            yield f"nats://127.0.0.1:{port}"
+            yield url
         finally:
             proc.terminate()
             try:

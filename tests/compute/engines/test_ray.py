@@ -7,12 +7,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import ray
 from typer.testing import CliRunner
 
 from minga.cli import app
 from minga.compute import get_engine
-from minga.compute.engines.ray_engine import RayEngine
+
+# an optional engine (minga[ray]): `make test` installs it, a bare install skips this module
+ray = pytest.importorskip("ray")
+
+from minga.compute.engines.ray_engine import RayEngine  # noqa: E402  (imports ray)
 
 pytestmark = pytest.mark.engine
 
