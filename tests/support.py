@@ -14,6 +14,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -185,3 +186,11 @@ async def eventually(
             return found
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         await asyncio.sleep(every)
+
+
+def minga(*args: str, home: Path, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run the ``minga`` command as a user would, with ``MINGA_HOME`` set to ``home``."""
+    env = {**os.environ, "MINGA_HOME": str(home)}
+    return subprocess.run(
+        [sys.executable, "-m", "minga", *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout
+    )

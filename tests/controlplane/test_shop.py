@@ -8,8 +8,6 @@ import json
 import os
 import re
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -22,17 +20,11 @@ from minga.controlplane import ControlPlaneClient, read_state
 from minga.discovery import DiscoveryClient, HttpStore
 from minga.errors import BusError
 from minga.security import read_token
+from support import minga
 
 pytestmark = [pytest.mark.slow]
 
 SHOP = Path(__file__).resolve().parents[2] / "examples" / "shop" / "minga.yaml"
-
-
-def minga(*args: str, home: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "MINGA_HOME": str(home)}
-    return subprocess.run(
-        [sys.executable, "-m", "minga", *args], env=env, capture_output=True, text=True, timeout=timeout
-    )
 
 
 def process_groups() -> dict[int, int]:
