@@ -145,6 +145,29 @@ async def test_the_watch_stream_filters_by_service(served_registry: tuple[Regist
         assert b'"pay-1"' in line and b'"kind": "put"' in line
 
 
+async def test_a_watch_starts_on_a_registry_whose_snapshot_is_one_long_line() -> None:
+    # a registry in memory (no file rewritten per change), served as the control plane serves it
+    async with Registry(EmbeddedStore()) as registry, serve_registry(registry) as base:
+        url = base + "/v1/discovery"
+        padding = {"zone": "z" * 400}
+        for n in range(3_000):  # over a megabyte of snapshot on one line
+            await registry.register(Instance(id=f"orders-{n}", service="orders", host="127.0.0.1", metadata=padding))
+        async with aiohttp.ClientSession() as http, http.get(url + "/watch") as resp:
+            with pytest.raises(aiohttp.http_exceptions.LineTooLong):  # longer than aiohttp reads as one line
+                await resp.content.readline()
+        store = HttpStore(url)
+        await store.open()
+        try:
+            async with store.watch() as watch:
+                assert len(watch.snapshot.instances) == 3_000
+                await registry.register(Instance(id="pay-1", service="pay"))
+                async with asyncio.timeout(5):
+                    event = await anext(aiter(watch))
+                assert event.instance.id == "pay-1"
+        finally:
+            await store.close()
+
+
 async def test_client_registers_renews_watches_and_deregisters(served_registry: tuple[Registry, str]) -> None:
     registry, url = served_registry
     await registry.register(Instance(id="inventory-1", service="inventory", ports={"http": 81}))

@@ -19,7 +19,7 @@ import aiohttp
 from pydantic import ValidationError
 
 from minga.discovery._model import Instance, WatchEvent
-from minga.discovery._session import SessionStore
+from minga.discovery._session import LineReader, SessionStore
 from minga.discovery._store import Snapshot, Watch
 from minga.errors import DiscoveryError
 
@@ -42,8 +42,8 @@ def _prefix_end(prefix: str) -> str:
 class _EtcdWatch:
     """Reads etcd's watch stream: one JSON ``{"result": {...}}`` per line, each with a list of events."""
 
-    def __init__(self, resp: aiohttp.ClientResponse, snapshot: Snapshot, store: EtcdStore) -> None:
-        self._resp = resp
+    def __init__(self, lines: LineReader, snapshot: Snapshot, store: EtcdStore) -> None:
+        self._lines = lines
         self._snapshot = snapshot
         self._store = store
         self._pending: list[WatchEvent] = []
@@ -58,7 +58,7 @@ class _EtcdWatch:
 
     async def __anext__(self) -> WatchEvent:
         while not self._pending:
-            line = await self._store._next_line(self._resp, "the etcd watch")
+            line = await self._store._next_line(self._lines, "the etcd watch")
             if not line:
                 raise StopAsyncIteration
             try:
@@ -212,14 +212,15 @@ class EtcdStore(SessionStore):
         except aiohttp.ClientError as exc:
             raise DiscoveryError(f"cannot watch etcd at {self.url}: {exc}") from exc
         try:
+            lines = LineReader(resp)
             try:
-                created = json.loads(await resp.content.readline())
-            except (aiohttp.ClientError, ValueError) as exc:
+                created = json.loads(await lines.readline())
+            except (aiohttp.ClientError, ValueError, DiscoveryError) as exc:
                 raise DiscoveryError(f"cannot watch etcd at {self.url}: {exc}") from exc
             if not created.get("result", {}).get("created"):
                 raise DiscoveryError(f"etcd did not open the watch: {created}")
             self._watches.add(resp)
-            yield _EtcdWatch(resp, snapshot, self)
+            yield _EtcdWatch(lines, snapshot, self)
         finally:
             self._watches.discard(resp)
             resp.close()

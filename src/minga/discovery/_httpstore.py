@@ -12,7 +12,7 @@ import aiohttp
 from yarl import URL
 
 from minga.discovery._model import Instance, WatchEvent
-from minga.discovery._session import SessionStore
+from minga.discovery._session import LineReader, SessionStore
 from minga.discovery._store import Snapshot, Watch
 from minga.errors import DiscoveryError
 
@@ -20,8 +20,8 @@ from minga.errors import DiscoveryError
 class _StreamWatch:
     """Reads the NDJSON watch stream: the snapshot line first, then one event per line."""
 
-    def __init__(self, resp: aiohttp.ClientResponse, snapshot: Snapshot, store: HttpStore) -> None:
-        self._resp = resp
+    def __init__(self, lines: LineReader, snapshot: Snapshot, store: HttpStore) -> None:
+        self._lines = lines
         self._snapshot = snapshot
         self._store = store
 
@@ -33,7 +33,7 @@ class _StreamWatch:
         return self
 
     async def __anext__(self) -> WatchEvent:
-        line = await self._store._next_line(self._resp, "the registry watch")
+        line = await self._store._next_line(self._lines, "the registry watch")
         if not line:
             raise StopAsyncIteration
         try:
@@ -123,16 +123,17 @@ class HttpStore(SessionStore):
         try:
             if resp.status != 200:
                 raise DiscoveryError(f"cannot watch {self.url}: {resp.status}")
+            lines = LineReader(resp)
             try:
-                first = json.loads(await resp.content.readline())
+                first = json.loads(await lines.readline())
                 snap = first["snapshot"]
                 snapshot = Snapshot(
                     [Instance.model_validate(i) for i in snap["instances"]], int(snap["revision"])
                 )
-            except (aiohttp.ClientError, ValueError, KeyError, TypeError) as exc:
+            except (aiohttp.ClientError, ValueError, KeyError, TypeError, DiscoveryError) as exc:
                 raise DiscoveryError(f"cannot watch {self.url}: bad snapshot: {exc}") from exc
             self._watches.add(resp)
-            yield _StreamWatch(resp, snapshot, self)
+            yield _StreamWatch(lines, snapshot, self)
         finally:
             self._watches.discard(resp)
             resp.close()

@@ -7,6 +7,38 @@ import aiohttp
 
 from minga.errors import DiscoveryError
 
+MAX_LINE = 256 * 1024 * 1024
+"""The longest line a watch stream may send (bytes): a snapshot of a large registry is one line,
+some 60 bytes an instance, far past aiohttp's own 128 KiB line limit."""
+
+
+class LineReader:
+    """Reads the lines of a streamed response, however long (up to ``limit`` bytes each)."""
+
+    def __init__(self, resp: aiohttp.ClientResponse, limit: int = MAX_LINE) -> None:
+        self.resp = resp
+        self.limit = limit
+        self._buffer = bytearray()
+
+    async def readline(self) -> bytes:
+        """The next line with its ``\n``; what is left without one at the end of the stream; ``b""``
+        after it. Raises :class:`~minga.errors.DiscoveryError` for a line over the limit."""
+        buffer = self._buffer
+        start = 0
+        while (end := buffer.find(b"\n", start)) < 0:
+            start = len(buffer)
+            if start > self.limit:
+                raise DiscoveryError(f"a watch line over {self.limit} bytes")
+            chunk = await self.resp.content.readany()
+            if not chunk:
+                line = bytes(buffer)
+                buffer.clear()
+                return line
+            buffer += chunk
+        line = bytes(buffer[: end + 1])
+        del buffer[: end + 1]
+        return line
+
 
 class SessionStore:
     """The session part of a store: :meth:`open`, :meth:`close`, :attr:`closed`.
@@ -47,11 +79,11 @@ class SessionStore:
             raise DiscoveryError(f"{self._what} is not open")
         return self._session
 
-    async def _next_line(self, resp: aiohttp.ClientResponse, watch: str) -> bytes:
-        """The next line of the watch stream ``resp``; ``b""`` at its end, or when the store was
-        closed under it. Raises :class:`~minga.errors.DiscoveryError` naming ``watch`` when it breaks."""
+    async def _next_line(self, lines: LineReader, watch: str) -> bytes:
+        """The next line of a watch stream; ``b""`` at its end, or when the store was closed under
+        it. Raises :class:`~minga.errors.DiscoveryError` naming ``watch`` when it breaks."""
         try:
-            return await resp.content.readline()
+            return await lines.readline()
         except aiohttp.ClientError as exc:
             if self.closed:
                 return b""
