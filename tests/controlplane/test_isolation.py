@@ -28,6 +28,7 @@ from minga.cli import app
 from minga.controlplane import ControlPlaneClient
 from minga.errors import UsageError
 from minga.monitor import MetricStore
+from minga.security import read_token
 
 SERIES = 90  # x 10,800 steps: just under the engine's 1,000,000 series-steps
 SAMPLES = 720  # one every 5 s over the last hour (older samples would be thinned at start)
@@ -84,8 +85,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 def get(server: Server, path: str, timeout: float = 60) -> tuple[int, dict[str, Any]]:
+    """GET ``path`` as the CLI does: with the admin token kept in the home."""
+    request = urllib.request.Request(server.url + path, headers={"Authorization": f"Bearer {read_token(server.home)}"})
     try:
-        with urllib.request.urlopen(server.url + path, timeout=timeout) as resp:
+        with urllib.request.urlopen(request, timeout=timeout) as resp:
             return resp.status, json.load(resp)
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())
@@ -166,7 +169,7 @@ def test_a_query_past_its_deadline_gets_a_clear_error(server: Server) -> None:
     assert status == 504
     assert "deadline of 1s" in doc["error"] and "raise the step" in doc["error"]
     # what a command of the CLI makes of it: one line
-    client = ControlPlaneClient(server.url)
+    client = ControlPlaneClient.for_home(server.home)
     with pytest.raises(UsageError, match=r"stopped after its deadline of 1s"):
         asyncio.run(client.monitor("query_range", **heavy_range(time.time()), timeout="1s"))
     # the broker and the API answer as before

@@ -66,8 +66,13 @@ def test_window_functions_agree_with_a_direct_computation(store: MetricStore) ->
         store.ingest(NOW + 10 * i, [("c", (("n", "1"),), v)])
     engine = QueryEngine(store)
     at = NOW + 50
-    assert engine.instant("increase(c[1m])", at)[0].points[0][1] == pytest.approx(
-        (10 + 10 + 5 + 10 + 15) * 60 / 50
+    # the samples cover 50 s of the 60 s window; as Prometheus does, the increase is extrapolated
+    # toward the window's start no further than where the counter would have been zero: it was 0
+    # at the first sample, so the observed increase stands
+    assert engine.instant("increase(c[1m])", at)[0].points[0][1] == pytest.approx(10 + 10 + 5 + 10 + 15)
+    # from 10 at the first sample, it is extended half a sampling interval toward the start
+    assert engine.instant("increase(c[35s])", at)[0].points[0][1] == pytest.approx(
+        (5 + 10 + 15) * (30 + 5) / 30
     )
     assert engine.instant("avg_over_time(c[25s])", at)[0].points[0][1] == pytest.approx((5 + 15 + 30) / 3)
     assert engine.instant("max_over_time(c[1m])", at)[0].points[0][1] == 30.0

@@ -220,7 +220,7 @@ class ControlPlane:
         out: list[dict[str, Any]] = []
         broker = self._broker.broker if self._broker is not None else None
         if self.external_nats:
-            out.append(_part("broker", "external", "ok", self.external_nats))
+            out.append(_part("broker", "external", "ok", redact_url(self.external_nats)))
         else:
             running = broker is not None and broker.running
             out.append(_part("broker", "loop", on_loop if running else "down", lag_text))
