@@ -6,7 +6,8 @@ The pieces, from the wire up:
   :func:`encode_headers` / :func:`decode_headers` handle NATS header blocks.
 - :func:`is_valid_subject`, :func:`subject_matches` and :class:`SubjectTrie` route subjects with
   ``*`` and ``>`` wildcards.
-- :class:`Broker` serves clients over asyncio, with auth, TLS, monitoring and a lame-duck shutdown;
+- :class:`Broker` serves clients over asyncio, with auth (a token, a user, or :class:`User` entries
+  each with its :class:`Permissions`), limits, TLS, monitoring and a lame-duck shutdown;
   extensions (:class:`BrokerExtension`) run inside it as internal clients and receive
   :class:`Delivery` objects.
 """
@@ -14,6 +15,7 @@ The pieces, from the wire up:
 from minga.broker._api import BrokerExtension, Delivery
 from minga.broker._config import AuthConfig, BrokerConfig, BrokerTimeouts, TLSConfig
 from minga.broker._headers import HeaderBlock, decode_headers, encode_headers
+from minga.broker._permissions import Permissions, SubjectPermission, User
 from minga.broker._protocol import (
     Connect,
     Frame,
@@ -42,13 +44,16 @@ __all__ = [
     "Invalid",
     "Match",
     "Parser",
+    "Permissions",
     "Ping",
     "Pong",
     "Pub",
     "Sub",
+    "SubjectPermission",
     "SubjectTrie",
     "TLSConfig",
     "Unsub",
+    "User",
     "decode_headers",
     "encode_headers",
     "is_literal_subject",
