@@ -85,3 +85,21 @@ def test_file_mistakes_name_the_file(tmp_path: Path, text: str, said: str) -> No
     with pytest.raises(UsageError, match=said) as info:
         load_config_file(conf, {})
     assert str(conf) in str(info.value)
+
+
+def test_render_reads_back(tmp_path: Path) -> None:
+    from minga.broker import Permissions, SubjectPermission, render_conf
+
+    perms = Permissions(
+        publish=SubjectPermission(allow=("a.>", "$JS.API.INFO"), deny=("a.b",)),
+        subscribe=SubjectPermission(allow=("_INBOX.>",)),
+        allow_responses=1,
+    )
+    conf = tmp_path / "r.conf"
+    conf.write_text(render_conf(listen="127.0.0.1:4444", users=[("x", "$X_PW", perms), ("admin", "plain", None)], store_dir="js"))
+    loaded = load_config_file(conf, {"X_PW": "secret"})
+    assert loaded.broker.auth is not None
+    x, admin = loaded.broker.auth.users
+    assert (x.user, x.password, x.permissions) == ("x", "secret", perms)
+    assert (admin.user, admin.password, admin.permissions) == ("admin", "plain", None)
+    assert loaded.store_dir == tmp_path / "js"

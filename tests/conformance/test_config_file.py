@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -38,13 +37,7 @@ def _server(kind: str, tmp_path: Path) -> support.ServerProcess:
     port = support.free_port()
     conf = tmp_path / "broker.conf"
     conf.write_text(CONF.format(port=port, store=tmp_path / "js"))
-    if kind == "nats-server":
-        binary = shutil.which("nats-server")
-        assert binary is not None
-        argv = [binary, "-c", str(conf)]
-    else:
-        argv = support.python_module("minga", ["broker", "-c", str(conf)])
-    return support.ServerProcess(argv, port, env=ENV, log=tmp_path / "server.log")
+    return support.file_server(kind, conf, port, ENV, tmp_path / "server.log")
 
 
 async def test_one_file_runs_both(server_kind: str, tmp_path: Path) -> None:

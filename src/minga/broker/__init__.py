@@ -13,6 +13,7 @@ The pieces, from the wire up:
 """
 
 from minga.broker._api import BrokerExtension, Delivery
+from minga.broker._conffile import FileConfig, load_config_file, parse_conf, render_conf
 from minga.broker._config import AuthConfig, BrokerConfig, BrokerTimeouts, TLSConfig
 from minga.broker._headers import HeaderBlock, decode_headers, encode_headers
 from minga.broker._permissions import Permissions, SubjectPermission, User
@@ -39,6 +40,7 @@ __all__ = [
     "BrokerTimeouts",
     "Connect",
     "Delivery",
+    "FileConfig",
     "Frame",
     "HeaderBlock",
     "Invalid",
@@ -58,5 +60,8 @@ __all__ = [
     "encode_headers",
     "is_literal_subject",
     "is_valid_subject",
+    "load_config_file",
+    "parse_conf",
+    "render_conf",
     "subject_matches",
 ]

@@ -32,8 +32,9 @@ The keys read (any other is refused, never silently ignored)::
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,7 @@ from minga.broker._config import AuthConfig, BrokerConfig, TLSConfig
 from minga.broker._permissions import Permissions, SubjectPermission, User
 from minga.errors import UsageError
 
-__all__ = ["FileConfig", "load_config_file", "parse_conf"]
+__all__ = ["FileConfig", "load_config_file", "parse_conf", "render_conf"]
 
 MAX_DEPTH = 32
 
@@ -339,3 +340,43 @@ def _from_doc(doc: dict[str, Any], base: Path) -> FileConfig:
             raise UsageError(f"jetstream must be a block with store_dir, not {js!r}")
     _refuse_rest(doc, "")
     return FileConfig(BrokerConfig(**options), store_dir)
+
+
+def _quote(text: str) -> str:
+    """``text`` as a string of the configuration syntax; ``$NAME`` stays bare (an environment reference)."""
+    if text.startswith("$") and text[1:].replace("_", "").isalnum():
+        return text
+    return json.dumps(text)
+
+
+def _render_permissions(p: Permissions) -> str:
+    parts = []
+    for key, subjects in (("publish", p.publish), ("subscribe", p.subscribe)):
+        if subjects is None:
+            continue
+        inner = []
+        if subjects.allow is not None:
+            inner.append("allow: [" + ", ".join(json.dumps(s) for s in subjects.allow) + "]")
+        if subjects.deny:
+            inner.append("deny: [" + ", ".join(json.dumps(s) for s in subjects.deny) + "]")
+        parts.append(f"{key}: {{" + ", ".join(inner) + "}")
+    if p.allow_responses:
+        parts.append("allow_responses: true" if p.allow_responses == 1 else f"allow_responses: {{max: {p.allow_responses}}}")
+    return "{\n        " + "\n        ".join(parts) + "\n      }"
+
+
+def render_conf(
+    *, listen: str, users: Sequence[tuple[str, str, Permissions | None]], store_dir: str | None = None
+) -> str:
+    """A configuration file, readable by nats-server and ``minga broker -c``, with ``users`` (name,
+    password or ``$ENV_NAME``, permissions or None for all)."""
+    lines = [f"listen: {_quote(listen)}", "authorization {", "  users = ["]
+    for name, password, permissions in users:
+        entry = f"    {{user: {_quote(name)}, password: {_quote(password)}"
+        if permissions is not None:
+            entry += ", permissions: " + _render_permissions(permissions)
+        lines.append(entry + "}")
+    lines += ["  ]", "}"]
+    if store_dir is not None:
+        lines.append(f"jetstream {{ store_dir: {_quote(store_dir)} }}")
+    return "\n".join(lines) + "\n"

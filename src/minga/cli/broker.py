@@ -29,8 +29,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from minga.broker import AuthConfig, Broker, BrokerConfig, BrokerExtension, BrokerTimeouts, TLSConfig
-from minga.broker._conffile import load_config_file
+from minga.broker import (
+    AuthConfig,
+    Broker,
+    BrokerConfig,
+    BrokerExtension,
+    BrokerTimeouts,
+    TLSConfig,
+    load_config_file,
+)
 from minga.broker.storage import FsyncPolicy
 from minga.errors import UsageError
 
