@@ -109,3 +109,22 @@ async def test_request_reply_with_nats_py(start_server: Any) -> None:
     finally:
         await svc.close()
         await admin.close()
+
+
+async def test_verbose_client_gets_no_ok_for_a_refusal(start_server: Any, raw_connect: Any) -> None:
+    server = await start_server(users=USERS)
+    raw = await raw_connect(server)
+    await raw.send(
+        b'CONNECT {"verbose":true,"user":"app","pass":"app-pw"}\r\n'
+        b"PUB bar 1\r\nx\r\nSUB bar 1\r\nSUB foo.x 3\r\nSUB foo.y 3\r\nSUB x 4\r\nPING\r\n"
+    )
+    expected = [
+        b"+OK",
+        b"-ERR 'Permissions Violation for Publish to \"bar\"'",
+        b"-ERR 'Permissions Violation for Subscription to \"bar\"'",
+        b"+OK",
+        b"+OK",
+        b"-ERR 'Permissions Violation for Subscription to \"x\"'",
+        b"PONG",
+    ]
+    assert [await raw.line() for _ in expected] == expected
