@@ -13,7 +13,6 @@ from minga.bus._kv import Bucket
 from minga.bus._queue import Backoff, QueuePolicy
 from minga.bus._spans import Span, SpanRecorder
 from minga.bus._subjects import (
-    DEAD_LETTER_STREAM,
     check_name,
     dead_letter_subject,
     event_subject,
@@ -25,7 +24,6 @@ from minga.bus._timeout import Timeout
 from minga.bus._trace import TraceContext, current_trace, incoming, outgoing
 
 __all__ = [
-    "DEAD_LETTER_STREAM",
     "Backoff",
     "Bucket",
     "Bus",

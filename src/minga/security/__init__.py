@@ -28,13 +28,12 @@ from minga.security._audit import AuditLog, AuditRecord, follow_audit, read_audi
 from minga.security._compare import same_secret
 from minga.security._files import private_umask, secure_home, write_private
 from minga.security._http import HttpGuard, identity_of, record_refusal, refuse
-from minga.security._input import MAX_JSON_DEPTH, check_host, json_depth, load_json, refused_address
+from minga.security._input import check_host, json_depth, load_json, refused_address
 from minga.security._redact import is_redacted, redact_url
 from minga.security._tokens import Credentials, Identity, Role, read_token
 from minga.security._webhook import SignatureError, sign, verify_github, verify_signed
 
 __all__ = [
-    "MAX_JSON_DEPTH",
     "AuditLog",
     "AuditRecord",
     "Credentials",

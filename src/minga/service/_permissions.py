@@ -19,7 +19,7 @@ subscriptions, ``@consume`` queues and :class:`KeyValue` buckets. A replica may 
 from __future__ import annotations
 
 from minga.broker import Permissions, SubjectPermission
-from minga.bus import DEAD_LETTER_STREAM, dead_letter_subject, event_subject, queue_stream, rpc_subject
+from minga.bus import dead_letter_subject, event_subject, queue_stream, rpc_subject
 from minga.service._dependencies import KeyValue
 from minga.service._entrypoints import ConsumeEntry, EventEntry, RpcEntry
 from minga.service._service import Service
@@ -57,7 +57,6 @@ def bus_permissions(service: str, cls: type[Service]) -> Permissions:
                     *_consumer_api(stream),
                     f"$JS.API.STREAM.MSG.GET.{stream}",
                     f"$JS.API.STREAM.MSG.DELETE.{stream}",
-                    f"$JS.API.STREAM.MSG.GET.{DEAD_LETTER_STREAM}",
                 ]
     for dependency in cls.dependencies.values():
         if isinstance(dependency, KeyValue):
