@@ -155,6 +155,19 @@ def nats_server(tmp: Path, *extra: str, jetstream: bool = False, port: int | Non
     return ServerProcess(argv_at(port or 0), port or 0, log=log, port_pattern=NATS_LISTENING, argv_at=argv_at)
 
 
+def file_server(kind: str, conf: Path, port: int, env: dict[str, str], log: Path) -> ServerProcess:
+    """``nats-server -c conf`` (``kind`` "nats-server") or ``minga broker -c conf``, not started yet,
+    listening on ``port`` (which the file sets) with ``env`` added to the environment."""
+    if kind == "nats-server":
+        binary = shutil.which("nats-server")
+        if binary is None:
+            raise RuntimeError("nats-server is not installed: `make test` installs it (Debian package nats-server)")
+        argv = [binary, "-c", str(conf)]
+    else:
+        argv = python_module("minga", ["broker", "-c", str(conf)])
+    return ServerProcess(argv, port, env=env, log=log)
+
+
 def python_module(module: str, args: Sequence[str]) -> list[str]:
     """argv that runs ``python -m module args`` with the interpreter running the tests."""
     import sys

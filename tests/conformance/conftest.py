@@ -32,7 +32,17 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 
 import support
-from minga.broker import AuthConfig, Broker, BrokerConfig, BrokerExtension, TLSConfig
+from minga.broker import (
+    AuthConfig,
+    Broker,
+    BrokerConfig,
+    BrokerExtension,
+    BrokerTimeouts,
+    Permissions,
+    SubjectPermission,
+    TLSConfig,
+    User,
+)
 from minga.broker.jetstream import JetStream, JetStreamConfig
 from minga.errors import UsageError
 
@@ -73,6 +83,37 @@ class ServerOptions:
     write_deadline: float = 2.0
     extensions: Callable[[Path], Sequence[BrokerExtension]] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # nats-server's ``authorization { users = [...] }``: dicts with user, password and permissions
+    # ({"publish": {"allow": [...], "deny": [...]}, "subscribe": {...}, "allow_responses": true})
+    users: list[dict[str, Any]] | None = None
+    max_connections: int | None = None
+    max_subscriptions: int | None = None
+    # how long a client may stay without sending CONNECT (embedded: its CONNECT deadline;
+    # nats-server, which has none without auth: one unanswered ping after this long)
+    connect_deadline: float | None = None
+
+
+def broker_users(users: list[dict[str, Any]]) -> tuple[User, ...]:
+    """The embedded broker's :class:`User` entries for nats-server-shaped ``users``."""
+
+    def subjects(doc: dict[str, Any] | None) -> SubjectPermission | None:
+        if doc is None:
+            return None
+        allow = doc.get("allow")
+        return SubjectPermission(allow=tuple(allow) if allow is not None else None, deny=tuple(doc.get("deny", ())))
+
+    out = []
+    for u in users:
+        perms = u.get("permissions")
+        permissions = None
+        if perms is not None:
+            permissions = Permissions(
+                publish=subjects(perms.get("publish")),
+                subscribe=subjects(perms.get("subscribe")),
+                allow_responses=1 if perms.get("allow_responses") else 0,
+            )
+        out.append(User(u["user"], u["password"], permissions))
+    return tuple(out)
 
 
 class RunningServer(Protocol):
@@ -115,10 +156,18 @@ class EmbeddedServer:
         auth = None
         if o.token is not None or o.user is not None:
             auth = AuthConfig(token=o.token, user=o.user, password=o.password)
+        elif o.users is not None:
+            auth = AuthConfig(users=broker_users(o.users))
         tls = None
         if o.tls is not None:
             tls = TLSConfig(o.tls.server_cert, o.tls.server_key, o.tls.ca if o.verify_clients else None)
-        limits: dict[str, int] = {}
+        limits: dict[str, Any] = {}
+        if o.max_connections is not None:
+            limits["max_connections"] = o.max_connections
+        if o.max_subscriptions is not None:
+            limits["max_subscriptions"] = o.max_subscriptions
+        if o.connect_deadline is not None:
+            limits["timeouts"] = BrokerTimeouts(auth=o.connect_deadline)
         if o.max_payload is not None:
             limits["max_payload"] = o.max_payload
         if o.max_pending is not None:
@@ -176,6 +225,15 @@ class NatsServer:
             lines.append(f"max_payload: {o.max_payload}")
         if o.max_pending is not None:
             lines.append(f"max_pending: {o.max_pending}")
+        if o.max_connections is not None:
+            lines.append(f"max_connections: {o.max_connections}")
+        if o.max_subscriptions is not None:
+            lines.append(f"max_subscriptions: {o.max_subscriptions}")
+        if o.connect_deadline is not None:
+            lines.append(f'ping_interval: "{o.connect_deadline:g}s"')
+            lines.append("ping_max: 1")
+        if o.users is not None:
+            lines.append("authorization { users = " + json.dumps(o.users) + " }")
         if o.token is not None:
             lines.append(f'authorization {{ token: "{o.token}" }}')
         elif o.user is not None:

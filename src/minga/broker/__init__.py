@@ -6,14 +6,17 @@ The pieces, from the wire up:
   :func:`encode_headers` / :func:`decode_headers` handle NATS header blocks.
 - :func:`is_valid_subject`, :func:`subject_matches` and :class:`SubjectTrie` route subjects with
   ``*`` and ``>`` wildcards.
-- :class:`Broker` serves clients over asyncio, with auth, TLS, monitoring and a lame-duck shutdown;
+- :class:`Broker` serves clients over asyncio, with auth (a token, a user, or :class:`User` entries
+  each with its :class:`Permissions`), limits, TLS, monitoring and a lame-duck shutdown;
   extensions (:class:`BrokerExtension`) run inside it as internal clients and receive
   :class:`Delivery` objects.
 """
 
 from minga.broker._api import BrokerExtension, Delivery
+from minga.broker._conffile import FileConfig, load_config_file, parse_conf, render_conf
 from minga.broker._config import AuthConfig, BrokerConfig, BrokerTimeouts, TLSConfig
 from minga.broker._headers import HeaderBlock, decode_headers, encode_headers
+from minga.broker._permissions import Permissions, SubjectPermission, User
 from minga.broker._protocol import (
     Connect,
     Frame,
@@ -37,21 +40,28 @@ __all__ = [
     "BrokerTimeouts",
     "Connect",
     "Delivery",
+    "FileConfig",
     "Frame",
     "HeaderBlock",
     "Invalid",
     "Match",
     "Parser",
+    "Permissions",
     "Ping",
     "Pong",
     "Pub",
     "Sub",
+    "SubjectPermission",
     "SubjectTrie",
     "TLSConfig",
     "Unsub",
+    "User",
     "decode_headers",
     "encode_headers",
     "is_literal_subject",
     "is_valid_subject",
+    "load_config_file",
+    "parse_conf",
+    "render_conf",
     "subject_matches",
 ]

@@ -8,8 +8,9 @@ import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from minga.broker._permissions import User
 from minga.errors import UsageError
-from minga.security import same_secret
+from minga.security import AuditLog, same_secret
 
 __all__ = ["AuthConfig", "BrokerConfig", "BrokerTimeouts", "TLSConfig"]
 
@@ -23,7 +24,8 @@ def _text(value: object) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class AuthConfig:
-    """Client authentication: a ``token``, or a ``user`` with a ``password``; never both.
+    """Client authentication: a ``token``, a ``user`` with a ``password``, or ``users`` (each a
+    :class:`User` with its own password and :class:`Permissions`); exactly one of the three.
 
     The secrets are left out of ``repr`` so that a logged config leaks nothing.
     """
@@ -31,23 +33,47 @@ class AuthConfig:
     token: str | None = field(default=None, repr=False)
     user: str | None = None
     password: str | None = field(default=None, repr=False)
+    users: tuple[User, ...] = ()
 
     def __post_init__(self) -> None:
-        if self.token is not None and (self.user is not None or self.password is not None):
-            raise UsageError("give either a token or a user and password, not both")
+        given = (self.token is not None) + (self.user is not None or self.password is not None) + bool(self.users)
+        if given > 1:
+            raise UsageError("give either a token, a user and password, or a list of users; not several")
         if (self.user is None) != (self.password is None):
             raise UsageError("a user needs a password, and a password a user")
-        if self.token is None and self.user is None:
-            raise UsageError("authentication needs a token or a user and password")
+        if given == 0:
+            raise UsageError("authentication needs a token, a user and password, or a list of users")
         if self.token == "" or self.user == "":
             raise UsageError("an empty token or user name is not a credential")
+        names = [u.user for u in self.users]
+        if len(set(names)) != len(names):
+            raise UsageError("each broker user must have a distinct name")
 
     def accepts(self, options: dict[str, object]) -> bool:
         """True when a client's CONNECT ``options`` carry these credentials (compared in constant time)."""
+        return self.authenticate(options) is not None
+
+    def authenticate(self, options: dict[str, object]) -> User | None:
+        """The user a client's CONNECT ``options`` authenticate as, or None when they are refused.
+
+        Every credential is compared in constant time, and every user of the list is tried, so the
+        time taken does not tell which user exists.
+        """
         if self.token is not None:
-            return same_secret(_text(options.get("auth_token")), self.token)
-        user_ok = same_secret(_text(options.get("user")), self.user)
-        return same_secret(_text(options.get("pass")), self.password) and user_ok
+            ok = same_secret(_text(options.get("auth_token")), self.token)
+            return User("token", self.token) if ok else None
+        name, password = _text(options.get("user")), _text(options.get("pass"))
+        if self.user is not None:
+            user_ok = same_secret(name, self.user)
+            if same_secret(password, self.password) and user_ok:
+                return User(self.user, self.password or "")
+            return None
+        found: User | None = None
+        for user in self.users:
+            user_ok = same_secret(name, user.user)
+            if same_secret(password, user.password) and user_ok:
+                found = user
+        return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +106,9 @@ class TLSConfig:
 class BrokerTimeouts:
     """The broker's timers, in seconds.
 
-    ``auth``: a client must send CONNECT within it when authentication or TLS is required.
+    ``auth``: a client must send CONNECT within it (and finish its TLS handshake, when TLS is
+    required), whether or not authentication is on; one that does not is told
+    ``-ERR 'Authentication Timeout'`` and closed.
     ``ping_interval``: the server pings an idle client this often; ``max_pings_out`` unanswered pings
     close it as stale. ``lame_duck``: how long a shutdown (:meth:`Broker.stop`) waits after the
     lame-duck notice before it closes the remaining clients. ``shutdown_flush``: how long it then
@@ -123,6 +151,12 @@ class BrokerConfig:
     INFO and enforced; ``max_pending`` (bytes) bounds what may wait to be written to one client before
     it is disconnected as a slow consumer. ``monitor_port`` serves /varz and /connz over HTTP (0: any).
     ``port_option`` is how the person running the broker sets its port, named when that port is taken.
+
+    ``max_connections``: past it, a new client gets ``-ERR 'maximum connections exceeded'`` and is
+    closed (nats-server's default, 65536). ``max_subscriptions``: per connection (0: no limit, as in
+    nats-server); a SUB past it gets ``-ERR 'maximum subscriptions exceeded'`` and is not made, the
+    connection stays open, as with nats-server. ``audit``: where refused connections and permission
+    violations are recorded (area ``bus``).
     """
 
     host: str = "127.0.0.1"
@@ -136,8 +170,15 @@ class BrokerConfig:
     server_name: str | None = None
     timeouts: BrokerTimeouts = field(default_factory=BrokerTimeouts)
     port_option: str = "--port"
+    max_connections: int = 65536
+    max_subscriptions: int = 0
+    audit: AuditLog | None = None
 
     def __post_init__(self) -> None:
+        if self.max_connections <= 0:
+            raise UsageError(f"max_connections must be positive, not {self.max_connections}")
+        if self.max_subscriptions < 0:
+            raise UsageError(f"max_subscriptions cannot be negative, not {self.max_subscriptions}")
         if not 0 <= self.port <= 65535:
             raise UsageError(f"port must be within 0..65535, not {self.port}")
         if self.monitor_port is not None and not 0 <= self.monitor_port <= 65535:

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from minga.broker._permissions import ClientPermissions
 from minga.broker._protocol import Connect, Frame, Invalid, Parser, Ping, Pong, Pub, Sub, Unsub
 from minga.broker._subjects import is_literal_subject, is_valid_subject
 
@@ -27,6 +28,8 @@ ERR_STALE = "Stale Connection"
 ERR_INVALID_SUBJECT = "Invalid Subject"
 ERR_INVALID_PUB_SUBJECT = "Invalid Publish Subject"
 ERR_TLS_REQUIRED = "Secure Connection - TLS Required"
+ERR_MAX_CONNECTIONS = "maximum connections exceeded"
+ERR_MAX_SUBSCRIPTIONS = "maximum subscriptions exceeded"
 
 # A consumer whose transport holds more than this (bytes) makes its producers pause reading
 # for a moment, so that a fast publisher does not bury a subscriber that is merely busy.
@@ -39,7 +42,7 @@ STALL_MAX = 0.02
 class Subscription:
     """A subscription of a client (``client`` set) or of the broker itself (``callback`` set)."""
 
-    __slots__ = ("callback", "client", "closed", "delivered", "max_msgs", "queue", "sid", "subject")
+    __slots__ = ("callback", "client", "closed", "delivered", "guard", "max_msgs", "queue", "sid", "subject")
 
     def __init__(
         self,
@@ -57,6 +60,8 @@ class Subscription:
         self.max_msgs = 0
         self.delivered = 0
         self.closed = False
+        # the client's permissions when deliveries must pass them (a denied subject, replies to note)
+        self.guard: ClientPermissions | None = None
 
 
 class ClientConnection(asyncio.Protocol):
@@ -83,6 +88,8 @@ class ClientConnection(asyncio.Protocol):
         self.lang = ""
         self.version = ""
         self.authorized = config.auth is None
+        self.user = ""
+        self.perms: ClientPermissions | None = None
         self.connect_received = False
         self.closed = False
         self.close_reason = ""
@@ -117,6 +124,12 @@ class ClientConnection(asyncio.Protocol):
         broker = self.broker
         broker._register(self)
         timeouts = broker.config.timeouts
+        if len(broker._clients) > broker.config.max_connections:
+            # nats-server sends its INFO first, then the error, and closes
+            transport.write(broker._info_line(self))
+            broker.audit(self, "connect", ERR_MAX_CONNECTIONS)
+            self.close(ERR_MAX_CONNECTIONS, reason="Maximum Connections Exceeded")
+            return
         tls = broker._ssl_context
         if tls is not None:
             # the client starts its handshake once it has read INFO: hold reads until TLS is up
@@ -125,11 +138,10 @@ class ClientConnection(asyncio.Protocol):
         if tls is not None:
             self.handshaking = True
             broker._spawn(self._upgrade(tls, timeouts.auth))
-        self.awaiting_handshake = not self.authorized or tls is not None
-        if self.awaiting_handshake:
-            self._timer = asyncio.get_running_loop().call_later(timeouts.auth, self._auth_expired)
-        else:
-            self._arm_ping()
+        # a CONNECT deadline whether or not authentication is on: a client that never completes
+        # its CONNECT must not hold a connection (and its partial input) open
+        self.awaiting_handshake = True
+        self._timer = asyncio.get_running_loop().call_later(timeouts.auth, self._auth_expired)
         transport.set_write_buffer_limits(high=min(STALL_HIGH_WATER, self.max_pending // 2))
 
     def data_received(self, data: bytes) -> None:
@@ -143,7 +155,7 @@ class ClientConnection(asyncio.Protocol):
         count = 0
         total = 0
         for frame in frames:
-            if type(frame) is Pub and self.authorized and not self.pedantic and not self.verbose:
+            if type(frame) is Pub and self.authorized and self.perms is None and not self.pedantic and not self.verbose:
                 # the hot path: what nats-py sends, inlined; the counters are added once per read
                 subject, reply, headers, payload = frame
                 size = len(payload) if headers is None else len(payload) + len(headers)
@@ -197,9 +209,15 @@ class ClientConnection(asyncio.Protocol):
     def _on_connect(self, frame: Connect) -> None:
         options = frame.options
         auth = self.broker.config.auth
-        if auth is not None and not auth.accepts(options):
-            self.close(ERR_AUTH)
-            return
+        if auth is not None:
+            user = auth.authenticate(options)
+            if user is None:
+                self.broker.audit(self, "connect", ERR_AUTH, who=_text(options.get("user")) or "anonymous")
+                self.close(ERR_AUTH)
+                return
+            self.user = user.user
+            if user.permissions is not None:
+                self.perms = ClientPermissions(user.permissions)
         self.authorized = True
         self.connect_received = True
         self.verbose = bool(options.get("verbose", True))
@@ -226,6 +244,10 @@ class ClientConnection(asyncio.Protocol):
         self.in_msgs += 1
         self.in_bytes += size
         broker = self.broker
+        perms = self.perms
+        if perms is not None and not perms.may_publish(subject):
+            self._violation(f'Permissions Violation for Publish to "{_show(subject)}"', "publish", subject)
+            return
         broker.in_msgs += 1
         broker.in_bytes += size
         if self.verbose:
@@ -240,12 +262,25 @@ class ClientConnection(asyncio.Protocol):
         ):
             self.send_err(ERR_INVALID_SUBJECT)
             return
+        perms = self.perms
+        if perms is not None and not perms.may_subscribe(subject):
+            what = f'Subscription to "{_show(subject)}"'
+            if queue is not None:
+                what += f' using queue "{_show(queue)}"'
+            self._violation(f"Permissions Violation for {what}", "subscribe", subject)
+            return
         if sid in self.subs:
             # nats-server ignores a SUB that reuses a live sid
             if self.verbose:
                 self.send(b"+OK\r\n")
             return
+        limit = self.broker.config.max_subscriptions
+        if limit and len(self.subs) >= limit:
+            self.send_err(ERR_MAX_SUBSCRIPTIONS)
+            return
         sub = Subscription(self, subject, queue, sid)
+        if perms is not None and perms.filters_deliveries:
+            sub.guard = perms
         self.subs[sid] = sub
         self.broker._trie.insert(subject, sub, queue)
         if self.verbose:
@@ -260,6 +295,11 @@ class ClientConnection(asyncio.Protocol):
                 self.broker._remove_subscription(sub)
         if self.verbose:
             self.send(b"+OK\r\n")
+
+    def _violation(self, message: str, action: str, subject: bytes) -> None:
+        """Refuse an operation the client's permissions forbid: ``-ERR``, an audit record, no close."""
+        self.send_err(message)
+        self.broker.audit(self, f"{action} {_show(subject)}", message)
 
     # -- output ------------------------------------------------------------
 
@@ -405,7 +445,7 @@ class ClientConnection(asyncio.Protocol):
             return
         if self.broker._ssl_context is not None and not self.tls_version:
             return
-        if not self.connect_received and self.broker.config.auth is not None:
+        if not self.connect_received:
             return
         self.awaiting_handshake = False
         if self._timer is not None:
@@ -461,6 +501,14 @@ class ClientConnection(asyncio.Protocol):
         if self.host:
             info["client_ip"] = self.host
         return b"INFO " + json.dumps(info, separators=(",", ":")).encode() + b"\r\n"
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _show(subject: bytes) -> str:
+    return subject.decode("utf-8", "replace")
 
 
 def _rfc3339(ts: float) -> str:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 from typing import Any, NamedTuple
 
+from minga.security import json_depth
+
 __all__ = [
     "PING",
     "PONG",
@@ -31,6 +33,9 @@ MAX_CONTROL_LINE = 4096
 ERR_UNKNOWN_OP = "Unknown Protocol Operation"
 ERR_MAX_PAYLOAD = "Maximum Payload Violation"
 ERR_MAX_CONTROL_LINE = "Maximum Control Line Exceeded"
+MAX_CONNECT_DEPTH = 32
+"""How deep the JSON of a CONNECT may nest; no client sends more than two levels."""
+ERR_CONNECT_DEPTH = f"CONNECT JSON Nested Deeper Than {MAX_CONNECT_DEPTH} Levels"
 
 
 class Connect(NamedTuple):
@@ -230,10 +235,14 @@ class Parser:
             elif op == b"CONNECT":
                 try:
                     options = json.loads(rest)
+                except RecursionError:
+                    return self._fail(frames, ERR_CONNECT_DEPTH)
                 except ValueError:
                     options = None
                 if not isinstance(options, dict):
                     return self._fail(frames, ERR_UNKNOWN_OP)
+                if json_depth(options) > MAX_CONNECT_DEPTH:
+                    return self._fail(frames, ERR_CONNECT_DEPTH)
                 append(Connect(options))
             else:
                 return self._fail(frames, ERR_UNKNOWN_OP)

@@ -409,6 +409,8 @@ class Broker:
         for sub in plain:
             if sub.closed:
                 continue
+            if sub.guard is not None and not sub.guard.may_receive(subject, reply):
+                continue
             client = sub.client
             if client is None:
                 self._deliver_internal(sub, subject, reply, headers, payload)
@@ -439,6 +441,8 @@ class Broker:
                 sub = members[(first + i) % count]
                 client = sub.client
                 if sub.closed or (client is origin and client is not None and not client.echo):
+                    continue
+                if sub.guard is not None and not sub.guard.may_receive(subject, reply):
                     continue
                 if client is None:
                     self._deliver_internal(sub, subject, reply, headers, payload)
@@ -514,6 +518,15 @@ class Broker:
             entry["stop"] = _rfc3339(time.time())
             entry["reason"] = client.close_reason or "Client Closed"
             self._closed_clients.append(entry)
+
+    def audit(self, client: ClientConnection, what: str, why: str, *, who: str = "") -> None:
+        """Record a refusal of ``client`` in the audit log, when the broker keeps one."""
+        log.info("client %d (%s:%d) refused: %s: %s", client.cid, client.host, client.port, what, why)
+        trail = self.config.audit
+        if trail is not None:
+            trail.record(
+                area="bus", who=who or client.user or "anonymous", source=f"{client.host}:{client.port}", what=what, why=why
+            )
 
     def _mark_dirty(self, client: ClientConnection) -> None:
         self._dirty.append(client)

@@ -60,6 +60,10 @@ GROUPS: dict[str, tuple[str, _Tree]] = {
             ),
         },
     ),
+    "render": (
+        "Render the configuration of an external engine from the spec.",
+        {"nats-config": ("security", "render_nats_config")},
+    ),
     "monitor": (
         "Monitoring beyond one machine: Prometheus and Grafana configs.",
         {
@@ -103,12 +107,15 @@ def _function(module: str, name: str) -> Callable[..., Any]:
 
 
 def _group(help_text: str, tree: _Tree) -> typer.Typer:
-    group = typer.Typer(help=help_text, no_args_is_help=True, cls=_Group)
+    group = typer.Typer(help=help_text, no_args_is_help=True, add_completion=False, cls=_Group)
     for name, (first, second) in tree.items():
         if isinstance(second, dict):
             group.add_typer(_group(first, second), name=name)
         else:
             group.command(name, cls=_Command)(_function(first, second))
+    if len(tree) == 1:
+        # typer runs a group of one command as that command; a callback keeps it a group
+        group.callback()(lambda: None)
     return group
 
 

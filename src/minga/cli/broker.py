@@ -11,6 +11,11 @@ SIGUSR2 enters lame-duck mode (stop accepting, close the clients spread over
 Secrets never come on the command line, where ``ps`` shows them to every local user: the token
 and the password are read from ``MINGA_BROKER_TOKEN`` / ``MINGA_BROKER_PASSWORD`` or from a file
 (``--token-file``, ``--password-file``).
+
+``-c FILE`` reads the configuration from a file in a subset of nats-server's syntax (see
+:mod:`minga.broker._conffile` and docs/broker.md), so that one file runs either server; in the
+file, ``$NAME`` takes a secret from the environment. With ``-c``, the listening, authentication
+and TLS options come from the file only.
 """
 
 from __future__ import annotations
@@ -24,7 +29,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from minga.broker import AuthConfig, Broker, BrokerConfig, BrokerExtension, BrokerTimeouts, TLSConfig
+from minga.broker import (
+    AuthConfig,
+    Broker,
+    BrokerConfig,
+    BrokerExtension,
+    BrokerTimeouts,
+    TLSConfig,
+    load_config_file,
+)
 from minga.broker.storage import FsyncPolicy
 from minga.errors import UsageError
 
@@ -46,8 +59,11 @@ def parser() -> argparse.ArgumentParser:
         prog="minga broker",
         description="Run the embedded NATS-protocol broker until SIGTERM or Ctrl-C; SIGUSR2 enters lame-duck mode.",
     )
-    p.add_argument("--host", default="127.0.0.1", help="Address to listen on (loopback unless told).")
-    p.add_argument("--port", type=int, default=4222, help="Client port (0: any free port).")
+    p.add_argument(
+        "-c", "--config", type=Path, help="Read the configuration from FILE (nats-server syntax, see docs/broker.md)."
+    )
+    p.add_argument("--host", help="Address to listen on (loopback unless told).")
+    p.add_argument("--port", type=int, help="Client port (0: any free port; default 4222).")
     p.add_argument("--token", help=argparse.SUPPRESS)  # refused: visible in `ps`
     p.add_argument("--token-file", type=Path, help="Require the token in this file (or set MINGA_BROKER_TOKEN).")
     p.add_argument("--user", help="Require this user (with a password).")
@@ -96,16 +112,33 @@ def main(argv: Sequence[str]) -> None:
     args = parser().parse_args(list(argv))
     token = _secret("token", args.token, args.token_file, "MINGA_BROKER_TOKEN")
     password = _secret("password", args.password, args.password_file, "MINGA_BROKER_PASSWORD")
-    config = broker_config(
-        args.host, args.port, token, args.user, password, args.tls_cert, args.tls_key, args.tls_ca,
-        args.monitor_port,
-    )
+    store = args.store
+    if args.config is not None:
+        given = [
+            flag
+            for flag, value in (
+                ("--host", args.host), ("--port", args.port), ("--user", args.user), ("--tls-cert", args.tls_cert),
+                ("--tls-key", args.tls_key), ("--tls-ca", args.tls_ca), ("--monitor-port", args.monitor_port),
+                ("--token-file/MINGA_BROKER_TOKEN", token), ("--password-file/MINGA_BROKER_PASSWORD", password),
+                ("--store", args.store),
+            )
+            if value is not None
+        ]
+        if given:
+            raise UsageError(f"{', '.join(given)} cannot be combined with -c: set them in {args.config}")
+        from_file = load_config_file(args.config)
+        config, store = from_file.broker, from_file.store_dir
+    else:
+        config = broker_config(
+            args.host or "127.0.0.1", 4222 if args.port is None else args.port, token, args.user, password,
+            args.tls_cert, args.tls_key, args.tls_ca, args.monitor_port,
+        )
     config.timeouts = BrokerTimeouts(
         lame_duck_duration=args.lame_duck_duration, lame_duck_grace=args.lame_duck_grace_period
     )
     # Extensions (JetStream...) add their options above and append themselves here.
     extensions: list[BrokerExtension] = []
-    js = jetstream_extension(args.store, args.jetstream, args.fsync, args.sync_interval)
+    js = jetstream_extension(store, args.jetstream, args.fsync, args.sync_interval)
     if js is not None:
         extensions.append(js)
     asyncio.run(run_broker(config, extensions))

@@ -1,4 +1,5 @@
-"""``minga audit [-f]`` and ``minga token``: the refusals recorded, and the token for the dashboard.
+"""``minga audit [-f]``, ``minga token`` and ``minga render nats-config``: the refusals recorded,
+the token for the dashboard, and the bus permissions the spec implies, as a nats-server config.
 
 Both read minga's home (``.minga/`` beside the spec unless MINGA_HOME is set), as ``minga logs``
 does: the files there are the owner's alone (0600 in a 0700 directory).
@@ -16,10 +17,10 @@ from rich.console import Console
 from rich.markup import escape
 
 from minga.errors import UsageError
-from minga.security import AuditRecord, Credentials, follow_audit, read_audit
-from minga.spec import home_dir
+from minga.security import AuditRecord, Credentials, follow_audit, read_audit, write_private
+from minga.spec import home_dir, load_spec
 
-__all__ = ["audit", "token"]
+__all__ = ["audit", "render_nats_config", "token"]
 
 SpecFile = Annotated[Path, typer.Option("--file", help="the system spec")]
 DEFAULT_FILE = Path("minga.yaml")
@@ -75,3 +76,45 @@ def token(
         raise UsageError(f"no credentials under {home}: `minga up` creates them")
     creds = Credentials.load(path)
     typer.echo(creds.read if read_only else creds.admin)
+
+
+def password_variable(user: str) -> str:
+    """The environment variable a rendered config takes ``user``'s password from: ``MINGA_BUS_PASSWORD_<USER>``."""
+    return "MINGA_BUS_PASSWORD_" + "".join(c if c.isalnum() else "_" for c in user.upper())
+
+
+def render_nats_config(
+    output: Annotated[Path, typer.Option("--output", "-o", help="where to write the configuration")] = Path("nats.conf"),
+    listen: Annotated[str, typer.Option(help="HOST:PORT the server listens on")] = "127.0.0.1:4222",
+    store: Annotated[str | None, typer.Option(help="JetStream's store_dir (JetStream off without it)")] = None,
+    file: SpecFile = DEFAULT_FILE,
+) -> None:
+    """Write a nats-server configuration (also read by ``minga broker -c``) with one user per replica.
+
+    Each replica (``orders-1``...) may subscribe only to its own service's RPC subjects, its events
+    and its queues, and may not administer JetStream; the user ``minga`` (the control plane) may do
+    everything. Passwords are not in the file: each is ``$MINGA_BUS_PASSWORD_<USER>``, read from
+    the server's environment.
+    """
+    # imported here: the service SDK (and the services' code) only for this command
+    import sys
+
+    from minga.broker import Permissions, render_conf
+    from minga.service import bus_permissions, load_service
+
+    spec = load_spec(file)
+    base = file.resolve().parent
+    users: list[tuple[str, str, Permissions | None]] = [("minga", "$" + password_variable("minga"), None)]
+    for name, svc in spec.services.items():
+        if svc.module is None:
+            console.print(f"note: {name} runs a command, not a minga Service: its replicas get no bus user")
+            continue
+        path = str(base / svc.workdir) if svc.workdir else str(base)
+        if path not in sys.path:
+            sys.path.insert(0, path)
+        permissions = bus_permissions(name, load_service(svc.module))
+        for i in range(1, svc.replicas + 1):
+            user = f"{name}-{i}"
+            users.append((user, "$" + password_variable(user), permissions))
+    write_private(output, render_conf(listen=listen, users=users, store_dir=store))
+    console.print(f"wrote {output}: {len(users)} users, passwords from $MINGA_BUS_PASSWORD_<USER>")

@@ -12,10 +12,15 @@ import nats.js.errors
 from minga.broker import Broker, BrokerConfig
 from minga.broker.jetstream import JetStream, JetStreamConfig
 from minga.errors import UsageError
+from minga.security import AuditLog
 
 __all__ = ["BrokerHandle", "require_jetstream"]
 
 _PROBE_TIMEOUT = 5.0  # seconds to connect, and for JetStream's API to answer
+
+MAX_SUBSCRIPTIONS = 10_000
+"""Subscriptions one connection may hold on the embedded broker of a running system: a replica holds
+a handful, and a client that makes 100,000 must not grow the broker by hundreds of MB."""
 
 
 async def _quiet(exc: Exception) -> None:
@@ -53,7 +58,8 @@ class BrokerHandle:
 
     With ``url`` set, nothing is started, and when ``jetstream`` is on the server there must offer
     it (:func:`require_jetstream`); otherwise the embedded broker listens on ``host:port`` (0: any
-    free port), with JetStream stored under ``home/jetstream`` when ``jetstream`` is on. ``spec``
+    free port), with JetStream stored under ``home/jetstream`` when ``jetstream`` is on, at most
+    :data:`MAX_SUBSCRIPTIONS` per connection, and its refusals in the home's audit log. ``spec``
     names the minga.yaml in the message when the port is taken.
     """
 
@@ -77,7 +83,14 @@ class BrokerHandle:
         if self.jetstream:
             extensions.append(JetStream(JetStreamConfig(store_dir=self.home / "jetstream")))
         option = f"`port:` under `broker:` in {self.spec} (0: any free port)"
-        self.broker = Broker(BrokerConfig(host=self.host, port=self.port, port_option=option), extensions)
+        config = BrokerConfig(
+            host=self.host,
+            port=self.port,
+            port_option=option,
+            max_subscriptions=MAX_SUBSCRIPTIONS,
+            audit=AuditLog.in_home(self.home),
+        )
+        self.broker = Broker(config, extensions)
         await self.broker.start()  # UsageError when the port is taken
         return self.broker.url
 

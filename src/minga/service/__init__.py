@@ -27,6 +27,7 @@ from minga.service._dependencies import (
 from minga.service._entrypoints import consume, event, every, http, parse_duration, rpc
 from minga.service._exposition import Histogram, exposition_line, histogram_family, metric_family
 from minga.service._logging import JsonFormatter, configure_logging
+from minga.service._permissions import bus_permissions
 from minga.service._runner import load_service, serve
 from minga.service._service import BusLike, RpcProxy, Service
 
@@ -47,6 +48,7 @@ __all__ = [
     "ServiceContainer",
     "ServiceContext",
     "WorkerContext",
+    "bus_permissions",
     "configure_logging",
     "consume",
     "event",

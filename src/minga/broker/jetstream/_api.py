@@ -9,7 +9,6 @@ remaining tokens are the endpoint's arguments (stream name, consumer name, subje
 from __future__ import annotations
 
 import base64
-import json
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -17,8 +16,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from minga.broker.jetstream import _errors as E
 from minga.broker.jetstream._consumer import PullRequest
 from minga.broker.jetstream._headers import header_block, status_block
-from minga.broker.jetstream._models import ConsumerConfig, StreamConfig, rfc3339
+from minga.broker.jetstream._models import ConsumerConfig, StreamConfig, rfc3339, valid_name
 from minga.broker.jetstream._subjects import matches, overlaps
+from minga.security import load_json
 
 if TYPE_CHECKING:
     from minga.broker import Delivery
@@ -70,7 +70,7 @@ def _request(d: Delivery) -> dict[str, Any]:
     if not text:
         return {}
     try:
-        req = json.loads(text)
+        req = load_json(text)
     except ValueError as exc:
         raise E.invalid_json(str(exc)) from None
     if not isinstance(req, dict):
@@ -243,6 +243,8 @@ def direct_get(js: JetStream, args: list[str], d: Delivery) -> Reply:
 
 
 def _create_consumer(js: JetStream, stream_name: str, name: str | None, filter_subject: str | None, d: Delivery, durable: bool) -> Reply:
+    if name is not None and not valid_name(name):
+        raise E.consumer_bad_durable()
     req = _request(d)
     if req.get("stream_name") not in (None, "", stream_name):
         raise E.stream_mismatch()
@@ -332,7 +334,7 @@ def consumer_next(js: JetStream, args: list[str], d: Delivery) -> Reply:
         batch = int(text)
     elif text:
         try:
-            req = json.loads(text)
+            req = load_json(text)
         except ValueError:
             js.broker.publish_internal(reply, b"", headers=status_block(400, "Bad Request"))
             return None

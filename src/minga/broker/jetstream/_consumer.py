@@ -10,7 +10,6 @@ what the server turns into retention and advisories.
 from __future__ import annotations
 
 import heapq
-import json
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +18,7 @@ from minga.broker.jetstream._models import ConsumerConfig, rfc3339, rfc3339_to_n
 from minga.broker.jetstream._stream import Stream
 from minga.broker.jetstream._subjects import matches, subset_of
 from minga.broker.storage import StoredMessage
+from minga.security import load_json
 
 __all__ = ["AckOutcome", "Consumer", "Outgoing", "PullRequest"]
 
@@ -239,8 +239,8 @@ class Consumer:
                 delay = 0
                 if rest:
                     try:
-                        delay = int(json.loads(rest).get("delay", 0))
-                    except (ValueError, AttributeError):
+                        delay = int(load_json(rest).get("delay", 0))
+                    except (ValueError, AttributeError, TypeError):
                         delay = 0
                 if delay > 0:
                     p.deadline = now_ns + delay

@@ -127,7 +127,7 @@ def consumer_filter_mismatch() -> JetStreamError:
 
 
 def consumer_bad_durable() -> JetStreamError:
-    return api_error(400, 10103, "durable name can not contain '.', '*', '>'")
+    return api_error(400, 10103, "durable name can not contain '.', '*', '>', whitespace or control characters")
 
 
 def consumer_wq_requires_explicit_ack() -> JetStreamError:

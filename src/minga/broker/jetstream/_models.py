@@ -26,7 +26,8 @@ DEFAULT_ACK_WAIT = 30 * SECOND
 DEFAULT_MAX_ACK_PENDING = 1000
 DEFAULT_MAX_WAITING = 512
 DEFAULT_EPHEMERAL_INACTIVE = 5 * SECOND
-_BAD_NAME = set(" .*>/\\\t\r\n")
+# a name becomes a file name and a subject token: no separators, wildcards or control characters
+_BAD_NAME = frozenset(" .*>/\\") | frozenset(map(chr, range(32))) | {"\x7f"}
 
 
 def rfc3339(ns: int) -> str:
@@ -54,7 +55,9 @@ def rfc3339_to_ns(text: str) -> int:
 
 
 def valid_name(name: str) -> bool:
-    return bool(name) and not (set(name) & _BAD_NAME)
+    """True for a stream, consumer or durable name: not empty, no ``.``, ``*``, ``>``, slashes,
+    whitespace or control characters (NUL included)."""
+    return bool(name) and _BAD_NAME.isdisjoint(name)
 
 
 def _int(req: dict[str, Any], key: str, default: int) -> int:
@@ -121,7 +124,9 @@ class StreamConfig:
         if name_in_subject is not None and name != name_in_subject:
             raise E.stream_mismatch()
         if not valid_name(name):
-            raise E.stream_invalid_config("stream name is required and can not contain '.', '*', '>'")
+            raise E.stream_invalid_config(
+                "stream name is required and can not contain '.', '*', '>', whitespace or control characters"
+            )
         subjects = req.get("subjects") or [name]
         if not isinstance(subjects, list) or not all(isinstance(s, str) for s in subjects):
             raise E.invalid_json("subjects must be a list of strings")
