@@ -51,7 +51,7 @@ services:
     stop_grace: 2s
 gateway:
   listen: 127.0.0.1:0
-  routes: [{{path: /api/orders, service: orders, strip_prefix: true}}]
+  routes: [{{path: /api/orders, service: orders, strip_prefix: true, expose: [/healthz]}}]
 """,
         encoding="utf-8",
     )
