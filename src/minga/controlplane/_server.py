@@ -315,7 +315,12 @@ class ControlPlane:
             return
         async with (
             DiscoveryClient(registry.store, close_store=False) as client,
-            Gateway(self.gateway_spec, DiscoverySource(client.cache)) as gateway,
+            Gateway(
+                self.gateway_spec,
+                DiscoverySource(client.cache),
+                audit=AuditLog.in_home(self.home),
+                base=self.spec_path.parent if self.spec_path else None,
+            ) as gateway,
         ):
             self.gateway = gateway
             if self.monitor is not None:

@@ -183,7 +183,7 @@ class Exchange:
         ok = outcome == "ok"
         upstream.breaker.record(ok or outcome == "client", now)
         assert self._route is not None
-        self.gw.metrics.upstream(self._route.name, upstream.endpoint.address, ok, now - self._attempt_started)
+        self.gw.metrics.upstream(self._route.name, upstream.endpoint.id, ok, now - self._attempt_started)
         upstream.finished()
 
     def _release(self, upstream: _UpstreamState, conn: UpstreamConnection) -> None:
