@@ -60,6 +60,15 @@ GROUPS: dict[str, tuple[str, _Tree]] = {
             ),
         },
     ),
+    "secret": (
+        "Secrets kept encrypted in minga's home and given to replicas in their environment.",
+        {
+            "set": ("secret", "secret_set"),
+            "list": ("secret", "secret_list"),
+            "rm": ("secret", "secret_rm"),
+            "rotate": ("secret", "secret_rotate"),
+        },
+    ),
     "monitor": (
         "Monitoring beyond one machine: Prometheus and Grafana configs.",
         {

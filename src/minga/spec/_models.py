@@ -149,6 +149,24 @@ def _env(value: Any) -> Any:
     return value
 
 
+SECRET_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+_ENV_SCHEMA = {
+    "type": "object",
+    "description": "variables: text, a number or a boolean, or {secret: NAME} (kept by `minga secret set`)",
+    "additionalProperties": {
+        "anyOf": [
+            {"type": ["string", "number", "boolean"]},
+            {
+                "type": "object",
+                "properties": {"secret": {"type": "string", "pattern": SECRET_NAME}},
+                "required": ["secret"],
+                "additionalProperties": False,
+            },
+        ]
+    },
+}
+
+
 class ServiceSpec(_Strict):
     """One service: what to run, how many replicas, and how to keep them healthy.
 
@@ -165,7 +183,11 @@ class ServiceSpec(_Strict):
     replicas: int = Field(default=1, ge=0, le=1000)
     version: str | None = None
     tags: list[str] = Field(default_factory=list)
-    env: Annotated[dict[str, str], BeforeValidator(_env)] = Field(default_factory=dict)
+    env: Annotated[dict[str, str], BeforeValidator(_env), WithJsonSchema(_ENV_SCHEMA)] = Field(default_factory=dict)
+    secrets: dict[str, Annotated[str, Field(pattern=SECRET_NAME)]] = Field(
+        default_factory=dict,
+        description="variable -> secret name; written in env as `VAR: {secret: NAME}`",
+    )
     workdir: str | None = Field(default=None, description="working directory, relative to the spec file")
     ports: Annotated[dict[str, Annotated[int, Field(ge=0, le=65535)]], BeforeValidator(_ports)] = Field(
         default_factory=dict, description="port name -> number; 0 assigns a free port per replica"
@@ -177,6 +199,22 @@ class ServiceSpec(_Strict):
     )
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
     stop_grace: Duration = Field(default=10.0, description="seconds between SIGTERM and SIGKILL on stop")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _secret_refs(cls, value: Any) -> Any:
+        """``env: {VAR: {secret: NAME}}`` moves to ``secrets: {VAR: NAME}``: values stay out of the spec."""
+        if not isinstance(value, dict) or not isinstance(value.get("env"), dict):
+            return value
+        env, secrets = {}, dict(value.get("secrets") or {})
+        for key, item in value["env"].items():
+            if isinstance(item, dict):
+                if set(item) != {"secret"}:
+                    raise ValueError(f"env.{key}: expected text or {{secret: NAME}}, found keys {sorted(item)}")
+                secrets[key] = item["secret"]
+            else:
+                env[key] = item
+        return {**value, "env": env, "secrets": secrets}
 
     @model_validator(mode="after")
     def _one_entry(self) -> ServiceSpec:
