@@ -150,10 +150,6 @@ class SecretStore:
         except (InvalidTag, KeyError, ValueError):
             raise UsageError(f"secret {name} does not decrypt with {self.key_path}: set it again") from None
 
-    def values(self, names: set[str]) -> dict[str, bytes]:
-        """The values of ``names``, each checked: raises for the first that is missing."""
-        return {name: self.get(name) for name in sorted(names)}
-
     def infos(self) -> list[SecretInfo]:
         """The stored secrets (names, sizes, times: never values), by name."""
         _, entries = self._load()
