@@ -108,7 +108,9 @@ class _Jwt:
         alg = header.get("alg")
         if not isinstance(alg, str) or alg not in self.algorithms:
             allowed = ", ".join(sorted(self.algorithms))
-            raise AuthRefused(401, f"the token's algorithm {alg!r} is not accepted here (accepted: {allowed})")
+            raise AuthRefused(
+                401, f"the token's algorithm {alg!r} is not accepted here (accepted: {allowed})"
+            )
         key = self._key(alg, header.get("kid"))
         if key is None:
             raise AuthRefused(401, f"no key of this route verifies {alg} tokens")

@@ -108,12 +108,16 @@ class SecretStore:
                     os.replace(self.next_key_path, self.key_path)  # finish an interrupted rotation
                 return found
         if key_id:
-            raise UsageError(f"{self.key_path} does not open {self.data_path}: restore the key file from a backup")
+            raise UsageError(
+                f"{self.key_path} does not open {self.data_path}: restore the key file from a backup"
+            )
         secure_home(self.home)
         return self._new_key(self.key_path)
 
     def _save(self, key_id: str, entries: dict[str, dict[str, str]]) -> None:
-        write_private(self.data_path, json.dumps({"key_id": key_id, "secrets": entries}, indent=1, sort_keys=True))
+        write_private(
+            self.data_path, json.dumps({"key_id": key_id, "secrets": entries}, indent=1, sort_keys=True)
+        )
 
     @staticmethod
     def _seal(key: bytes, name: str, value: bytes, updated: str) -> dict[str, str]:
@@ -172,7 +176,8 @@ class SecretStore:
         self._key_for(key_id)  # the home and a key exist even when nothing is stored yet
         new_id, new_key = self._new_key(self.next_key_path)
         sealed = {
-            name: self._seal(new_key, name, value, entries[name].get("updated", "")) for name, value in plain.items()
+            name: self._seal(new_key, name, value, entries[name].get("updated", ""))
+            for name, value in plain.items()
         }
         self._save(new_id, sealed)
         os.replace(self.next_key_path, self.key_path)
