@@ -208,12 +208,10 @@ class ServiceSpec(_Strict):
             return value
         env, secrets = {}, dict(value.get("secrets") or {})
         for key, item in value["env"].items():
-            if isinstance(item, dict):
-                if set(item) != {"secret"}:
-                    raise ValueError(f"env.{key}: expected text or {{secret: NAME}}, found keys {sorted(item)}")
+            if isinstance(item, dict) and set(item) == {"secret"}:
                 secrets[key] = item["secret"]
             else:
-                env[key] = item
+                env[key] = item  # anything else is checked, and reported at its place, as text
         return {**value, "env": env, "secrets": secrets}
 
     @model_validator(mode="after")
