@@ -223,6 +223,6 @@ def test_a_route_with_auth_is_not_rendered_unprotected() -> None:
     )
     spec = GatewaySpec(port=8080, routes=[route])
     with pytest.raises(
-        UsageError, match="the route /api has auth:, which a rendered haproxy.cfg cannot enforce"
+        UsageError, match=r"the route /api has auth:, which a rendered haproxy\.cfg cannot enforce"
     ):
         render_haproxy(spec, {"web": [Endpoint("web-1", "127.0.0.1", 9000)]})
