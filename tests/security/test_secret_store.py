@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -149,3 +150,29 @@ def test_a_replica_gets_its_secret_and_minga_never_shows_it(tmp_path: Path) -> N
     assert any(p.name == "secrets.json" for p in files) and any(p.suffix == ".log" for p in files)
     for path in files:
         assert VALUE.encode() not in path.read_bytes(), path
+
+
+@pytest.mark.slow
+def test_the_docs_secrets_example_runs(tmp_path: Path) -> None:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "security.md").read_text(encoding="utf-8")
+    found = re.search(r"## Secrets.*?```console\n(.*?)```", text, flags=re.S)
+    assert found is not None
+    lines, expected, heredoc = ["set -e"], [], False
+    for line in found.group(1).splitlines():
+        if heredoc:
+            lines.append(line)
+            heredoc = line != "YAML"
+        elif line.startswith("$ "):
+            command = line[2:].split("  #")[0].strip()
+            lines.append(command)
+            heredoc = "<<'YAML'" in command
+        elif not line.startswith("db\t"):  # the list's date changes at each run
+            expected.append(line)
+    env = {**os.environ, "MINGA_HOME": str(tmp_path / ".minga"), "COLUMNS": "200"}
+    run = subprocess.run(
+        ["bash", "-c", "\n".join(lines)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    for line in expected:
+        assert line in run.stdout
+    assert "db\t9 bytes\t" in run.stdout and "s3cret-pw" not in run.stdout + run.stderr
