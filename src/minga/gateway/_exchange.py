@@ -120,26 +120,24 @@ class Exchange:
         route = self._route = gw.routes[match.index]
         if is_internal(match.target) and not route.exposes(match.target):
             return self._refused(route, 404, "a replica's own /metrics and /healthz are not routed here")
-        if route.auth is not None:
+        if gw.limiter is not None:
+            wait = gw.limiter.check(self._client_key(), now)
+            if wait > 0:
+                gw.metrics.limited(route.name)
+                retry_after = str(max(1, int(wait + 0.999))).encode()
+                return self._refused(route, 429, "rate limit exceeded", [(b"Retry-After", retry_after)])
+        if route.auth is not None:  # after the rate limit, which also bounds guessing
             try:
                 self._subject = route.auth.check(
                     header_value(req.headers, b"authorization"),
                     header_value(req.headers, route.auth.api_key_header),
                 ).encode()
             except AuthRefused as exc:
-                gw.audit_refusal(exc.subject, self.client.peer, f"{req.method} {target.decode('latin-1')}", exc.message)
+                # the path only: a query may carry a credential of its own
+                path = target.split(b"?", 1)[0][:200].decode("latin-1")
+                gw.audit_refusal(exc.subject, self.client.peer, f"{req.method} {path}", exc.message)
                 extra = [(b"WWW-Authenticate", b"Bearer")] if exc.status == 401 else None
                 return self._refused(route, exc.status, exc.message, extra)
-        if gw.limiter is not None:
-            wait = gw.limiter.check(self._client_key(), now)
-            if wait > 0:
-                gw.metrics.limited(route.name)
-                retry_after = str(max(1, int(wait + 0.999))).encode()
-                self._answer_error(429, "rate limit exceeded", [(b"Retry-After", retry_after)])
-                self._finish_metrics(route)
-                self._log(route, None)
-                self.finished = True
-                return True
         self._upstream_head_bytes = self._upstream_head(match.target)
         route.budget.request(now)
         if req.body is not None or req.upgrade:
