@@ -16,13 +16,15 @@ import aiohttp
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import RSAAlgorithm
 from pydantic import ValidationError
 
+from minga.errors import UsageError
 from minga.gateway import Gateway, StaticSource
+from minga.gateway._auth import AuthRefused, RouteAuth
 from minga.security import AuditLog, read_audit
-from minga.spec import GatewaySpec, JwtSpec, RouteSpec
+from minga.spec import GatewaySpec, JwtSpec, RouteAuthSpec, RouteSpec
 from support import ServerProcess
 
 ISSUER = "https://issuer.test"
@@ -231,3 +233,23 @@ def test_a_route_cannot_mix_shared_secret_and_public_key_algorithms() -> None:
         JwtSpec(algorithms=["RS256", "HS256"], pem_files=["k.pem"], secret_file="s")
     with pytest.raises(ValidationError, match="none"):
         JwtSpec.model_validate({"algorithms": ["none"], "pem_files": ["k.pem"]})
+
+
+def test_a_short_shared_secret_stops_the_gateway_with_one_line(tmp_path: Path) -> None:
+    (tmp_path / "short.secret").write_text("too-short\n")
+    route = RouteSpec.model_validate(
+        {"path": "/hs", "service": "shop", "auth": {"jwt": {"algorithms": ["HS256"], "secret_file": "short.secret"}}}
+    )
+    with pytest.raises(UsageError, match="is 9 bytes: HS\\* needs at least 32"):
+        Gateway(GatewaySpec(port=0, routes=[route]), StaticSource(), base=tmp_path)
+
+
+def test_the_key_is_chosen_by_the_algorithms_family(tmp_path: Path) -> None:
+    (tmp_path / "rsa.pem").write_bytes(PUBLIC_PEM)
+    spec = RouteAuthSpec.model_validate({"jwt": {"algorithms": ["RS256", "ES256"], "pem_files": ["rsa.pem"]}})
+    auth = RouteAuth(spec, tmp_path)
+    ec_token = jwt.encode(claims(aud=None), ec.generate_private_key(ec.SECP256R1()), algorithm="ES256")
+    with pytest.raises(AuthRefused, match="no key of this route verifies ES256 tokens") as refused:
+        auth.check(f"Bearer {ec_token}".encode(), None)
+    assert refused.value.status == 401
+    assert auth.check(f"Bearer {rs256(aud=None)}".encode(), None) == "user-7"

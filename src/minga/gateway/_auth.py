@@ -40,6 +40,7 @@ __all__ = ["SUBJECT_HEADER", "AuthRefused", "RouteAuth"]
 SUBJECT_HEADER = b"x-minga-subject"
 """The header that carries the authenticated subject to the service."""
 
+MIN_SECRET_BYTES = 32  # RFC 7518 section 3.2: a key at least as long as the hash (HS256)
 _SUBJECT = re.compile(r"^[\x21-\x7e][\x20-\x7e]{0,255}$")  # printable ASCII: no header injection
 _FAMILIES: dict[str, tuple[type, ...]] = {
     "RS": (RSAPublicKey,),
@@ -75,6 +76,11 @@ class _Jwt:
         self.spec = spec
         self.algorithms = frozenset(spec.algorithms)
         self.secret = _read(base, spec.secret_file, "JWT secret file").strip() if spec.secret_file else None
+        if self.secret is not None and len(self.secret) < MIN_SECRET_BYTES:
+            raise UsageError(
+                f"the JWT secret in {spec.secret_file} is {len(self.secret)} bytes: HS* needs at least "
+                f"{MIN_SECRET_BYTES} (make one with: openssl rand -base64 48)"
+            )
         self.keys: list[tuple[str | None, Any]] = []  # (kid, public key object)
         if spec.jwks_file is not None:
             try:
