@@ -7,7 +7,9 @@
 - ``GET /stream``                  a chunked body in three parts
 - ``GET /ws``                      a WebSocket that echoes text frames
 - ``POST /mode?status=N``          answer /hello with status N from now on (200 restores)
-- ``GET /stats``                   {"requests": how many /hello and /echo requests arrived}
+- ``GET /stats``                   {"requests": how many /hello and /echo requests arrived,
+                                   "paths": every raw path asked for, in order}
+- ``GET /metrics``                 a Prometheus line, as a replica's own endpoint
 """
 
 from __future__ import annotations
@@ -17,9 +19,24 @@ import socket
 import sys
 
 from aiohttp import WSMsgType, web
+from aiohttp.typedefs import Handler
 
 NAME = sys.argv[2] if len(sys.argv) > 2 else "replica"
-state = {"requests": 0, "status": 200}
+state: dict[str, object] = {"requests": 0, "status": 200, "paths": []}
+
+
+@web.middleware
+async def remember(request: web.Request, handler: Handler) -> web.StreamResponse:
+    paths = state["paths"]
+    assert isinstance(paths, list)
+    if request.path != "/stats":
+        paths.append(request.raw_path)
+        del paths[:-1000]  # the latest thousand are plenty for a test
+    return await handler(request)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    return web.Response(text="replica_up 1\n")
 
 
 def _maybe_drop(request: web.Request) -> None:
@@ -32,17 +49,25 @@ async def healthz(request: web.Request) -> web.Response:
     return web.Response(text="ok")
 
 
+def _count() -> None:
+    n = state["requests"]
+    assert isinstance(n, int)
+    state["requests"] = n + 1
+
+
 async def hello(request: web.Request) -> web.Response:
-    state["requests"] += 1
+    _count()
     _maybe_drop(request)
     ms = float(request.query.get("ms", "0"))
     if ms:
         await asyncio.sleep(ms / 1000)
-    return web.json_response({"replica": NAME}, status=state["status"])
+    status = state["status"]
+    assert isinstance(status, int)
+    return web.json_response({"replica": NAME}, status=status)
 
 
 async def echo(request: web.Request) -> web.Response:
-    state["requests"] += 1
+    _count()
     _maybe_drop(request)
     body = await request.read()
     return web.Response(
@@ -54,6 +79,7 @@ async def echo(request: web.Request) -> web.Response:
             "X-Seen-Forwarded-For": request.headers.get("X-Forwarded-For", ""),
             "X-Seen-Chunked": str("chunked" in request.headers.get("Transfer-Encoding", "")),
             "X-Replica": NAME,
+            "X-Seen-Subject": ",".join(request.headers.getall("X-Minga-Subject", [])),
         },
     )
 
@@ -86,10 +112,11 @@ async def stats(request: web.Request) -> web.Response:
     return web.json_response(state)
 
 
-app = web.Application(client_max_size=64 * 1024**2)
+app = web.Application(client_max_size=64 * 1024**2, middlewares=[remember])
 app.add_routes(
     [
         web.get("/healthz", healthz),
+        web.get("/metrics", metrics),
         web.get("/hello", hello),
         web.post("/echo", echo),
         web.put("/echo", echo),

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -51,10 +53,14 @@ services:
     stop_grace: 2s
 gateway:
   listen: 127.0.0.1:0
-  routes: [{{path: /api/orders, service: orders, strip_prefix: true}}]
+  routes:
+    - {{path: /api/orders, service: orders, strip_prefix: true, expose: [/healthz]}}
+    - {{path: /keyed, service: orders, strip_prefix: true, auth: {{api_keys_file: api-keys}}}}
 """,
         encoding="utf-8",
     )
+    # the key file is read beside minga.yaml; it holds the key's digest, never the key
+    (tmp_path / "api-keys").write_text(f"ci {hashlib.sha256(b'the-ci-key').hexdigest()}\n", encoding="utf-8")
     up = minga("up", "--detach", "-f", str(spec), "--timeout", "40", home=home, cwd=tmp_path, timeout=90)
     try:
         assert up.returncode == 0, up.stdout + up.stderr
@@ -72,6 +78,19 @@ gateway:
         assert seen == {"orders"}
         with urllib.request.urlopen(f"{gateway}/metrics", timeout=10) as r:
             assert b'minga_gateway_requests_total{route="/api/orders",code="200"} 21' in r.read()
+        keyed = urllib.request.Request(f"{gateway}/keyed/echo", data=b"hi", headers={"X-API-Key": "the-ci-key"})
+        with urllib.request.urlopen(keyed, timeout=10) as r:
+            assert r.read() == b"hi" and r.headers["X-Seen-Subject"] == "apikey:ci"
+        wrong = urllib.request.Request(f"{gateway}/keyed/echo", data=b"hi", headers={"X-API-Key": "guess"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(wrong, timeout=10)
+        assert refused.value.code == 401
+        refused.value.close()  # the error holds the response, and its socket
+        audit = minga("audit", "--json", home=home, cwd=tmp_path)
+        records = [json.loads(line) for line in audit.stdout.splitlines()]
+        assert [(r["area"], r["what"], r["why"]) for r in records if r["area"] == "gateway"] == [
+            ("gateway", "POST /keyed/echo", "the API key is not known")
+        ]
     finally:
         down = minga("down", home=home, cwd=tmp_path, timeout=60)
         assert down.returncode == 0, down.stdout + down.stderr

@@ -22,5 +22,5 @@ def test_the_docs_example_runs(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert len(lines) == 4 and all(
-        line.startswith("200 {") and "'path': '/healthz'" in line for line in lines
+        line.startswith("200 {") and "'path': '/hello'" in line for line in lines
     )

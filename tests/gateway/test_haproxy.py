@@ -12,6 +12,7 @@ import aiohttp
 import pytest
 
 from minga.discovery import DiscoveryClient, EmbeddedStore, Instance, Registry, serve_registry
+from minga.errors import UsageError
 from minga.gateway import DiscoverySource, Endpoint, Haproxy, follow_registry, render_haproxy
 from minga.spec import GatewaySpec, RouteSpec
 from support import ServerProcess, free_port, python_module, wait_for_port
@@ -145,7 +146,9 @@ async def test_cli_refuses_port_0_naming_listen_and_renders_with_it(tmp_path: Pa
         assert len(refused.stderr.strip().splitlines()) == 1 and not out.exists()
 
         port = free_port()
-        argv = _gateway_cli("render", "haproxy", "-o", str(out), "--listen", f"127.0.0.1:{port}", spec=SHOP, url=url)
+        argv = _gateway_cli(
+            "render", "haproxy", "-o", str(out), "--listen", f"127.0.0.1:{port}", spec=SHOP, url=url
+        )
         done = await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, done.stderr
         text = out.read_text()
@@ -185,7 +188,16 @@ async def _watch_and_run_through_the_cli(
     cfg = tmp_path / "watched.cfg"
     listen = free_port()
     argv = _gateway_cli(
-        "render", "haproxy", "-o", str(cfg), "--listen", f"127.0.0.1:{listen}", "--watch", "--run", spec=spec, url=url
+        "render",
+        "haproxy",
+        "-o",
+        str(cfg),
+        "--listen",
+        f"127.0.0.1:{listen}",
+        "--watch",
+        "--run",
+        spec=spec,
+        url=url,
     )
     cli = ServerProcess(argv, listen, log=tmp_path / "watch.log")
     await asyncio.to_thread(cli.start, 30.0)
@@ -203,3 +215,14 @@ async def _watch_and_run_through_the_cli(
     assert cli.proc is not None and cli.proc.returncode == 0
     with pytest.raises(OSError):  # haproxy went away with the command
         await asyncio.wait_for(asyncio.open_connection("127.0.0.1", listen), 2)
+
+
+def test_a_route_with_auth_is_not_rendered_unprotected() -> None:
+    route = RouteSpec.model_validate(
+        {"path": "/api", "service": "web", "auth": {"api_keys": {"ci": "0" * 64}}}
+    )
+    spec = GatewaySpec(port=8080, routes=[route])
+    with pytest.raises(
+        UsageError, match=r"the route /api has auth:, which a rendered haproxy\.cfg cannot enforce"
+    ):
+        render_haproxy(spec, {"web": [Endpoint("web-1", "127.0.0.1", 9000)]})

@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from minga.gateway._http import Router, chunk, error_response, filter_headers, request_head
+import pytest
+
+from minga.gateway._http import (
+    Router,
+    TargetRefused,
+    chunk,
+    error_response,
+    filter_headers,
+    is_internal,
+    normalize_target,
+    request_head,
+)
 
 
 def test_router_matches_prefixes_at_segment_boundaries_and_strips() -> None:
@@ -40,3 +51,16 @@ def test_heads_chunks_and_errors() -> None:
     assert head.startswith(b"HTTP/1.1 429 Too Many Requests\r\n")
     assert b"Retry-After: 1" in head and b"Connection: close" in head
     assert body == b'{"error":{"status":429,"message":"slow down"}}'
+
+
+def test_normalize_target_resolves_dot_segments_and_refuses_what_it_cannot_route() -> None:
+    assert normalize_target(b"/api/orders?x=1") == b"/api/orders?x=1"
+    assert normalize_target(b"/api/orders/../../etc/passwd") == b"/etc/passwd"
+    assert normalize_target(b"/a//b/./c?x=/../") == b"/a/b/c?x=/../"
+    assert normalize_target(b"/a/%2e%2E/b") == b"/b"
+    assert normalize_target(b"/a/b/..") == b"/a/"
+    assert normalize_target(b"/a/.") == b"/a/"
+    for target in (b"/../x", b"/a/%2F..", b"/a/%5c", b"/a\\b", b"*", b"http://example.com/"):
+        with pytest.raises(TargetRefused):
+            normalize_target(target)
+    assert is_internal(b"/metrics?x=1") and is_internal(b"/healthz/") and not is_internal(b"/metricsx")

@@ -114,7 +114,7 @@ broker: {port: 70000}
     assert problems == [
         "minga.yaml:4:15: services.orders.replicas: found -1, expected a number >= 0",
         "minga.yaml:5:5: services.orders: found unknown key 'replica', expected one of module, command, "
-        "replicas, version, tags, env, workdir, ports, health, restart, depends_on, resources, stop_grace "
+        "replicas, version, tags, env, secrets, workdir, ports, health, restart, depends_on, resources, stop_grace "
         "(did you mean 'replicas'?)",
         "minga.yaml:6:14: services.orders.restart: found 'sometimes', expected one of 'always', "
         "'on-failure' or 'never'",

@@ -64,6 +64,15 @@ GROUPS: dict[str, tuple[str, _Tree]] = {
         "Render the configuration of an external engine from the spec.",
         {"nats-config": ("security", "render_nats_config")},
     ),
+    "secret": (
+        "Secrets kept encrypted in minga's home and given to replicas in their environment.",
+        {
+            "set": ("secret", "secret_set"),
+            "list": ("secret", "secret_list"),
+            "rm": ("secret", "secret_rm"),
+            "rotate": ("secret", "secret_rotate"),
+        },
+    ),
     "monitor": (
         "Monitoring beyond one machine: Prometheus and Grafana configs.",
         {

@@ -28,7 +28,7 @@ from minga.gateway import (
     render_haproxy,
     write_atomically,
 )
-from minga.security import read_token
+from minga.security import AuditLog, read_token
 from minga.spec import GatewaySpec, home_dir, load_spec
 
 SpecFile = Annotated[Path, typer.Option("--file", "-f", help="the spec whose gateway: section to use")]
@@ -101,7 +101,12 @@ def serve(
     async def main() -> None:
         async with (
             DiscoveryClient(_store(file, url)) as client,
-            Gateway(gateway_spec, DiscoverySource(client.cache)) as gw,
+            Gateway(
+                gateway_spec,
+                DiscoverySource(client.cache),
+                audit=AuditLog.in_home(home_dir(file)),
+                base=file.resolve().parent,
+            ) as gw,
         ):
             typer.echo(f"gateway: {gw.url}", err=True)
             await _until_signalled()

@@ -57,6 +57,7 @@ from minga.security import (
     AuditLog,
     Credentials,
     HttpGuard,
+    SecretStore,
     private_umask,
     redact_url,
     refused_address,
@@ -143,6 +144,7 @@ class ControlPlane:
         self.monitor: Monitor | None = None
         self.scrape_allow = tuple(scrape_allow)
         self.credentials: Credentials | None = None
+        self._secret_env: dict[str, dict[str, str]] = {}  # service -> {VAR: value}, as last read
         self._refused_targets: set[str] = set()
         self._registered: dict[str, Instance] = {}
         self.dashboard = ControlPlaneSource(status_fn=self.status, home=home)
@@ -252,6 +254,8 @@ class ControlPlane:
         """Run until a stop is requested; ``ready`` is called with the state once every part listens."""
         with private_umask():
             secure_home(self.home)
+            # every secret the services name must be there before anything starts
+            self._secret_env = {plan.name: self._read_secrets(plan.name) for plan in self.plans}
             self.credentials = Credentials.load_or_create(self.home)
             await self._run(self.credentials, ready)
 
@@ -266,8 +270,35 @@ class ControlPlane:
         )
 
     def _replica_env(self, credentials: Credentials) -> Callable[[str, str], dict[str, str]]:
-        """What each replica gets on top of the shared environment: its own credential."""
-        return lambda instance, service: {"MINGA_TOKEN": credentials.replica_token(service, instance)}
+        """What each replica gets on top of the shared environment: its own credential, and the
+        secrets its service names (read again at each start, so a new value reaches new replicas)."""
+
+        def env(instance: str, service: str) -> dict[str, str]:
+            values = self._secret_env.get(service, {})
+            try:
+                values = self._secret_env[service] = self._read_secrets(service)
+            except UsageError as exc:  # removed or damaged since start: the last known value goes on
+                log.warning("%s starts with the secrets it had before: %s", instance, exc)
+            return {**values, "MINGA_TOKEN": credentials.replica_token(service, instance)}
+
+        return env
+
+    def _read_secrets(self, service: str) -> dict[str, str]:
+        """``{VAR: value}`` of the secrets ``service`` names; UsageError for one missing or not text."""
+        plan = next((p for p in self.plans if p.name == service), None)
+        if plan is None or not plan.secrets:
+            return {}
+        store = SecretStore(self.home)
+        out: dict[str, str] = {}
+        for var, name in plan.secrets.items():
+            try:
+                text = store.get(name).decode("utf-8")
+            except UnicodeDecodeError:
+                text = "\0"
+            if "\0" in text:
+                raise UsageError(f"secret {name} (for {service}'s {var}) is not text an environment variable can hold")
+            out[var] = text
+        return out
 
     def _planned_ports(self, instance: str) -> dict[str, int] | None:
         if self.supervisor is None or instance not in self.supervisor.machine.instances:
@@ -372,7 +403,12 @@ class ControlPlane:
             return
         async with (
             DiscoveryClient(registry.store, close_store=False) as client,
-            Gateway(self.gateway_spec, DiscoverySource(client.cache)) as gateway,
+            Gateway(
+                self.gateway_spec,
+                DiscoverySource(client.cache),
+                audit=AuditLog.in_home(self.home),
+                base=self.spec_path.parent if self.spec_path else None,
+            ) as gateway,
         ):
             self.gateway = gateway
             if self.monitor is not None:

@@ -114,6 +114,8 @@ class ServicePlan:
     limits: Limits = field(default_factory=Limits)
     ports: Mapping[str, int] = field(default_factory=dict)
     stop_grace: float = 5.0
+    secrets: Mapping[str, str] = field(default_factory=dict)
+    """Environment variable -> the name of a secret whose value the control plane injects at start."""
 
     def instance_ids(self) -> list[str]:
         """The stable ids of this service's replicas: ``orders-1``, ``orders-2``..."""

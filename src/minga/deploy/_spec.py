@@ -58,6 +58,7 @@ def plan_service(name: str, svc: ServiceSpec, base: Path) -> ServicePlan:
         limits=Limits(memory=svc.resources.memory, cpus=svc.resources.cpu),
         ports=dict(svc.ports),
         stop_grace=svc.stop_grace,
+        secrets=dict(svc.secrets),
     )
 
 

@@ -7,9 +7,12 @@
 
     spec = GatewaySpec(port=0, routes=[RouteSpec(path="/api/orders", service="orders", strip_prefix=True)])
     async with Gateway(spec, StaticSource({"orders": ["127.0.0.1:8001"]})) as gateway:
-        ...   # GET {gateway.url}/api/orders/healthz -> GET 127.0.0.1:8001/healthz
+        ...   # GET {gateway.url}/api/orders/hello -> GET 127.0.0.1:8001/hello
 
-Routing is by Host and path prefix; instances are picked among the healthy ones the source
+Paths are normalised before routing (``..``, ``//``, ``%2e``; an encoded slash is refused), and
+a replica's own ``/metrics`` and ``/healthz`` are forwarded only by a route that names them in
+``expose``. A route with ``auth:`` requires a JWT or an API key and sends the subject on in
+``X-Minga-Subject``, which clients cannot set. Routing is by Host and path prefix; instances are picked among the healthy ones the source
 reports (power of two choices on outstanding requests by default). Each instance has a
 keep-alive pool and a :class:`CircuitBreaker`; retries go to another instance, only for
 idempotent requests or connect failures, under a :class:`RetryBudget`; clients are rate

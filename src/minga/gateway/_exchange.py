@@ -21,14 +21,18 @@ import time
 from typing import TYPE_CHECKING
 
 from minga.bus import Span, TraceContext
+from minga.gateway._auth import SUBJECT_HEADER, AuthRefused
 from minga.gateway._http import (
     IDEMPOTENT,
     LAST_CHUNK,
     Headers,
+    TargetRefused,
     chunk,
     error_response,
     filter_headers,
     header_value,
+    is_internal,
+    normalize_target,
     request_head,
     response_head,
 )
@@ -88,6 +92,7 @@ class Exchange:
         self.finished = False  # answered and recorded
         self.trace_id: str | None = None
         self._trace: TraceContext | None = None
+        self._subject: bytes | None = None  # who the route's auth found, sent on as X-Minga-Subject
         if req.upgrade:
             self.close_after = True  # the connection is a tunnel now, or done with
 
@@ -101,32 +106,39 @@ class Exchange:
         gw = self.gw
         rid = header_value(req.headers, b"x-request-id")
         self._request_id = rid if rid is not None and _REQUEST_ID.match(rid) else _hex(128).encode()
-        if (
-            gw.metrics_path is not None
-            and req.method == "GET"
-            and req.target.split(b"?", 1)[0] == gw.metrics_path
-        ):
+        try:
+            target = normalize_target(req.target)
+        except TargetRefused as exc:
+            return self._refused(None, 400, str(exc))
+        if gw.metrics_path is not None and req.method == "GET" and target.split(b"?", 1)[0] == gw.metrics_path:
             body = gw.metrics.render().encode()
             self._answer(200, body, [(b"Content-Type", b"text/plain; version=0.0.4")])
             self.finished = True
             return True
-        match = gw.router.match(req.target, header_value(req.headers, b"host"))
+        match = gw.router.match(target, header_value(req.headers, b"host"))
         if match is None:
-            self._answer_error(404, "no route for this path", routes=[r.name for r in gw.routes])
-            self._log(None, None)
-            self.finished = True
-            return True
+            return self._refused(None, 404, "no route for this path", routes=[r.name for r in gw.routes])
         route = self._route = gw.routes[match.index]
+        if is_internal(match.target) and not route.exposes(match.target):
+            return self._refused(route, 404, "a replica's own /metrics and /healthz are not routed here")
         if gw.limiter is not None:
             wait = gw.limiter.check(self._client_key())
             if wait > 0:
                 gw.metrics.limited(route.name)
                 retry_after = str(TokenBucket.retry_after(wait)).encode()
-                self._answer_error(429, "rate limit exceeded", [(b"Retry-After", retry_after)])
-                self._finish_metrics(route)
-                self._log(route, None)
-                self.finished = True
-                return True
+                return self._refused(route, 429, "rate limit exceeded", [(b"Retry-After", retry_after)])
+        if route.auth is not None:  # after the rate limit, which also bounds guessing
+            try:
+                self._subject = route.auth.check(
+                    header_value(req.headers, b"authorization"),
+                    header_value(req.headers, route.auth.api_key_header),
+                ).encode()
+            except AuthRefused as exc:
+                # the path only: a query may carry a credential of its own
+                path = target.split(b"?", 1)[0][:200].decode("latin-1")
+                gw.audit_refusal(exc.subject, self.client.peer, f"{req.method} {path}", exc.message)
+                extra = [(b"WWW-Authenticate", b"Bearer")] if exc.status == 401 else None
+                return self._refused(route, exc.status, exc.message, extra)
         self._upstream_head_bytes = self._upstream_head(match.target)
         route.budget.request(now)
         if req.body is not None or req.upgrade:
@@ -170,7 +182,7 @@ class Exchange:
         ok = outcome == "ok"
         upstream.breaker.record(ok or outcome == "client", now)
         assert self._route is not None
-        self.gw.metrics.upstream(self._route.name, upstream.endpoint.address, ok, now - self._attempt_started)
+        self.gw.metrics.upstream(self._route.name, upstream.endpoint.id, ok, now - self._attempt_started)
         upstream.finished()
 
     def _release(self, upstream: _UpstreamState, conn: UpstreamConnection) -> None:
@@ -209,6 +221,24 @@ class Exchange:
             self._timed_out = True
             self.conn.close()  # connection_lost -> upstream_lost -> _fast_end("timeout")
 
+    def _refused(
+        self,
+        route: _RouteState | None,
+        status: int,
+        message: str,
+        extra: Headers | None = None,
+        routes: list[str] | None = None,
+    ) -> bool:
+        """Answer an error without asking an upstream; the exchange is finished."""
+        self._answer_error(status, message, extra, routes=routes)
+        if route is not None:
+            self._finish_metrics(route)
+        else:
+            self.gw.count_rejected(status)
+        self._log(route, None)
+        self.finished = True
+        return True
+
     def _client_key(self) -> str:
         header = self.gw.limiter.header if self.gw.limiter is not None else None
         if header is not None:
@@ -220,8 +250,11 @@ class Exchange:
     def _upstream_head(self, target: bytes) -> bytes:
         req = self.req
         headers = filter_headers(
-            req.headers, drop=(b"x-request-id", b"traceparent", b"x-forwarded-for", b"content-length")
+            req.headers,
+            drop=(b"x-request-id", b"traceparent", b"x-forwarded-for", b"content-length", SUBJECT_HEADER),
         )
+        if self._subject is not None:
+            headers.append((b"X-Minga-Subject", self._subject))
         if header_value(req.headers, b"host") is None:  # HTTP/1.0 clients may send none; upstreams want one
             headers.append((b"Host", self.gw.url.removeprefix("http://").encode()))
         forwarded = header_value(req.headers, b"x-forwarded-for")

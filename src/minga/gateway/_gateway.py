@@ -12,17 +12,20 @@ import logging
 import random
 import time
 from collections.abc import Callable, Coroutine, Iterable
+from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
 from minga.bus import Span
 from minga.errors import UsageError
-from minga.gateway._http import Router
+from minga.gateway._auth import RouteAuth
+from minga.gateway._http import Router, is_internal
 from minga.gateway._metrics import GatewayMetrics
 from minga.gateway._proxy import ClientConnection
 from minga.gateway._resilience import BreakerPolicy, BreakerState, CircuitBreaker, RetryBudget, TokenBucket
 from minga.gateway._sources import Endpoint, UpstreamSource
 from minga.gateway._upstream import Pool
+from minga.security import AuditLog
 from minga.service import metric_family
 from minga.spec import GatewaySpec, RateLimitSpec, RouteSpec
 
@@ -58,12 +61,18 @@ class _UpstreamState:
 
 
 class _RouteState:
-    __slots__ = ("budget", "name", "spec")
+    __slots__ = ("auth", "budget", "expose", "name", "spec")
 
-    def __init__(self, spec: RouteSpec, budget_ratio: float) -> None:
+    def __init__(self, spec: RouteSpec, budget_ratio: float, base: Path) -> None:
         self.spec = spec
         self.name = (spec.host or "") + spec.path
         self.budget = RetryBudget(budget_ratio)
+        self.auth = RouteAuth(spec.auth, base) if spec.auth is not None else None
+        self.expose = tuple(p.encode() for p in spec.expose)
+
+    def exposes(self, target: bytes) -> bool:
+        """Whether this route forwards ``target``, one of a replica's own endpoints."""
+        return is_internal(target, self.expose)
 
 
 class _Limiter:
@@ -106,7 +115,10 @@ class Gateway:
                 await gateway.wait_idle("instance-id")   # ...and those in flight have finished
 
     ``clock`` is what the rate limiter reads the time from (seconds, monotonic); ``rng`` picks
-    among replicas. Raises :class:`~minga.errors.UsageError` when it cannot listen on ``host:port``.
+    among replicas. Routes with ``auth:`` read their key files relative to ``base`` (the spec file's directory;
+    the working directory by default) and write each refusal to ``audit``.
+    Raises :class:`~minga.errors.UsageError` when it cannot listen on ``host:port`` or a key
+    file is missing or unusable.
     """
 
     def __init__(
@@ -116,10 +128,14 @@ class Gateway:
         *,
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.monotonic,
+        audit: AuditLog | None = None,
+        base: Path | None = None,
     ) -> None:
         self.spec = spec
         self.source = source
-        self.routes = [_RouteState(r, spec.retry_budget) for r in spec.routes]
+        self.audit = audit
+        base = base if base is not None else Path.cwd()
+        self.routes = [_RouteState(r, spec.retry_budget, base) for r in spec.routes]
         self.router = Router([(r.path, r.host, r.strip_prefix) for r in spec.routes])
         self.metrics = GatewayMetrics()
         # called with each proxied request's span (the control plane's monitor stores them)
@@ -311,6 +327,11 @@ class Gateway:
         state = self._upstreams.get(instance_id)
         return state.breaker.state if state is not None else BreakerState.CLOSED
 
+    def audit_refusal(self, who: str | None, source: str, what: str, why: str) -> None:
+        """Write a refused authentication to the audit log, when the gateway has one."""
+        if self.audit is not None:
+            self.audit.record(area="gateway", who=who or "anonymous", source=source, what=what, why=why)
+
     def count_rejected(self, status: int) -> None:
         """A request refused before routing (malformed, too big, too slow)."""
         self.metrics.request("", status, 0.0)
@@ -321,14 +342,14 @@ class Gateway:
             "minga_gateway_upstream_outstanding",
             "gauge",
             ("upstream",),
-            [((s.endpoint.address,), s.outstanding) for s in states],
+            [((s.endpoint.id,), s.outstanding) for s in states],
             "Requests in flight to an upstream instance.",
         )
         out += metric_family(
             "minga_gateway_upstream_breaker_open",
             "gauge",
             ("upstream",),
-            [((s.endpoint.address,), int(s.breaker.state is not BreakerState.CLOSED)) for s in states],
+            [((s.endpoint.id,), int(s.breaker.state is not BreakerState.CLOSED)) for s in states],
             "1 while an instance's circuit breaker is open.",
         )
         out += metric_family(

@@ -58,8 +58,15 @@ def render_haproxy(
     connection is refused meanwhile. An endpoint whose host is not an IP address or a host
     name is left out (logged), so a registry record cannot add lines to the file.
 
-    Raises :class:`~minga.errors.UsageError` when the port is 0: haproxy binds a fixed port.
+    Raises :class:`~minga.errors.UsageError` when the port is 0 (haproxy binds a fixed port),
+    and for a route with ``auth:``, which the file could not enforce.
     """
+    for route in spec.routes:
+        if route.auth is not None:
+            raise UsageError(
+                f"the route {route.path} has auth:, which a rendered haproxy.cfg cannot enforce: "
+                "serve it with `minga gateway serve` (or remove auth: from it)"
+            )
     host = host or spec.host
     port = spec.port if port is None else port
     if port == 0:

@@ -7,19 +7,24 @@ lowercased. Nothing here touches a socket.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 
 __all__ = [
     "IDEMPOTENT",
+    "INTERNAL_PATHS",
     "Headers",
     "RouteMatch",
     "Router",
+    "TargetRefused",
     "chunk",
     "error_response",
     "filter_headers",
     "header_value",
+    "is_internal",
+    "normalize_target",
     "request_head",
     "response_head",
 ]
@@ -45,6 +50,65 @@ _HOP = frozenset(
 )
 
 LAST_CHUNK = b"0\r\n\r\n"
+
+
+INTERNAL_PATHS = (b"/metrics", b"/healthz")
+"""A replica's own endpoints: forwarded only by a route that names them in ``expose``."""
+
+_ENCODED_SEPARATOR = re.compile(rb"%(2f|5c)", re.IGNORECASE)
+_ENCODED_DOT = re.compile(rb"%2e", re.IGNORECASE)
+
+
+class TargetRefused(ValueError):
+    """A request target the gateway will not route; the message says why."""
+
+
+def normalize_target(target: bytes) -> bytes:
+    """``target`` with its path normalised, so that a route sees the path the upstream will.
+
+    Percent-encoded dots are decoded, empty segments (``//``) dropped, and ``.`` and ``..``
+    segments resolved (RFC 3986 section 5.2.4); the query is kept as it is. A target that is
+    not a path (absolute-form, ``*``), one with an encoded or literal slash that is not a
+    separator (``%2F``, ``%5C``, ``\\``), or one whose ``..`` climbs above the root raises
+    :class:`TargetRefused`. A plain path is returned as it is, at the cost of a few scans.
+    """
+    if target[:1] != b"/":
+        raise TargetRefused("the request target must be a path starting with /")
+    end = target.find(b"?")
+    path = target if end == -1 else target[:end]
+    # the common case, a plain path, costs four scans of it
+    if b"%" not in path and b"/." not in path and b"//" not in path and b"\\" not in path:
+        return target
+    end = len(path)
+    i = path.find(b"#")  # a fragment is never sent, but a client may: it ends the path too
+    if i != -1:
+        end = i
+    path = target[:end]
+    if b"\\" in path or _ENCODED_SEPARATOR.search(path):
+        raise TargetRefused("an encoded slash or a backslash in the path is not routed")
+    path = _ENCODED_DOT.sub(b".", path)
+    out: list[bytes] = []
+    segments = path.split(b"/")[1:]
+    for i, segment in enumerate(segments):
+        last = i == len(segments) - 1
+        if segment == b"..":
+            if not out:
+                raise TargetRefused("the path climbs above the root with ..")
+            out.pop()
+        elif segment not in (b".", b""):
+            out.append(segment)
+            continue
+        if last:
+            out.append(b"")  # "/a/." and "/a/b/.." name a directory: keep the trailing slash
+    return b"/" + b"/".join(out) + target[end:]
+
+
+def is_internal(target: bytes, paths: tuple[bytes, ...] = INTERNAL_PATHS) -> bool:
+    """Whether the path of ``target`` (normalised, with its query) is one of ``paths`` or under one."""
+    if not target.startswith(paths):  # one call in the common case
+        return False
+    path = target.split(b"?", 1)[0].split(b"#", 1)[0]
+    return any(path == p or path.startswith(p + b"/") for p in paths)
 
 
 def header_value(headers: Headers, name: bytes) -> bytes | None:

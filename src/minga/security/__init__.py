@@ -7,6 +7,9 @@
   the dashboard's cookie, roles; :func:`refuse` answers and audits a refusal.
 - The audit trail (:class:`AuditLog`, :func:`read_audit`, :func:`follow_audit`): one JSON line
   per refusal in ``home/audit.log``.
+- Secrets (:class:`SecretStore`): values encrypted with AES-GCM in ``home/secrets.json``, the
+  key apart in ``home/secrets.key``; ``minga secret`` manages them, replicas get them in their
+  environment.
 - Private files (:func:`secure_home`, :func:`private_umask`, :func:`write_private`).
 - Input at trust boundaries (:func:`load_json` with a depth bound, :func:`check_host`,
   :func:`refused_address`), secrets compared in constant time (:func:`same_secret`) and
@@ -30,6 +33,7 @@ from minga.security._files import private_umask, secure_home, write_private
 from minga.security._http import HttpGuard, identity_of, record_refusal, refuse
 from minga.security._input import check_host, json_depth, load_json, refused_address
 from minga.security._redact import is_redacted, redact_url
+from minga.security._secrets import SecretInfo, SecretStore
 from minga.security._tokens import Credentials, Identity, Role, read_token
 from minga.security._webhook import SignatureError, sign, verify_github, verify_signed
 
@@ -40,6 +44,8 @@ __all__ = [
     "HttpGuard",
     "Identity",
     "Role",
+    "SecretInfo",
+    "SecretStore",
     "SignatureError",
     "check_host",
     "follow_audit",

@@ -149,6 +149,24 @@ def _env(value: Any) -> Any:
     return value
 
 
+SECRET_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+_ENV_SCHEMA = {
+    "type": "object",
+    "description": "variables: text, a number or a boolean, or {secret: NAME} (kept by `minga secret set`)",
+    "additionalProperties": {
+        "anyOf": [
+            {"type": ["string", "number", "boolean"]},
+            {
+                "type": "object",
+                "properties": {"secret": {"type": "string", "pattern": SECRET_NAME}},
+                "required": ["secret"],
+                "additionalProperties": False,
+            },
+        ]
+    },
+}
+
+
 class ServiceSpec(_Strict):
     """One service: what to run, how many replicas, and how to keep them healthy.
 
@@ -165,7 +183,11 @@ class ServiceSpec(_Strict):
     replicas: int = Field(default=1, ge=0, le=1000)
     version: str | None = None
     tags: list[str] = Field(default_factory=list)
-    env: Annotated[dict[str, str], BeforeValidator(_env)] = Field(default_factory=dict)
+    env: Annotated[dict[str, str], BeforeValidator(_env), WithJsonSchema(_ENV_SCHEMA)] = Field(default_factory=dict)
+    secrets: dict[str, Annotated[str, Field(pattern=SECRET_NAME)]] = Field(
+        default_factory=dict,
+        description="variable -> secret name; written in env as `VAR: {secret: NAME}`",
+    )
     workdir: str | None = Field(default=None, description="working directory, relative to the spec file")
     ports: Annotated[dict[str, Annotated[int, Field(ge=0, le=65535)]], BeforeValidator(_ports)] = Field(
         default_factory=dict, description="port name -> number; 0 assigns a free port per replica"
@@ -177,6 +199,20 @@ class ServiceSpec(_Strict):
     )
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
     stop_grace: Duration = Field(default=10.0, description="seconds between SIGTERM and SIGKILL on stop")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _secret_refs(cls, value: Any) -> Any:
+        """``env: {VAR: {secret: NAME}}`` moves to ``secrets: {VAR: NAME}``: values stay out of the spec."""
+        if not isinstance(value, dict) or not isinstance(value.get("env"), dict):
+            return value
+        env, secrets = {}, dict(value.get("secrets") or {})
+        for key, item in value["env"].items():
+            if isinstance(item, dict) and set(item) == {"secret"}:
+                secrets[key] = item["secret"]
+            else:
+                env[key] = item  # anything else is checked, and reported at its place, as text
+        return {**value, "env": env, "secrets": secrets}
 
     @model_validator(mode="after")
     def _one_entry(self) -> ServiceSpec:
@@ -270,9 +306,68 @@ class GatewayTimeoutsSpec(_Strict):
     idle: Duration = Field(default=60.0, gt=0, description="seconds between two reads of the body")
 
 
+JwtAlgorithm = Literal[
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA",
+    "HS256", "HS384", "HS512",
+]
+"""The signature algorithms a route may accept (``none`` is not one of them)."""
+
+
+class JwtSpec(_Strict):
+    """Bearer JWTs a route accepts: signed with one of ``algorithms`` by one of the keys (a JWKS
+    document, PEM public keys, or for ``HS*`` a shared secret in a file), from ``issuer`` for
+    ``audience``, carrying every one of ``scopes`` (in ``scope`` or ``scp``). Files are relative
+    to the spec file."""
+
+    algorithms: list[JwtAlgorithm] = Field(min_length=1, description="accepted algorithms (an allow-list)")
+    jwks_file: str | None = Field(default=None, description="a JWKS document (public keys)")
+    pem_files: list[str] = Field(default_factory=list, description="PEM public keys")
+    secret_file: str | None = Field(default=None, description="the shared secret for HS256/384/512")
+    issuer: str | None = Field(default=None, description="the required iss claim")
+    audience: str | None = Field(default=None, description="the required aud claim")
+    scopes: list[str] = Field(default_factory=list, description="scopes every token must carry")
+    leeway: Duration = Field(default=30.0, ge=0, le=300, description="seconds of clock skew on exp and nbf")
+
+    @model_validator(mode="after")
+    def _keys_fit(self) -> JwtSpec:
+        shared = [a for a in self.algorithms if a.startswith("HS")]
+        public = [a for a in self.algorithms if not a.startswith("HS")]
+        if shared and public:
+            raise ValueError(
+                "a route accepts either HS* (shared secret) or public-key algorithms, not both: "
+                "split the algorithms list"
+            )
+        if shared and self.secret_file is None:
+            raise ValueError("HS* algorithms need secret_file")
+        if public and self.jwks_file is None and not self.pem_files:
+            raise ValueError("public-key algorithms need jwks_file or pem_files")
+        return self
+
+
+class RouteAuthSpec(_Strict):
+    """Who may use a route: a JWT (``jwt``) or an API key (``api_keys``: name -> sha256 hex digest
+    of the key, or ``api_keys_file`` with ``name digest`` lines), sent in ``api_key_header``."""
+
+    jwt: JwtSpec | None = None
+    api_keys: dict[str, Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]] = Field(
+        default_factory=dict, description="name -> sha256 hex digest of the key"
+    )
+    api_keys_file: str | None = Field(default=None, description="lines of 'name sha256-hex-digest'")
+    api_key_header: str = Field(default="X-API-Key", pattern=r"^[A-Za-z0-9-]+$")
+
+    @model_validator(mode="after")
+    def _something(self) -> RouteAuthSpec:
+        if self.jwt is None and not self.api_keys and self.api_keys_file is None:
+            raise ValueError("auth needs jwt, api_keys or api_keys_file")
+        return self
+
+
 class RouteSpec(_Strict):
     """One gateway route: requests whose path starts with ``path`` (and whose Host is ``host``,
-    when set) go to ``service``; ``strip_prefix`` removes ``path`` before forwarding."""
+    when set) go to ``service``; ``strip_prefix`` removes ``path`` before forwarding.
+
+    A replica's own ``/metrics`` and ``/healthz`` are forwarded only when ``expose`` names
+    them; ``auth``, when set, requires a JWT or an API key."""
 
     path: str = Field(pattern=r"^/", description="a path prefix, matched at segment boundaries")
     service: str = Field(pattern=NAME_PATTERN, description="the service that serves it")
@@ -280,6 +375,10 @@ class RouteSpec(_Strict):
     strip_prefix: bool = False
     timeouts: GatewayTimeoutsSpec = Field(default_factory=GatewayTimeoutsSpec)
     retries: int = Field(default=2, ge=0, le=10, description="extra attempts for idempotent requests")
+    expose: list[Literal["/metrics", "/healthz"]] = Field(
+        default_factory=list, description="the replica's own endpoints this route forwards"
+    )
+    auth: RouteAuthSpec | None = None
 
 
 class RateLimitSpec(_Strict):
