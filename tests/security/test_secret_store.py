@@ -168,7 +168,9 @@ def test_the_docs_secrets_example_runs(tmp_path: Path) -> None:
             heredoc = "<<'YAML'" in command
         elif not line.startswith("db\t"):  # the list's date changes at each run
             expected.append(line)
-    env = {**os.environ, "MINGA_HOME": str(tmp_path / ".minga"), "COLUMNS": "200"}
+    # `minga` as the reader has it: the environment's own command, whether or not it is activated
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    env = {**os.environ, "MINGA_HOME": str(tmp_path / ".minga"), "COLUMNS": "200", "PATH": path}
     run = subprocess.run(
         ["bash", "-c", "\n".join(lines)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
     )
