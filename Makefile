@@ -2,7 +2,9 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+# one venv, two stamps: the demo's install (minga alone) and the tests' (every extra, which includes it)
+DEMO_STAMP := $(VENV)/.installed-demo
+TEST_STAMP := $(VENV)/.installed-test
 ARGS   ?=
 
 # command:debian-package pairs, installed only when the command is missing
@@ -14,14 +16,24 @@ TEST_DEBS := nats-server:nats-server etcd:etcd-server haproxy:haproxy mpirun:ope
 .PHONY: demo test bench lint venv debs-test debs-demo clean
 
 # Debian and Ubuntu ship Python without venv/ensurepip: bring python3-venv when venv cannot start
-$(STAMP): pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) 2>/dev/null || \
-	  { rm -rf $(VENV); scripts/ensure-debs.sh :python3-venv :python3-dev && $(PYTHON) -m venv $(VENV); }
+NEW_VENV = test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) 2>/dev/null || \
+	{ rm -rf $(VENV); scripts/ensure-debs.sh :python3-venv :python3-dev && $(PYTHON) -m venv $(VENV); }
+
+# the demo runs on minga's own dependencies: no engine, no test tool
+$(DEMO_STAMP): pyproject.toml
+	@$(NEW_VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q -e .
 	@touch $@
 
-venv: $(STAMP)
+# after `make demo` this upgrades the same venv to the test extra
+$(TEST_STAMP): pyproject.toml
+	@$(NEW_VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	@touch $@ $(DEMO_STAMP)
+
+venv: $(TEST_STAMP)
 
 debs-test:
 	@scripts/ensure-debs.sh $(TEST_DEBS)
@@ -29,7 +41,7 @@ debs-test:
 debs-demo:
 	@scripts/ensure-debs.sh $(DEMO_DEBS)
 
-demo: debs-demo venv
+demo: debs-demo $(DEMO_STAMP)
 	$(BIN)/python -m minga demo $(ARGS)
 
 # every extra is installed here, so a skipped test is a failure (tests/no_skip.py)

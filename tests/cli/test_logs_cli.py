@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -73,3 +74,29 @@ def test_lines_are_readable_and_tail_and_json_work(system: Path, tmp_path: Path)
     docs = [json.loads(line) for line in raw.stdout.splitlines()]
     assert [d["text"] for d in docs] == [RECORD, "printed by the service"]
     assert docs[0]["instance"] == "web-1" and docs[0]["at"].startswith("2026-01-01T10:00:02")
+
+
+def test_since_takes_a_duration_or_an_iso_time(system: Path, tmp_path: Path) -> None:
+    now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    with (system.parent / ".minga" / "logs" / "web-1.log").open("a", encoding="utf-8") as f:
+        f.write(f"{now} web just now\n")
+    recent = minga("logs", "-f", str(system), "--since", "10m", cwd=tmp_path)
+    assert recent.returncode == 0, recent.stderr
+    assert [line.split(maxsplit=2)[2] for line in recent.stdout.splitlines()] == ["web just now"]
+    # an ISO time with a zone, or without one (local time: TZ here), includes a line written at it
+    for at in ("2026-01-01T10:00:01+00:00", "2026-01-01T11:00:01"):
+        out = minga("logs", "-f", str(system), "--since", at, cwd=tmp_path, env={"TZ": "CET-1"})
+        assert out.returncode == 0, out.stderr
+        texts = [line.split(maxsplit=2)[2] for line in out.stdout.splitlines()]
+        assert texts == ["web says hello", "web just now"]
+    last = minga("logs", "-f", str(system), "--since", "2026-01-01T10:00:00Z", "--tail", "1", "db", cwd=tmp_path)
+    assert last.stdout.split(maxsplit=2)[2].strip() == "db says hello"
+
+
+@pytest.mark.parametrize("value", ["yesterday", "-5m", "10 parsecs"])
+def test_a_bad_since_is_one_line_saying_what_to_write(system: Path, tmp_path: Path, value: str) -> None:
+    out = minga("logs", "-f", str(system), "--since", value, cwd=tmp_path)
+    assert out.returncode == 2
+    assert out.stderr.strip() == (
+        f"error: --since {value!r}: expected a duration (30s, 10m, 1h) or an ISO time (2026-01-31T12:00)"
+    )

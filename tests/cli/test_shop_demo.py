@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from minga.cli.shopdemo import find_shop, run_shop
+from minga.cli.shopdemo import find_shop, run_shop, what_next
 from minga.controlplane import read_state
 
 pytestmark = [pytest.mark.slow]
@@ -24,4 +24,7 @@ async def test_the_shop_demo_runs_to_the_end(
     assert "notifications sent from the durable queue: 13" in out
     assert "out of every picker after" in out and "20/20 orders placed meanwhile" in out
     assert "shop stopped: every replica is gone" in out
+    assert "dashboard: http://127.0.0.1:" in out  # while it ran
+    ending = out[out.index("shop stopped") :].splitlines()[1:]
+    assert ending == what_next(find_shop(), None, running=False)  # --once ends with what to try next
     assert read_state(tmp_path, required=False) is None

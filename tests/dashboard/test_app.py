@@ -104,6 +104,15 @@ async def test_log_search_filters_and_reports_bad_parameters(served: tuple[str, 
             assert doc["service"]["name"] == "orders" and doc["metrics"]["series"] == {}
 
 
+async def test_log_lines_come_newest_first_whatever_the_source_order(
+    served: tuple[str, Fixed, web.AppRunner],
+) -> None:
+    url, _, _ = served  # the source gives LINES oldest first, as files are read
+    async with aiohttp.ClientSession() as s, s.get(url + "/api/logs") as r:
+        lines = (await r.json())["lines"]
+    assert [line["message"] for line in lines] == ["card declined", "placed order 1"]
+
+
 async def read_events(resp: aiohttp.ClientResponse, n: int) -> list[tuple[str, str]]:
     events: list[tuple[str, str]] = []
     kind = ""

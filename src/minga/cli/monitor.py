@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console, Group
 from rich.live import Live
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
@@ -80,22 +81,39 @@ def traces(
         console.print(table)
         return
     found = asyncio.run(client.monitor("traces", service=service, errors="1" if errors else None, limit=limit))
+    print_traces(found["traces"], console)
+    if not found["traces"]:
+        console.print("no traces yet: call a service (minga call SERVICE.METHOD '{...}')")
+
+
+# each column's narrowest: a trace id whole (--trace takes it), the others still readable
+_TRACE_COLUMNS = (("trace", 32), ("started", 12), ("root", 8), ("services", 8), ("spans", 5), ("duration", 8), ("errors", 6))
+
+
+def print_traces(found: list[dict[str, Any]], out: Console) -> None:
+    """The trace summaries as a table whose ids are never cut: the other columns wrap first, and a
+    terminal too narrow even then gets lines wider than itself rather than a shortened id."""
     table = Table(title="traces, newest first", title_justify="left")
-    for col in ("trace", "started", "root", "services", "spans", "duration", "errors"):
-        table.add_column(col, justify="right" if col in ("spans", "duration", "errors") else "left")
-    for t in found["traces"]:
+    for col, least in _TRACE_COLUMNS:
+        numeric = col in ("spans", "duration", "errors")
+        table.add_column(
+            col, justify="right" if numeric else "left", no_wrap=col == "trace", min_width=least, overflow="fold"
+        )
+    for t in found:
         table.add_row(
             t["trace_id"],
             datetime.fromtimestamp(t["start"]).strftime("%H:%M:%S.%f")[:-3],
             t["root"],
-            ",".join(t["services"]),
+            ", ".join(t["services"]),
             str(t["spans"]),
             _ms(t["duration"]),
             f"[red]{t['errors']}[/]" if t["errors"] else "0",
         )
-    console.print(table)
-    if not found["traces"]:
-        console.print("no traces yet: call a service (minga call SERVICE.METHOD '{...}')")
+    # short of room, rich narrows every column, the unwrappable one too: give the table what it needs
+    needed = Measurement.get(out, out.options.update_width(1 << 16), table).minimum
+    if needed > out.width:
+        table.width = needed
+    out.print(table, crop=False)
 
 
 def red_table(doc: dict[str, Any], alerts: list[dict[str, Any]]) -> Table:

@@ -8,7 +8,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import os
+import shutil
 import signal
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,7 +29,7 @@ from minga.errors import BusError, UsageError
 from minga.security import read_token
 from minga.spec import home_dir, load_spec
 
-__all__ = ["find_shop", "run_shop", "shop_demo"]
+__all__ = ["find_shop", "run_shop", "shop_demo", "what_next"]
 
 console = Console(highlight=False)
 
@@ -41,6 +43,36 @@ def find_shop() -> Path:
         if spec.is_file():
             return spec
     raise UsageError("examples/shop/minga.yaml not found: run the demo from a minga checkout")
+
+
+def _shown(path: Path) -> str:
+    """``path`` as the user would type it: relative to the current directory when under it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def what_next(spec_path: Path, dashboard: str | None, *, running: bool) -> list[str]:
+    """The lines that end the demo: where the dashboard is (when there is one) and commands to try,
+    for a shop still ``running`` or one to start again."""
+    spec = _shown(spec_path)
+    lines = ["what next:"]
+    if sys.prefix != sys.base_prefix and shutil.which("minga") is None:
+        lines.append(f"  . {_shown(Path(sys.prefix) / 'bin' / 'activate')}   # puts `minga` on PATH in this shell")
+    if not running:
+        lines.append(f"  minga up --detach -f {spec}   # the shop again, in the background")
+    if dashboard:
+        lines.append(f"  {dashboard}   # the dashboard, in a browser; its token: `minga token --read-only -f {spec}`")
+    lines += [
+        f"  minga status -f {spec}   # every replica: pid, health, address, restarts"
+        + ("" if dashboard else "; and the dashboard's URL"),
+        f"  minga call orders.place '{{\"sku\": \"tea\", \"qty\": 1, \"customer\": \"ada\"}}' -f {spec}",
+        f"  minga logs orders --follow -f {spec}   # what the replicas write, merged",
+        f"  minga traces -f {spec}   # each call across services, with timings",
+        f"  minga down -f {spec}   # stops every replica" if not running else "  Ctrl-C here stops the shop",
+    ]
+    return lines
 
 
 def _notified(home: Path, since: datetime) -> int:
@@ -127,20 +159,26 @@ async def run_shop(spec_path: Path, once: bool, orders: int) -> None:
         states.append(state)
         ready.set()
 
+    finished: list[bool] = []
+
     async def drive() -> None:
         await ready.wait()
+        dashboard = cp.status().get("dashboard")
+        if dashboard:
+            console.print(f"dashboard: {dashboard} (its token: `minga token --read-only -f {_shown(spec_path)}`)")
         try:
             await _traffic(cp, states[0], home, orders)
         except (TimeoutError, BusError, aiohttp.ClientError) as exc:
             console.print(f"[red]the demo went wrong:[/] {exc!r}; see `minga logs -f {spec_path}`")
             cp.request_stop()
+            return
         finally:
             if once:
                 cp.request_stop()
-            else:
-                console.print(
-                    f"the shop keeps running: `minga status -f {spec_path}` in another terminal; Ctrl-C stops it"
-                )
+        finished.append(True)
+        if not once:
+            for line in what_next(spec_path, dashboard, running=True):
+                console.print(line, soft_wrap=True, markup=False)
 
     try:
         async with asyncio.TaskGroup() as tg:
@@ -150,6 +188,9 @@ async def run_shop(spec_path: Path, once: bool, orders: int) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
     console.print("shop stopped: every replica is gone")
+    if once and finished:
+        for line in what_next(spec_path, None, running=False):
+            console.print(line, soft_wrap=True, markup=False)
 
 
 def shop_demo(once: bool = False, orders: int = 60) -> None:

@@ -8,7 +8,7 @@ a JSON API the page reads:
 GET      /api/overview               ``{"status", "alerts", "summaries"}``
 GET      /api/events                 Server-Sent Events: ``overview`` on every change and refresh
 GET      /api/services/{name}        ``{"service", "metrics"}``; ``?window=SECONDS`` (default 900)
-GET      /api/logs                   ``{"lines"}``; ``?q=&service=&instance=&level=&trace=&since=&limit=``
+GET      /api/logs                   ``{"lines"}``, newest first; ``?q=&service=&instance=&level=&trace=&since=&limit=``
 GET      /api/logs/tail              Server-Sent Events: one ``line`` event per new matching line
 GET      /api/traces                 ``{"traces"}``; ``?service=&limit=``
 GET      /api/traces/{trace_id}      one trace with its spans, or 404
@@ -181,10 +181,22 @@ def log_query(request: web.Request) -> LogQuery:
     )
 
 
+def _at(line: dict[str, Any]) -> datetime:
+    at = datetime.fromisoformat(line["at"])
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+def _newest_first(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``lines`` by time, the newest first; lines of the same instant keep the source's order. A
+    source's own order may differ (the monitor's index keeps the order lines were collected in,
+    replica by replica)."""
+    return sorted(lines, key=_at, reverse=True)
+
+
 async def _logs(request: web.Request) -> web.Response:
     query = log_query(request)
     lines = await request.app[SOURCE_KEY].search_logs(query)
-    return web.json_response({"lines": lines})
+    return web.json_response({"lines": _newest_first(lines)})
 
 
 async def _traces(request: web.Request) -> web.Response:

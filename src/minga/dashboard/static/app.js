@@ -255,7 +255,7 @@
 
   function logRow(l, needle, fresh) {
     const trace = l.trace_id ? ` <a class="trace-link mono" href="#/traces/${esc(l.trace_id)}" title="trace ${esc(l.trace_id)}">⤷ trace</a>` : "";
-    return `<tr class="${fresh ? "fresh" : ""}"><td class="when">${esc(time(l.at))}</td><td><a href="#/logs?instance=${encodeURIComponent(l.instance)}">${esc(l.instance)}</a></td>
+    return `<tr class="${fresh ? "fresh" : ""}" data-at="${esc(l.at)}"><td class="when">${esc(time(l.at))}</td><td><a href="#/logs?instance=${encodeURIComponent(l.instance)}">${esc(l.instance)}</a></td>
       <td>${lvl(l.level)}</td><td class="msg">${highlight(l.message, needle)}${trace}</td></tr>`;
   }
   function logTable(lines, needle) {
@@ -314,7 +314,11 @@
       const l = JSON.parse(ev.data);
       let tbody = view.querySelector("#log-results tbody");
       if (!tbody) { $("#log-results").innerHTML = '<table class="loglines"><tbody></tbody></table>'; tbody = view.querySelector("#log-results tbody"); }
-      tbody.insertAdjacentHTML("afterbegin", logRow(l, r.params.get("q"), true));
+      // rows stay newest first: a line collected late (another replica's, written earlier) goes to its place
+      const at = Date.parse(l.at);
+      const after = Array.from(tbody.rows).find((row) => Date.parse(row.dataset.at) <= at);
+      if (after) after.insertAdjacentHTML("beforebegin", logRow(l, r.params.get("q"), true));
+      else tbody.insertAdjacentHTML("beforeend", logRow(l, r.params.get("q"), true));
       while (tbody.rows.length > 1000) tbody.deleteRow(-1);
       $("#log-count").textContent = `${++n} new lines (live)`;
     });
