@@ -201,9 +201,18 @@ async def eventually(
         await asyncio.sleep(every)
 
 
-def minga(*args: str, home: Path, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """Run the ``minga`` command as a user would, with ``MINGA_HOME`` set to ``home``."""
-    env = {**os.environ, "MINGA_HOME": str(home)}
+def minga(
+    *args: str, home: Path, cwd: Path | None = None, timeout: float = 120, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the ``minga`` command as a user would, with ``MINGA_HOME`` set to ``home``, on a wide
+    terminal (tables are not wrapped); ``stdin`` is typed into it."""
+    env = {**os.environ, "MINGA_HOME": str(home), "COLUMNS": "200"}
     return subprocess.run(
-        [sys.executable, "-m", "minga", *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", "minga", *args],
+        env=env,
+        cwd=cwd,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )

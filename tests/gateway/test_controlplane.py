@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import subprocess
 import sys
 import urllib.error
 import urllib.request
@@ -14,22 +12,13 @@ from pathlib import Path
 import pytest
 
 import support
+from support import minga
 
 pytestmark = [pytest.mark.slow, pytest.mark.engine]
 
 REPLICA = Path(__file__).with_name("replica.py")
 
 
-def minga(*args: str, home: Path, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "MINGA_HOME": str(home)}
-    return subprocess.run(
-        [sys.executable, "-m", "minga", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 def test_up_starts_the_gateway_routing_to_the_registry(tmp_path: Path) -> None:

@@ -18,21 +18,11 @@ from minga.controlplane import ControlPlane
 from minga.errors import UsageError
 from minga.security import SecretStore
 from minga.spec import parse_spec
+from support import minga
 
 VALUE = "db-pw-5e1c0d-never-shown"
 
 
-def minga(*args: str, home: Path, cwd: Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "MINGA_HOME": str(home), "COLUMNS": "200"}
-    return subprocess.run(
-        [sys.executable, "-m", "minga", *args],
-        cwd=cwd,
-        env=env,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def test_values_are_encrypted_with_the_key_apart_and_rotate_under_a_new_key(tmp_path: Path) -> None:
