@@ -383,3 +383,14 @@ async def test_shutdown_does_not_wait_forever_for_a_client_that_does_not_read() 
     assert loop.time() - started < 5
     await nc.close()
     writer.close()
+
+
+def test_the_broker_command_imports_only_what_it_needs() -> None:
+    # a restarted broker must take its clients' reconnections at once: what it imports is its start
+    # time (bench/broker_startup.py measures it); the CLI framework, the HTTP stack and pydantic wait
+    probe = (
+        "import sys, minga.cli.broker; "
+        "print(sorted(m for m in ('aiohttp', 'typer', 'rich', 'pydantic', 'cryptography') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == "[]", out.stdout

@@ -25,17 +25,27 @@ A runnable example::
     assert creds.identify(token).instance == "orders-1"
     assert redact_url("nats://admin:pw@127.0.0.1:4222") == "nats://admin:***@127.0.0.1:4222"
     verify_github("s3cret", b"{}", sign("s3cret", b"{}"))   # raises SignatureError when wrong
+
+The HTTP guard (aiohttp) and the secret store are imported on first use: the broker uses this
+layer too, and a restarted broker must accept its clients' reconnections quickly.
 """
+
+from __future__ import annotations
+
+import importlib
+import typing
 
 from minga.security._audit import AuditLog, AuditRecord, follow_audit, read_audit
 from minga.security._compare import same_secret
 from minga.security._files import private_umask, secure_home, write_private
-from minga.security._http import HttpGuard, identity_of, record_refusal, refuse
 from minga.security._input import check_host, json_depth, load_json, refused_address
 from minga.security._redact import is_redacted, redact_url
-from minga.security._secrets import SecretInfo, SecretStore
 from minga.security._tokens import Credentials, Identity, Role, read_token
 from minga.security._webhook import SignatureError, sign, verify_github, verify_signed
+
+if typing.TYPE_CHECKING:
+    from minga.security._http import HttpGuard, identity_of, record_refusal, refuse
+    from minga.security._secrets import SecretInfo, SecretStore
 
 __all__ = [
     "AuditLog",
@@ -67,3 +77,21 @@ __all__ = [
     "verify_signed",
     "write_private",
 ]
+
+_LAZY = {
+    "HttpGuard": "_http",
+    "identity_of": "_http",
+    "record_refusal": "_http",
+    "refuse": "_http",
+    "SecretInfo": "_secrets",
+    "SecretStore": "_secrets",
+}
+
+
+def __getattr__(name: str) -> typing.Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"minga.security.{module}"), name)
+    globals()[name] = value
+    return value
