@@ -73,6 +73,10 @@ GROUPS: dict[str, tuple[str, _Tree]] = {
             "rotate": ("secret", "secret_rotate"),
         },
     ),
+    "chaos": (
+        "Faults and their checker: did a system under faults keep its promises?",
+        {"check": ("chaos", "check")},
+    ),
     "monitor": (
         "Monitoring beyond one machine: Prometheus and Grafana configs.",
         {
