@@ -113,3 +113,17 @@ def test_the_command_prints_the_verdict_and_exits_with_it(tmp_path: Path) -> Non
 
     done = minga("chaos", "check", str(tmp_path / "missing.jsonl"), home=tmp_path / ".minga")
     assert done.returncode != 0 and "cannot read" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_fault_releases_the_deliveries_in_force_when_it_happened() -> None:
+    history = [
+        *enqueued("m", 0),
+        seen("c1", "deliver", "m", 1),
+        Event("nemesis", "invoke", "restart", time=1.5),
+        Event("nemesis", "ok", "restart", time=1.8),
+        seen("c2", "deliver", "m", 2),  # the restarted server handed it out again at once
+        seen("c2", "ack", "m", 2.1),
+    ]
+    assert check_queue(history, ack_wait=30).valid
+    without_the_fault = [e for e in history if e.process != "nemesis"]
+    assert [a.kind for a in check_queue(without_the_fault, ack_wait=30).anomalies] == ["concurrent"]

@@ -9,12 +9,15 @@ A workload records a history of what its clients asked and were told
 - :func:`check_queue`: a work queue lost no acknowledged message and handed none to two
   consumers at once beyond its documented redelivery.
 
-``minga chaos check HISTORY`` runs them from the command line.
+:func:`kv_workload` and :class:`QueueWorkload` record such histories through nats-py, against
+the embedded broker or a nats-server alike. ``minga chaos check HISTORY`` runs the checkers
+from the command line.
 """
 
 from minga.chaos._history import Event, EventType, Operation, Recorder, load_history, operations
 from minga.chaos._linear import KeyVerdict, LinearizabilityResult, check_register, check_registers
 from minga.chaos._queue import QueueAnomaly, QueueResult, check_queue
+from minga.chaos._workloads import QueueWorkload, kv_workload
 
 __all__ = [
     "Event",
@@ -24,10 +27,12 @@ __all__ = [
     "Operation",
     "QueueAnomaly",
     "QueueResult",
+    "QueueWorkload",
     "Recorder",
     "check_queue",
     "check_register",
     "check_registers",
+    "kv_workload",
     "load_history",
     "operations",
 ]

@@ -100,16 +100,26 @@ class Recorder:
             self._file.write(event.to_json() + "\n")
             self._file.flush()
 
-    def _now(self) -> float:
+    def now(self) -> float:
+        """The history's clock: seconds since the recorder was made."""
         return time.monotonic() - self._t0
 
-    def invoke(self, process: int | str, f: str, value: Any = None, *, key: str | None = None) -> None:
-        self.record(Event(process, "invoke", f, value, key, self._now()))
+    def invoke(
+        self,
+        process: int | str,
+        f: str,
+        value: Any = None,
+        *,
+        key: str | None = None,
+        at: float | None = None,
+    ) -> None:
+        """Record an invocation, now or ``at`` an earlier moment of :meth:`now`'s clock."""
+        self.record(Event(process, "invoke", f, value, key, self.now() if at is None else at))
 
     def complete(
         self, process: int | str, type: EventType, f: str, value: Any = None, *, key: str | None = None
     ) -> None:
-        self.record(Event(process, type, f, value, key, self._now()))
+        self.record(Event(process, type, f, value, key, self.now()))
 
     def close(self) -> None:
         with self._lock:

@@ -4,16 +4,23 @@ A work-queue history records, by message id:
 
 - ``enqueue``: invoked by a producer, ``ok`` once the stream acknowledged it (the message is
   then durable), ``fail`` if refused, ``info`` if the answer never came;
-- ``deliver``: observed (``ok``) by a consumer, the moment it received the message;
+- ``deliver``: a consumer received the message: a lone ``ok`` at the moment it was seen, or,
+  when the client cannot tell exactly when the server sent it (a message buffered by a pull
+  request made earlier), an ``invoke`` at the earliest moment it can have been sent and an
+  ``ok`` when it was seen;
 - ``ack`` (and ``nak``): ends that consumer's delivery; recorded as ``invoke`` then ``ok`` when
   the server confirmed it (a double ack), or as a lone ``ok`` when it was only sent.
 
-The promises checked, those of a JetStream work queue with explicit acks:
+The promises checked, those of a JetStream work queue with explicit acks; an anomaly is
+reported only when the times recorded prove it, never when an observation was merely late:
 
 - **lost**: a message whose enqueue was acknowledged and that no consumer ever acknowledged;
 - **concurrent**: a message delivered to a second consumer while its delivery to a first was
   still in force (neither acked nor nakked, and younger than ``ack_wait``) — redelivery
-  after the ack wait or a nak is the documented behaviour and is not counted;
+  after the ack wait or a nak is the documented behaviour and is not counted, nor is one
+  after a fault: a server that restarts (nats-server does) may hand out again at once what was
+  pending. Faults are recorded by the process ``nemesis`` (invoke when the fault begins, ok
+  when it ends);
 - **after ack**: a message delivered again after the server confirmed an acknowledgement (an
   ack only sent may be lost on the way, and then the redelivery is due);
 - **phantom**: a message delivered that no producer enqueued (or whose enqueue failed).
@@ -21,6 +28,7 @@ The promises checked, those of a JetStream work queue with explicit acks:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -29,6 +37,7 @@ from minga.chaos._history import Event, Operation, operations
 __all__ = ["QueueAnomaly", "QueueResult", "check_queue"]
 
 QUEUE_FUNCTIONS = frozenset({"enqueue", "deliver", "ack", "nak"})
+NEMESIS = "nemesis"  # the process that records faults (as Jepsen names it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,8 +76,12 @@ def check_queue(events: Iterable[Event], *, ack_wait: float = 30.0) -> QueueResu
     """Check a work-queue history; ``ack_wait`` is the consumer's, in seconds."""
     enqueues: dict[str, list[Operation]] = {}
     observed: dict[str, list[Operation]] = {}
-    for op in operations(events, with_f=QUEUE_FUNCTIONS):
-        (enqueues if op.f == "enqueue" else observed).setdefault(_id(op), []).append(op)
+    faults: list[Operation] = []
+    for op in operations(events):
+        if op.process == NEMESIS:
+            faults.append(op)
+        elif op.f in QUEUE_FUNCTIONS:
+            (enqueues if op.f == "enqueue" else observed).setdefault(_id(op), []).append(op)
 
     anomalies: list[QueueAnomaly] = []
     durable = {msg for msg, ops in enqueues.items() if any(op.definite for op in ops)}
@@ -76,30 +89,38 @@ def check_queue(events: Iterable[Event], *, ack_wait: float = 30.0) -> QueueResu
     acknowledged: set[str] = set()
     for msg, ops in sorted(observed.items()):
         ops.sort(key=lambda op: (op.start, op.f != "deliver"))
-        in_force: dict[int | str, Operation] = {}  # consumer -> its open delivery
-        acked: Operation | None = None
-        first = True
-        for op in ops:
-            if op.f == "deliver":
-                deliveries += 1
-                redeliveries += not first
-                first = False
-                if msg not in enqueues:
-                    anomalies.append(QueueAnomaly("phantom", msg, (op,)))
-                if acked is not None and op.start > acked.end:
-                    anomalies.append(QueueAnomaly("after ack", msg, (acked, op)))
-                for other, earlier in list(in_force.items()):
-                    if op.start - earlier.start >= ack_wait:
-                        del in_force[other]  # that delivery's ack wait ran out: a redelivery is due
-                    elif other != op.process:
-                        anomalies.append(QueueAnomaly("concurrent", msg, (earlier, op)))
-                in_force[op.process] = op
-            else:  # ack or nak ends the consumer's delivery
-                in_force.pop(op.process, None)
-                if op.f == "ack":
-                    acknowledged.add(msg)
-                    if op.invoked:
-                        acked = acked or op
+        delivered = [op for op in ops if op.f == "deliver"]
+        deliveries += len(delivered)
+        redeliveries += max(0, len(delivered) - 1)
+        if msg not in enqueues and delivered:
+            anomalies.append(QueueAnomaly("phantom", msg, (delivered[0],)))
+        if any(op.f == "ack" for op in ops):
+            acknowledged.add(msg)
+        confirmed = [op for op in ops if op.f == "ack" and op.invoked]
+        for d in delivered:
+            # sent after the server had confirmed an ack: surely after it
+            after = next((a for a in confirmed if a.end < d.start), None)
+            if after is not None:
+                anomalies.append(QueueAnomaly("after ack", msg, (after, d)))
+        for i, first in enumerate(delivered):
+            ending = next(
+                (
+                    op
+                    for op in ops
+                    if op.f != "deliver" and op.process == first.process and op.start >= first.start
+                ),
+                None,
+            )
+            released = math.inf if ending is None else ending.start
+            for second in delivered[i + 1 :]:
+                if (
+                    second.process != first.process
+                    and second.start > first.end  # surely sent after the first
+                    and second.end < released  # surely before the first was acked or nakked
+                    and second.end - first.start < ack_wait  # surely within the first's ack wait
+                    and not any(f.start <= second.end and f.end >= first.start for f in faults)
+                ):
+                    anomalies.append(QueueAnomaly("concurrent", msg, (first, second)))
     for msg in sorted(durable - acknowledged):
         anomalies.append(QueueAnomaly("lost", msg, tuple(enqueues[msg] + observed.get(msg, []))))
     return QueueResult(len(durable), len(acknowledged), deliveries, redeliveries, tuple(anomalies))
