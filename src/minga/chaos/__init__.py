@@ -14,16 +14,28 @@ the embedded broker or a nats-server alike. ``minga chaos check HISTORY`` runs t
 from the command line.
 """
 
+from minga.chaos._clusters import client_urls, start_nats_cluster, stream_leader
 from minga.chaos._history import Event, EventType, Operation, Recorder, load_history, operations
-from minga.chaos._linear import KeyVerdict, LinearizabilityResult, check_register, check_registers
-from minga.chaos._queue import QueueAnomaly, QueueResult, check_queue
-from minga.chaos._workloads import QueueWorkload, kv_workload
+from minga.chaos._linear import (
+    REGISTER_FUNCTIONS,
+    KeyVerdict,
+    LinearizabilityResult,
+    check_register,
+    check_registers,
+)
+from minga.chaos._netns import Host, Network
+from minga.chaos._queue import QUEUE_FUNCTIONS, QueueAnomaly, QueueResult, check_queue
+from minga.chaos._workloads import QueueWorkload, kv_workload, run_workloads
 
 __all__ = [
+    "QUEUE_FUNCTIONS",
+    "REGISTER_FUNCTIONS",
     "Event",
     "EventType",
+    "Host",
     "KeyVerdict",
     "LinearizabilityResult",
+    "Network",
     "Operation",
     "QueueAnomaly",
     "QueueResult",
@@ -32,7 +44,11 @@ __all__ = [
     "check_queue",
     "check_register",
     "check_registers",
+    "client_urls",
     "kv_workload",
     "load_history",
     "operations",
+    "run_workloads",
+    "start_nats_cluster",
+    "stream_leader",
 ]

@@ -90,10 +90,15 @@ class Recorder:
     >>> rec.complete(1, "ok", "write", 5, key="x")   # doctest: +SKIP
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, origin: float | None = None) -> None:
+        """``origin``: the ``time.monotonic()`` the history counts from (now when omitted).
+
+        The monotonic clock is the machine's, so recorders in several processes given the same
+        origin write one history's times: a workload's and the faults injected beside it.
+        """
         self._file: TextIO = path.open("a", encoding="utf-8")
         self._lock = threading.Lock()
-        self._t0 = time.monotonic()
+        self._t0 = time.monotonic() if origin is None else origin
 
     def record(self, event: Event) -> None:
         with self._lock:

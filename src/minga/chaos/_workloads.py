@@ -15,14 +15,18 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import nats
 import nats.errors
 import nats.js.errors
 from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy
 from nats.js.kv import KeyValue
 
 from minga.chaos._history import EventType, Recorder
 
-__all__ = ["QueueWorkload", "kv_workload"]
+__all__ = ["ACK_WAIT", "QueueWorkload", "kv_workload", "run_workloads"]
+
+ACK_WAIT = 2.0  # the workload consumer's ack wait, seconds: short, so a lost ack is redelivered soon
 
 
 def _outcome(exc: BaseException) -> EventType:
@@ -33,10 +37,21 @@ def _outcome(exc: BaseException) -> EventType:
 
 
 async def _kv_client(
-    kv: KeyValue, recorder: Recorder, process: int, keys: Sequence[str], operations: int, op_timeout: float
+    kv: KeyValue,
+    recorder: Recorder,
+    process: int,
+    keys: Sequence[str],
+    operations: int,
+    op_timeout: float,
+    until: float,
+    pause: float,
 ) -> None:
     rng = random.Random(process)
+    loop = asyncio.get_running_loop()
     for i in range(operations):
+        if loop.time() > until:
+            return
+        await asyncio.sleep(pause)
         key = rng.choice(keys)
         roll = rng.random()
         f = "read" if roll < 0.5 else ("write" if roll < 0.9 else "delete")
@@ -69,12 +84,17 @@ async def kv_workload(
     operations: int = 50,
     keys: Sequence[str] = ("a", "b", "c"),
     op_timeout: float = 2.0,
+    seconds: float | None = None,
+    pause: float = 0.0,
 ) -> None:
-    """``clients`` concurrent clients each run ``operations`` random reads, writes and deletes,
-    each given ``op_timeout`` seconds before it counts as of unknown outcome."""
+    """``clients`` concurrent clients each run ``operations`` random reads, writes and deletes
+    (or as many as ``seconds`` allow), ``pause`` seconds apart, each given ``op_timeout``
+    seconds before it counts as of unknown outcome."""
+    until = asyncio.get_running_loop().time() + (seconds if seconds is not None else float("inf"))
+    count = operations if seconds is None else 1 << 40
     async with asyncio.TaskGroup() as tg:
         for process in range(clients):
-            tg.create_task(_kv_client(kv, recorder, process, keys, operations, op_timeout))
+            tg.create_task(_kv_client(kv, recorder, process, keys, count, op_timeout, until, pause))
 
 
 @dataclass
@@ -98,6 +118,7 @@ class QueueWorkload:
     consumers: int = 2
     timeout: float = 2.0
     drain: float = 20.0
+    pace: float = 0.0  # seconds between one producer's enqueues
 
     def __post_init__(self) -> None:
         self._durable_jobs: set[str] = set()
@@ -106,6 +127,7 @@ class QueueWorkload:
 
     async def _produce(self, process: str, ids: range) -> None:
         for n in ids:
+            await asyncio.sleep(self.pace)
             job = f"job-{n}"
             self.recorder.invoke(process, "enqueue", job)
             try:
@@ -163,3 +185,71 @@ class QueueWorkload:
                     ids = range(p * share, min((p + 1) * share, self.messages))
                     producing.create_task(self._produce(f"producer-{p}", ids))
             self._producing = False
+
+
+async def prepare(js: JetStreamContext, *, bucket: str, stream: str, replicas: int, wait: float) -> KeyValue:
+    """Create the KV bucket, the work-queue stream and its durable consumer, retrying while a
+    cluster elects its leaders (at most ``wait`` seconds)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    while True:
+        try:
+            kv = await js.create_key_value(bucket=bucket, history=1, replicas=replicas)
+            await js.add_stream(
+                name=stream,
+                subjects=[stream.lower()],
+                retention=RetentionPolicy.WORK_QUEUE,
+                num_replicas=replicas,
+            )
+            await js.add_consumer(
+                stream,
+                ConsumerConfig(durable_name="workers", ack_policy=AckPolicy.EXPLICIT, ack_wait=ACK_WAIT),
+            )
+            return kv
+        except Exception:
+            if loop.time() > deadline:
+                raise
+            await asyncio.sleep(0.5)
+
+
+async def run_workloads(
+    servers: Sequence[str],
+    recorder: Recorder,
+    *,
+    replicas: int = 1,
+    kv_operations: int = 40,
+    messages: int = 200,
+    seconds: float | None = None,
+    wait: float = 30.0,
+) -> None:
+    """Connect to ``servers`` (a cluster's URLs), prepare, and run both workloads at once:
+    ``kv_operations`` per KV client and ``messages`` jobs, or, given ``seconds``, KV operations
+    every 20 ms and the jobs spread over that time."""
+    nc = await nats.connect(
+        servers=list(servers),
+        max_reconnect_attempts=600,
+        reconnect_time_wait=0.2,
+        ping_interval=1,
+        max_outstanding_pings=2,
+        connect_timeout=2,
+    )
+    try:
+        js = nc.jetstream(timeout=2)
+        kv = await prepare(js, bucket="history", stream="WORK", replicas=replicas, wait=wait)
+        pace = 0.0 if seconds is None else seconds * 2 / messages
+        queue = QueueWorkload(
+            js, recorder, "work", "workers", messages=messages, drain=8 * ACK_WAIT, pace=pace
+        )
+        async with asyncio.TaskGroup() as tg:
+            kv_run = kv_workload(
+                kv,
+                recorder,
+                operations=kv_operations,
+                op_timeout=2,
+                seconds=seconds,
+                pause=0.02 if seconds else 0.0,
+            )
+            tg.create_task(kv_run)
+            tg.create_task(queue.run())
+    finally:
+        await nc.close()

@@ -75,7 +75,7 @@ GROUPS: dict[str, tuple[str, _Tree]] = {
     ),
     "chaos": (
         "Faults and their checker: did a system under faults keep its promises?",
-        {"check": ("chaos", "check")},
+        {"check": ("chaos", "check"), "workload": ("chaos", "workload")},
     ),
     "monitor": (
         "Monitoring beyond one machine: Prometheus and Grafana configs.",

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from minga.chaos import check_queue, check_registers, load_history
-from minga.chaos._linear import REGISTER_FUNCTIONS
-from minga.chaos._queue import QUEUE_FUNCTIONS
+from minga.chaos import (
+    QUEUE_FUNCTIONS,
+    REGISTER_FUNCTIONS,
+    Recorder,
+    check_queue,
+    check_registers,
+    load_history,
+    run_workloads,
+)
 from minga.errors import UsageError
 
-__all__ = ["check"]
+__all__ = ["check", "workload"]
 
 
 def check(
@@ -62,3 +70,44 @@ def check(
         + {True: "linearizable", False: "NOT linearizable", None: "unknown (raise --budget)"}[valid]
     )
     raise typer.Exit({True: 0, False: 1, None: 3}[valid])
+
+
+def workload(
+    out: Annotated[Path, typer.Option("--out", "-o", help="the history file to append to (JSON lines)")],
+    server: Annotated[
+        list[str],
+        typer.Option("--server", "-s", help="a NATS server URL; repeat for each member of a cluster"),
+    ],
+    replicas: Annotated[
+        int, typer.Option("--replicas", help="JetStream replicas of the bucket and the stream")
+    ] = 1,
+    kv_ops: Annotated[int, typer.Option("--kv-ops", help="operations per key-value client (4 clients)")] = 40,
+    messages: Annotated[int, typer.Option("--messages", help="jobs through the work queue")] = 200,
+    seconds: Annotated[
+        float | None,
+        typer.Option("--seconds", help="run this long instead of by counts (KV operations every 20 ms)"),
+    ] = None,
+    origin: Annotated[
+        float | None,
+        typer.Option(
+            "--origin", help="time.monotonic() the history counts from, shared with a fault injector"
+        ),
+    ] = None,
+) -> None:
+    """Record a history: KV reads/writes/deletes and a work queue, through nats-py, on SERVERS.
+
+    Inject faults meanwhile (recorded by the process `nemesis` in another file with the same
+    --origin), then `minga chaos check` the histories.
+    """
+    if not 1 <= replicas <= 5:
+        raise UsageError(f"--replicas {replicas}: JetStream keeps 1 to 5 replicas")
+    recorder = Recorder(out, origin=origin if origin is not None else time.monotonic())
+    try:
+        asyncio.run(
+            run_workloads(
+                server, recorder, replicas=replicas, kv_operations=kv_ops, messages=messages, seconds=seconds
+            )
+        )
+    finally:
+        recorder.close()
+    typer.echo(f"history written to {out}")
