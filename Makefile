@@ -11,7 +11,8 @@ ARGS   ?=
 DEMO_DEBS := 
 TEST_DEBS := nats-server:nats-server etcd:etcd-server haproxy:haproxy mpirun:openmpi-bin \
              :libopenmpi-dev java:openjdk-17-jre-headless \
-             wrk:wrk prometheus:prometheus chromium:chromium git:git
+             wrk:wrk prometheus:prometheus chromium:chromium git:git \
+             ip:iproute2 iptables:iptables
 
 .PHONY: demo test bench lint venv debs-test debs-demo clean
 

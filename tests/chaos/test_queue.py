@@ -6,7 +6,7 @@ from pathlib import Path
 
 from tests.support import minga
 
-from minga.chaos import Event, check_queue
+from minga.chaos import Event, check_queue, fault_windows
 
 
 def enqueued(msg: str, t: float, outcome: str = "ok") -> list[Event]:
@@ -127,3 +127,25 @@ def test_a_fault_releases_the_deliveries_in_force_when_it_happened() -> None:
     assert check_queue(history, ack_wait=30).valid
     without_the_fault = [e for e in history if e.process != "nemesis"]
     assert [a.kind for a in check_queue(without_the_fault, ack_wait=30).anomalies] == ["concurrent"]
+
+
+def test_a_fault_recorded_as_start_and_stop_spans_the_time_between() -> None:
+    history = [
+        *enqueued("m", 0),
+        seen("c1", "deliver", "m", 1),
+        Event("nemesis", "invoke", "start-partition", "n1", time=1.5),
+        Event("nemesis", "ok", "start-partition", "n1", time=1.6),
+        seen("c2", "deliver", "m", 2),  # while the partition held
+        seen("c2", "ack", "m", 2.1),
+        Event("nemesis", "invoke", "stop-partition", "n1", time=5),
+        Event("nemesis", "ok", "stop-partition", "n1", time=5.1),
+    ]
+    (window,) = fault_windows(history)
+    assert (window.fault, window.target, window.begins, window.in_force, window.ends) == (
+        "partition",
+        "n1",
+        1.5,
+        1.6,
+        5.1,
+    )
+    assert check_queue(history, ack_wait=30).valid

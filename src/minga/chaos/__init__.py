@@ -14,24 +14,41 @@ the embedded broker or a nats-server alike. ``minga chaos check HISTORY`` runs t
 from the command line.
 """
 
-from minga.chaos._clusters import client_urls, start_nats_cluster, stream_leader
-from minga.chaos._history import Event, EventType, Operation, Recorder, load_history, operations
+from minga.chaos._clusters import (
+    client_urls,
+    etcd_leader,
+    start_etcd_cluster,
+    start_nats_cluster,
+    stream_leader,
+)
+from minga.chaos._history import (
+    Event,
+    EventType,
+    FaultWindow,
+    Operation,
+    Recorder,
+    fault_windows,
+    load_history,
+    operations,
+)
 from minga.chaos._linear import (
-    REGISTER_FUNCTIONS,
     KeyVerdict,
     LinearizabilityResult,
     check_register,
     check_registers,
 )
 from minga.chaos._netns import Host, Network
-from minga.chaos._queue import QUEUE_FUNCTIONS, QueueAnomaly, QueueResult, check_queue
-from minga.chaos._workloads import QueueWorkload, kv_workload, run_workloads
+from minga.chaos._queue import QueueAnomaly, QueueResult, check_queue, history_model
+from minga.chaos._report import FaultReport, fault_report
+from minga.chaos._scenario import ENGINES, Scenario, run_scenario
+from minga.chaos._workloads import QueueWorkload, kv_workload, run_etcd_workload, run_workloads
 
 __all__ = [
-    "QUEUE_FUNCTIONS",
-    "REGISTER_FUNCTIONS",
+    "ENGINES",
     "Event",
     "EventType",
+    "FaultReport",
+    "FaultWindow",
     "Host",
     "KeyVerdict",
     "LinearizabilityResult",
@@ -41,14 +58,22 @@ __all__ = [
     "QueueResult",
     "QueueWorkload",
     "Recorder",
+    "Scenario",
     "check_queue",
     "check_register",
     "check_registers",
     "client_urls",
+    "etcd_leader",
+    "fault_report",
+    "fault_windows",
+    "history_model",
     "kv_workload",
     "load_history",
     "operations",
+    "run_etcd_workload",
+    "run_scenario",
     "run_workloads",
+    "start_etcd_cluster",
     "start_nats_cluster",
     "stream_leader",
 ]

@@ -1,7 +1,8 @@
-"""Real engines on the hosts of a :class:`Network`: a nats-server cluster with JetStream.
+"""Real engines on the hosts of a :class:`Network`: a nats-server cluster with JetStream, and
+an etcd cluster.
 
-Each node listens on its host's address only (4222 for clients, 6222 for routes), keeps its
-JetStream store under ``root/NODE``, and routes to the others; its log is ``root/NODE.log``.
+Each node listens on its host's address only (nats: 4222 for clients, 6222 for routes; etcd:
+2379 and 2380), keeps its store under ``root`` and logs to ``root/NODE.log``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 from minga.chaos._netns import Network
 from minga.errors import UsageError
 
-__all__ = ["client_urls", "start_nats_cluster", "stream_leader"]
+__all__ = ["client_urls", "etcd_leader", "start_etcd_cluster", "start_nats_cluster", "stream_leader"]
 
 CLIENT_PORT = 4222
 ROUTE_PORT = 6222
@@ -64,3 +65,54 @@ def stream_leader(net: Network, client: str, url: str, stream: str) -> str | Non
     done = net.run(client, [sys.executable, "-c", _LEADER, url, stream], timeout=20)
     leader = done.stdout.strip()
     return leader or None
+
+
+ETCD_CLIENT_PORT = 2379
+ETCD_PEER_PORT = 2380
+
+
+def start_etcd_cluster(net: Network, nodes: Sequence[str], root: Path, *, token: str = "minga") -> list[str]:
+    """Start an etcd member on each of ``nodes`` as one cluster; return the client URLs."""
+    binary = shutil.which("etcd")
+    if binary is None:
+        raise UsageError("etcd is not installed: apt-get install etcd-server")
+    peers = ",".join(f"{node}=http://{net.address(node)}:{ETCD_PEER_PORT}" for node in nodes)
+    for node in nodes:
+        me = net.address(node)
+        data = root / f"{node}.etcd"
+        argv = [
+            binary,
+            "--name", node,
+            "--data-dir", str(data),
+            "--listen-client-urls", f"http://{me}:{ETCD_CLIENT_PORT}",
+            "--advertise-client-urls", f"http://{me}:{ETCD_CLIENT_PORT}",
+            "--listen-peer-urls", f"http://{me}:{ETCD_PEER_PORT}",
+            "--initial-advertise-peer-urls", f"http://{me}:{ETCD_PEER_PORT}",
+            "--initial-cluster", peers,
+            "--initial-cluster-token", token,
+            "--initial-cluster-state", "new",
+        ]  # fmt: skip
+        net.spawn(node, argv, log=root / f"{node}.log")
+    return [f"http://{net.address(node)}:{ETCD_CLIENT_PORT}" for node in nodes]
+
+
+_ETCD_LEADER = """
+import json, sys, urllib.request
+
+for i, url in enumerate(sys.argv[1:]):
+    try:
+        req = urllib.request.Request(url + "/v3/maintenance/status", data=b"{}", method="POST")
+        status = json.load(urllib.request.urlopen(req, timeout=2))
+    except OSError:
+        continue
+    if status.get("leader") == status.get("header", {}).get("member_id"):
+        print(i)
+        break
+"""
+
+
+def etcd_leader(net: Network, client: str, urls: Sequence[str], nodes: Sequence[str]) -> str | None:
+    """The node whose etcd member leads, asked from host ``client``; None if none answers so."""
+    done = net.run(client, [sys.executable, "-c", _ETCD_LEADER, *urls], timeout=20)
+    index = done.stdout.strip()
+    return nodes[int(index)] if index.isdigit() else None

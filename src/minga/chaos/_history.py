@@ -27,9 +27,20 @@ from typing import Any, Literal, TextIO, cast
 
 from minga.errors import UsageError
 
-__all__ = ["Event", "EventType", "Operation", "Recorder", "load_history", "operations"]
+__all__ = [
+    "NEMESIS",
+    "Event",
+    "EventType",
+    "FaultWindow",
+    "Operation",
+    "Recorder",
+    "fault_windows",
+    "load_history",
+    "operations",
+]
 
 EventType = Literal["invoke", "ok", "fail", "info"]
+NEMESIS = "nemesis"  # the process that records faults (as Jepsen names it)
 _TYPES: frozenset[str] = frozenset({"invoke", "ok", "fail", "info"})
 
 
@@ -222,3 +233,34 @@ def operations(events: Iterable[Event], *, with_f: frozenset[str] | None = None)
     for call in pending.values():
         yield Operation(index, call.process, call.f, call.key, call.value, call.time, math.inf, "info")
         index += 1
+
+
+@dataclass(frozen=True, slots=True)
+class FaultWindow:
+    """When a fault may have acted: from ``begins`` (before it was injected) to ``ends`` (once it
+    was lifted); surely in force from ``in_force`` (once the injection returned)."""
+
+    fault: str
+    target: Any
+    begins: float
+    in_force: float
+    ends: float
+
+
+def fault_windows(events: Iterable[Event]) -> list[FaultWindow]:
+    """The faults the ``nemesis`` recorded: ``start-X`` then ``stop-X`` operations (Jepsen's
+    habit), or a single operation ``X`` spanning the whole fault."""
+    windows: list[FaultWindow] = []
+    open_: dict[str, Operation] = {}
+    for op in operations(e for e in events if e.process == NEMESIS):
+        if op.f.startswith("start-"):
+            open_[op.f[6:]] = op
+        elif op.f.startswith("stop-"):
+            began = open_.pop(op.f[5:], None)
+            if began is not None:
+                windows.append(FaultWindow(op.f[5:], began.value, began.start, began.end, op.end))
+        else:
+            windows.append(FaultWindow(op.f, op.value, op.start, op.end, op.end))
+    for name, began in open_.items():  # never lifted
+        windows.append(FaultWindow(name, began.value, began.start, began.end, math.inf))
+    return sorted(windows, key=lambda w: w.begins)

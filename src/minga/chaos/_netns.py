@@ -28,7 +28,7 @@ from types import TracebackType
 
 from minga.errors import UsageError
 
-__all__ = ["Host", "Network", "available"]
+__all__ = ["FAULTS", "Host", "Network", "available"]
 
 _SUBNET = "10.77.0"
 _counter = itertools.count(1)
@@ -243,6 +243,14 @@ class Network:
         for process in self.host(name).processes:
             _signal(process, signal.SIGCONT)
 
+    def inject(self, fault: str, name: str) -> None:
+        """Begin ``fault`` (one of :data:`FAULTS`) on host ``name``."""
+        {"partition": self.partition, "kill": self.kill, "pause": self.pause}[_fault(fault)](name)
+
+    def lift(self, fault: str, name: str) -> None:
+        """End ``fault`` on host ``name``: heal, restart what was killed, resume what was paused."""
+        {"partition": self.heal, "kill": self.restart, "pause": self.resume}[_fault(fault)](name)
+
     def restart(self, name: str) -> None:
         """Start again, after :meth:`kill`, every command spawned on host ``name``."""
         host = self.host(name)
@@ -253,6 +261,15 @@ class Network:
         host.processes.clear()
         for argv, log in host.commands:
             self._start(host, argv, log)
+
+
+FAULTS = ("partition", "kill", "pause")
+
+
+def _fault(fault: str) -> str:
+    if fault not in FAULTS:
+        raise UsageError(f"no fault {fault!r}: choose {', '.join(FAULTS)}")
+    return fault
 
 
 def _signal(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:

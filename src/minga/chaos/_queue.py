@@ -19,8 +19,7 @@ reported only when the times recorded prove it, never when an observation was me
   still in force (neither acked nor nakked, and younger than ``ack_wait``) — redelivery
   after the ack wait or a nak is the documented behaviour and is not counted, nor is one
   after a fault: a server that restarts (nats-server does) may hand out again at once what was
-  pending. Faults are recorded by the process ``nemesis`` (invoke when the fault begins, ok
-  when it ends);
+  pending. Faults are recorded by the process ``nemesis`` (see :func:`fault_windows`);
 - **after ack**: a message delivered again after the server confirmed an acknowledgement (an
   ack only sent may be lost on the way, and then the redelivery is due);
 - **phantom**: a message delivered that no producer enqueued (or whose enqueue failed).
@@ -32,12 +31,12 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from minga.chaos._history import Event, Operation, operations
+from minga.chaos._history import NEMESIS, Event, Operation, fault_windows, operations
+from minga.chaos._linear import REGISTER_FUNCTIONS
 
-__all__ = ["QueueAnomaly", "QueueResult", "check_queue"]
+__all__ = ["QUEUE_FUNCTIONS", "QueueAnomaly", "QueueResult", "check_queue", "history_model"]
 
 QUEUE_FUNCTIONS = frozenset({"enqueue", "deliver", "ack", "nak"})
-NEMESIS = "nemesis"  # the process that records faults (as Jepsen names it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,11 +75,10 @@ def check_queue(events: Iterable[Event], *, ack_wait: float = 30.0) -> QueueResu
     """Check a work-queue history; ``ack_wait`` is the consumer's, in seconds."""
     enqueues: dict[str, list[Operation]] = {}
     observed: dict[str, list[Operation]] = {}
-    faults: list[Operation] = []
-    for op in operations(events):
-        if op.process == NEMESIS:
-            faults.append(op)
-        elif op.f in QUEUE_FUNCTIONS:
+    events = list(events)
+    faults = fault_windows(events)
+    for op in operations(e for e in events if e.process != NEMESIS):
+        if op.f in QUEUE_FUNCTIONS:
             (enqueues if op.f == "enqueue" else observed).setdefault(_id(op), []).append(op)
 
     anomalies: list[QueueAnomaly] = []
@@ -118,9 +116,17 @@ def check_queue(events: Iterable[Event], *, ack_wait: float = 30.0) -> QueueResu
                     and second.start > first.end  # surely sent after the first
                     and second.end < released  # surely before the first was acked or nakked
                     and second.end - first.start < ack_wait  # surely within the first's ack wait
-                    and not any(f.start <= second.end and f.end >= first.start for f in faults)
+                    and not any(f.begins <= second.end and f.ends >= first.start for f in faults)
                 ):
                     anomalies.append(QueueAnomaly("concurrent", msg, (first, second)))
     for msg in sorted(durable - acknowledged):
         anomalies.append(QueueAnomaly("lost", msg, tuple(enqueues[msg] + observed.get(msg, []))))
     return QueueResult(len(durable), len(acknowledged), deliveries, redeliveries, tuple(anomalies))
+
+
+def history_model(events: Iterable[Event]) -> str:
+    """Which checker a history calls for: "register", "queue", or "mixed" when it has both kinds."""
+    functions = {e.f for e in events}
+    if functions & REGISTER_FUNCTIONS and functions & QUEUE_FUNCTIONS:
+        return "mixed"
+    return "queue" if functions & QUEUE_FUNCTIONS else "register"

@@ -1,7 +1,7 @@
 """Workloads that record histories: key-value reads and writes, and a JetStream work queue.
 
 Both speak through nats-py, so they run unchanged against the embedded broker and against a
-nats-server (or a cluster): the history then says what that engine did for its clients,
+nats-server (or a cluster); the key-value one also runs on etcd (:func:`run_etcd_workload`): the history then says what that engine did for its clients,
 whatever faults were injected meanwhile. Every outcome is recorded as the client saw it: an
 answer is ``ok``; a refusal that proves nothing happened (no responders) is ``fail``; a
 timeout or a broken connection is ``info``, since the operation may or may not have happened.
@@ -10,11 +10,14 @@ timeout or a broken connection is ``info``, since the operation may or may not h
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
+import aiohttp
 import nats
 import nats.errors
 import nats.js.errors
@@ -24,7 +27,7 @@ from nats.js.kv import KeyValue
 
 from minga.chaos._history import EventType, Recorder
 
-__all__ = ["ACK_WAIT", "QueueWorkload", "kv_workload", "run_workloads"]
+__all__ = ["ACK_WAIT", "EtcdKV", "QueueWorkload", "kv_workload", "run_etcd_workload", "run_workloads"]
 
 ACK_WAIT = 2.0  # the workload consumer's ack wait, seconds: short, so a lost ack is redelivered soon
 
@@ -253,3 +256,108 @@ async def run_workloads(
             tg.create_task(queue.run())
     finally:
         await nc.close()
+
+
+class EtcdKV:
+    """Just enough of etcd's v3 JSON gateway for a register workload: put, get, delete.
+
+    Each client keeps one endpoint and moves to the next when a request fails, as etcd's own
+    clients do. Reads are etcd's default, linearizable ranges.
+    """
+
+    def __init__(self, session: aiohttp.ClientSession, endpoints: Sequence[str], first: int = 0) -> None:
+        self._session = session
+        self._endpoints = list(endpoints)
+        self._at = first % len(self._endpoints)
+
+    async def _call(self, path: str, body: dict[str, str]) -> dict[str, Any]:
+        url = f"{self._endpoints[self._at]}/v3/kv/{path}"
+        try:
+            async with self._session.post(url, json=body) as response:
+                response.raise_for_status()
+                answer: dict[str, Any] = await response.json(content_type=None)
+                return answer
+        except BaseException:
+            self._at = (self._at + 1) % len(self._endpoints)
+            raise
+
+    @staticmethod
+    def _b64(text: str) -> str:
+        return base64.b64encode(text.encode()).decode()
+
+    async def put(self, key: str, value: bytes) -> None:
+        await self._call("put", {"key": self._b64(key), "value": base64.b64encode(value).decode()})
+
+    async def get(self, key: str) -> Any:
+        answer = await self._call("range", {"key": self._b64(key)})
+        kvs = answer.get("kvs") or []
+        return json.loads(base64.b64decode(kvs[0]["value"])) if kvs else None
+
+    async def delete(self, key: str) -> None:
+        await self._call("deleterange", {"key": self._b64(key)})
+
+
+async def _etcd_client(
+    kv: EtcdKV,
+    recorder: Recorder,
+    process: int,
+    keys: Sequence[str],
+    until: float,
+    pause: float,
+    op_timeout: float,
+) -> None:
+    rng = random.Random(process)
+    loop = asyncio.get_running_loop()
+    i = 0
+    while loop.time() < until:
+        i += 1
+        await asyncio.sleep(pause)
+        key = rng.choice(keys)
+        roll = rng.random()
+        f = "read" if roll < 0.5 else ("write" if roll < 0.9 else "delete")
+        value: Any = process * 1_000_000 + i if f == "write" else None
+        recorder.invoke(process, f, value, key=key)
+        try:
+            async with asyncio.timeout(op_timeout):
+                if f == "write":
+                    await kv.put(key, json.dumps(value).encode())
+                elif f == "delete":
+                    await kv.delete(key)
+                else:
+                    value = await kv.get(key)
+        except Exception:
+            recorder.complete(process, "info", f, value, key=key)
+            continue
+        recorder.complete(process, "ok", f, value, key=key)
+
+
+async def run_etcd_workload(
+    endpoints: Sequence[str],
+    recorder: Recorder,
+    *,
+    seconds: float,
+    clients: int = 4,
+    keys: Sequence[str] = ("a", "b", "c"),
+    op_timeout: float = 2.0,
+    wait: float = 30.0,
+) -> None:
+    """Random reads, writes and deletes on etcd for ``seconds``, from ``clients`` clients spread
+    over ``endpoints``, once the cluster answers (at most ``wait`` seconds)."""
+    timeout = aiohttp.ClientTimeout(total=op_timeout)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        probe = EtcdKV(session, endpoints)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        while True:
+            try:
+                await probe.get("probe")
+                break
+            except Exception:
+                if loop.time() > deadline:
+                    raise
+                await asyncio.sleep(0.5)
+        until = loop.time() + seconds
+        async with asyncio.TaskGroup() as tg:
+            for process in range(clients):
+                kv = EtcdKV(session, endpoints, first=process)
+                tg.create_task(_etcd_client(kv, recorder, process, keys, until, 0.02, op_timeout))

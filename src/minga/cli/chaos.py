@@ -10,12 +10,12 @@ from typing import Annotated
 import typer
 
 from minga.chaos import (
-    QUEUE_FUNCTIONS,
-    REGISTER_FUNCTIONS,
     Recorder,
     check_queue,
     check_registers,
+    history_model,
     load_history,
+    run_etcd_workload,
     run_workloads,
 )
 from minga.errors import UsageError
@@ -46,11 +46,10 @@ def check(
     if model not in ("auto", "register", "queue"):
         raise UsageError(f"--model {model!r} is none of auto, register, queue")
     events = load_history(history)
-    functions = {e.f for e in events}
     if model == "auto":
-        if functions & REGISTER_FUNCTIONS and functions & QUEUE_FUNCTIONS:
+        model = history_model(events)
+        if model == "mixed":
             raise UsageError(f"{history} mixes key-value and queue events: say which with --model")
-        model = "queue" if functions & QUEUE_FUNCTIONS else "register"
     if model == "queue":
         result = check_queue(events, ack_wait=ack_wait)
         for anomaly in result.anomalies:
@@ -76,7 +75,7 @@ def workload(
     out: Annotated[Path, typer.Option("--out", "-o", help="the history file to append to (JSON lines)")],
     server: Annotated[
         list[str],
-        typer.Option("--server", "-s", help="a NATS server URL; repeat for each member of a cluster"),
+        typer.Option("--server", "-s", help="a NATS (nats://) or etcd (http://) URL; repeat for each member"),
     ],
     replicas: Annotated[
         int, typer.Option("--replicas", help="JetStream replicas of the bucket and the stream")
@@ -94,20 +93,29 @@ def workload(
         ),
     ] = None,
 ) -> None:
-    """Record a history: KV reads/writes/deletes and a work queue, through nats-py, on SERVERS.
+    """Record a history: KV reads/writes/deletes and a work queue (nats), or KV alone (etcd).
 
     Inject faults meanwhile (recorded by the process `nemesis` in another file with the same
     --origin), then `minga chaos check` the histories.
     """
     if not 1 <= replicas <= 5:
         raise UsageError(f"--replicas {replicas}: JetStream keeps 1 to 5 replicas")
+    schemes = {url.split("://", 1)[0] for url in server}
+    if not (schemes <= {"nats", "tls"} or schemes <= {"http", "https"}):
+        raise UsageError(
+            "--server: give nats:// URLs (a NATS cluster) or http:// URLs (an etcd cluster), not both"
+        )
     recorder = Recorder(out, origin=origin if origin is not None else time.monotonic())
     try:
-        asyncio.run(
-            run_workloads(
+        if schemes <= {"http", "https"}:
+            if seconds is None:
+                raise UsageError("an etcd workload runs for a time: give --seconds")
+            asyncio.run(run_etcd_workload(server, recorder, seconds=seconds))
+        else:
+            run = run_workloads(
                 server, recorder, replicas=replicas, kv_operations=kv_ops, messages=messages, seconds=seconds
             )
-        )
+            asyncio.run(run)
     finally:
         recorder.close()
     typer.echo(f"history written to {out}")
