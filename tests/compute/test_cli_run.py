@@ -1,4 +1,4 @@
-"""`minga run` and `python job.py` (MapReduce.main): output, progress summary, one-line errors."""
+"""`minga run` and `python job.py` (main(JobClass)): output, progress summary, one-line errors."""
 
 from __future__ import annotations
 

@@ -102,7 +102,7 @@ def _read_counts(out: Path) -> Counter[bytes]:
     "how",
     [
         ["-m", "minga", "run", str(JOBS / "wordcount_vectorized.py")],  # minga run
-        [str(JOBS / "wordcount_vectorized.py")],  # python job.py, through MapReduce.main()
+        [str(JOBS / "wordcount_vectorized.py")],  # python job.py, through main(VectorizedWordCount)
     ],
     ids=["minga-run", "job-main"],
 )

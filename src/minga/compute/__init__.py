@@ -23,7 +23,7 @@ Write a job::
             yield word, sum(counts)
 
 and run it with ``minga run wordcount.py INPUT -o OUT``, ``python wordcount.py INPUT -o OUT``
-(through ``WordCount.main()``) or ``minga.compute.run(WordCount, [INPUT], OUT)``.
+(through ``main(WordCount)``) or ``minga.compute.run(WordCount, [INPUT], OUT)``.
 
 The seam for engines
 --------------------
@@ -60,7 +60,7 @@ from minga.compute._local import LocalEngine
 from minga.compute._outputs import read_output
 from minga.compute._progress import ProgressDisplay, print_summary
 from minga.compute._registry import engine_names, get_engine, register_engine
-from minga.compute._runner import demo, run
+from minga.compute._runner import demo, main, run
 from minga.compute._tasks import (
     JobSpec,
     MapResult,
@@ -105,6 +105,7 @@ __all__ = [
     "generate_records",
     "get_engine",
     "kernel",
+    "main",
     "make_job",
     "mpi_command",
     "plan_splits",
