@@ -58,7 +58,8 @@ from mapreduce import ROOT, counter_wordcount, timed
 
 from bus import servers
 from discovery import etcd
-from minga.compute import JobRef, generate_corpus, run
+from minga.compute import JobRef, run
+from minga.compute.testing import generate_corpus
 from minga.discovery import (
     DiscoveryClient,
     EmbeddedStore,

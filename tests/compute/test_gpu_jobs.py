@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from minga.compute import JobRef, generate_corpus, run, verify_job
+from minga.compute import JobRef, run, verify_job
+from minga.compute.testing import generate_corpus
 
 # NumPy comes with minga[parallel] (or minga[gpu]): `make test` installs it, a bare install skips
 pytest.importorskip("numpy")
