@@ -35,11 +35,11 @@ from minga.gateway._http import (
     response_head,
 )
 from minga.gateway._resilience import TokenBucket
+from minga.gateway._state import _Body, _Reject, _Request, _RouteState, _UpstreamState
 from minga.gateway._upstream import ConnectFailed, UpstreamConnection
 
 if TYPE_CHECKING:
-    from minga.gateway._gateway import _RouteState, _UpstreamState
-    from minga.gateway._proxy import ClientConnection, _Body, _Reject, _Request
+    from minga.gateway._proxy import ClientConnection
 
 __all__ = ["Exchange"]
 
