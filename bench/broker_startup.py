@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from minga.discovery import free_port
+from minga.discovery.ports import free_port
 
 TARGET_S = 0.2
 

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 import nats
 
-from minga.discovery import free_port, wait_for_port
+from minga.discovery.ports import free_port, wait_for_port
 
 SUBJECT = "bench.data"
 

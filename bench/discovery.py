@@ -38,10 +38,9 @@ from minga.discovery import (
     Instance,
     Registry,
     Store,
-    free_port,
     serve_registry,
-    wait_for_port,
 )
+from minga.discovery.ports import free_port, wait_for_port
 from minga.spec import HealthCheckSpec
 
 REPLICA = """

@@ -29,7 +29,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from minga.discovery import DiscoveryClient, EmbeddedStore, Instance, Registry, free_port, serve_registry
+from minga.discovery import DiscoveryClient, EmbeddedStore, Instance, Registry, serve_registry
+from minga.discovery.ports import free_port
 from minga.gateway import DiscoverySource, Haproxy, render_haproxy
 from minga.spec import GatewaySpec, RouteSpec
 

@@ -39,7 +39,7 @@ from pathlib import Path
 import nats
 from nats.js.api import ConsumerConfig
 
-from minga.discovery import free_port, wait_for_port
+from minga.discovery.ports import free_port, wait_for_port
 
 
 @contextlib.contextmanager

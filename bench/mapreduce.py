@@ -3,7 +3,7 @@
     .venv/bin/python bench/mapreduce.py                    # 1 GB corpus, 1 GB of records
     .venv/bin/python bench/mapreduce.py --size-mb 256 --sort-mb 256 --repeat 2
 
-Word count over a seeded Zipf corpus (minga.compute.generate_corpus) with:
+Word count over a seeded Zipf corpus (minga.compute.testing.generate_corpus) with:
 minga local (examples/jobs/wordcount.py, N workers), a single-process collections.Counter
 (the anchor), Dask bag (process scheduler, N workers), PySpark local[N] and mrjob's local
 runner (on a slice, its MB/s compared). Then a sort of 100-byte records
@@ -36,7 +36,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from minga.compute import JobRef, generate_corpus, generate_records, run
+from minga.compute import JobRef, run
+from minga.compute.testing import generate_corpus, generate_records
 
 ROOT = Path(__file__).resolve().parents[1]
 JOBS = ROOT / "examples" / "jobs"

@@ -37,7 +37,7 @@ from pydantic import BaseModel
 
 from minga import Service, rpc
 from minga.bus import Bus, Delivery
-from minga.discovery import free_port, wait_for_port
+from minga.discovery.ports import free_port, wait_for_port
 from minga.service import ServiceContainer
 
 PAYLOAD = {"sku": "apple-123", "qty": 2, "note": "x" * 64}

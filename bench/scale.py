@@ -58,7 +58,8 @@ from mapreduce import ROOT, counter_wordcount, timed
 
 from bus import servers
 from discovery import etcd
-from minga.compute import JobRef, generate_corpus, run
+from minga.compute import JobRef, run
+from minga.compute.testing import generate_corpus
 from minga.discovery import (
     DiscoveryClient,
     EmbeddedStore,
@@ -67,10 +68,9 @@ from minga.discovery import (
     Instance,
     Registry,
     Store,
-    free_port,
     serve_registry,
-    wait_for_port,
 )
+from minga.discovery.ports import free_port, wait_for_port
 from minga.monitor import LogCollector, LogSearch, LogStore, MetricStore, QueryEngine
 from monitor import write_lines
 

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from minga.discovery import free_port as free_port  # the helpers minga itself uses
-from minga.discovery import wait_for_port as wait_for_port
+from minga.discovery.ports import free_port as free_port  # the helpers minga itself uses
+from minga.discovery.ports import wait_for_port as wait_for_port
 
 T = TypeVar("T")
 

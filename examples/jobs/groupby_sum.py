@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from minga.compute import MapReduce
+from minga.compute import MapReduce, main
 from minga.compute.gpu import array_backend, group_by_sum
 
 
@@ -44,4 +44,4 @@ class GroupBySum(MapReduce):
 
 
 if __name__ == "__main__":
-    GroupBySum.main()
+    main(GroupBySum)

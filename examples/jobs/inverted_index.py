@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator
 
-from minga.compute import MapReduce
+from minga.compute import MapReduce, main
 
 
 class InvertedIndex(MapReduce):
@@ -31,4 +31,4 @@ class InvertedIndex(MapReduce):
 
 
 if __name__ == "__main__":
-    InvertedIndex.main()
+    main(InvertedIndex)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from minga.compute import MapReduce
+from minga.compute import MapReduce, main
 
 
 class Join(MapReduce):
@@ -39,4 +39,4 @@ class Join(MapReduce):
 
 
 if __name__ == "__main__":
-    Join.main()
+    main(Join)

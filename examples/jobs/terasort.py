@@ -15,7 +15,7 @@ import random
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from minga.compute import Lines, MapReduce
+from minga.compute import Lines, MapReduce, main
 
 SAMPLES = 10_000
 
@@ -56,4 +56,4 @@ class TeraSort(MapReduce):
 
 
 if __name__ == "__main__":
-    TeraSort.main()
+    main(TeraSort)

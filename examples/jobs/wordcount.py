@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Iterator
 
-from minga.compute import Lines, MapReduce
+from minga.compute import Lines, MapReduce, main
 
 
 class WordCount(MapReduce):
@@ -38,4 +38,4 @@ class WordCount(MapReduce):
 
 
 if __name__ == "__main__":
-    WordCount.main()
+    main(WordCount)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from minga.compute import Lines, MapReduce
+from minga.compute import Lines, MapReduce, main
 from minga.compute.gpu import array_backend, word_count
 
 
@@ -37,4 +37,4 @@ class VectorizedWordCount(MapReduce):
 
 
 if __name__ == "__main__":
-    VectorizedWordCount.main()
+    main(VectorizedWordCount)

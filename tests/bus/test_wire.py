@@ -20,6 +20,7 @@ from minga.bus import (
     encode,
     event_subject,
     incoming,
+    random_id,
     rpc_subject,
 )
 from minga.bus._codec import error_reply, parse_reply, result_reply
@@ -101,6 +102,19 @@ def test_a_received_message_runs_in_a_child_of_its_sender_or_in_a_new_root() -> 
     first, second, within = contextvars.copy_context().run(outgoing_headers)  # the context set stays there
     assert TraceContext.parse(first) is not None and TraceContext.parse(second) is not None
     assert first != second and within == sender.header()
+
+
+def test_ids_are_hex_of_their_width_and_never_all_zeros(monkeypatch: pytest.MonkeyPatch) -> None:
+    draws = iter([0, 0x2A])
+
+    class Draws:
+        def getrandbits(self, bits: int) -> int:
+            return next(draws)
+
+    monkeypatch.setattr("minga.bus._trace._random", Draws())
+    assert random_id(64) == "000000000000002a"  # the all-zero draw was refused
+    monkeypatch.undo()
+    assert len(random_id(128)) == 32 and int(random_id(128), 16) > 0
 
 
 def test_subject_names_are_checked() -> None:

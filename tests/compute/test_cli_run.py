@@ -1,4 +1,4 @@
-"""`minga run` and `python job.py` (MapReduce.main): output, progress summary, one-line errors."""
+"""`minga run` and `python job.py` (main(JobClass)): output, progress summary, one-line errors."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from minga.compute import demo
+from minga.compute.console import demo
 
 JOBS = Path(__file__).resolve().parents[2] / "examples" / "jobs"
 TEXT = "".join(f"alpha beta{i % 3} gamma{i % 5}\n" for i in range(2000))

@@ -8,7 +8,8 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from minga.compute import JobRef, generate_corpus, generate_records, run, verify_job
+from minga.compute import JobRef, run, verify_job
+from minga.compute.testing import generate_corpus, generate_records
 
 JOBS = Path(__file__).resolve().parents[2] / "examples" / "jobs"
 

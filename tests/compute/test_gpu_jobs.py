@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from minga.compute import JobRef, generate_corpus, run, verify_job
+from minga.compute import JobRef, run, verify_job
+from minga.compute.testing import generate_corpus
 
 # NumPy comes with minga[parallel] (or minga[gpu]): `make test` installs it, a bare install skips
 pytest.importorskip("numpy")
@@ -102,7 +103,7 @@ def _read_counts(out: Path) -> Counter[bytes]:
     "how",
     [
         ["-m", "minga", "run", str(JOBS / "wordcount_vectorized.py")],  # minga run
-        [str(JOBS / "wordcount_vectorized.py")],  # python job.py, through MapReduce.main()
+        [str(JOBS / "wordcount_vectorized.py")],  # python job.py, through main(VectorizedWordCount)
     ],
     ids=["minga-run", "job-main"],
 )

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 import word_jobs
 
-from minga.compute import LocalEngine, MapReduce, SerialEngine, Step, make_job, read_output, run
+from minga.compute import MapReduce, Step, read_output, run
+from minga.compute.engines import LocalEngine, SerialEngine, make_job
 from minga.errors import UsageError
 
 TEXT = "the quick brown fox\njumps over the lazy dog\n\nthe end\n"

@@ -14,9 +14,10 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from minga.compute import InputSplit, Lines, MapReduce, plan_splits, run, stable_hash
+from minga.compute import Lines, MapReduce, run, stable_hash
 from minga.compute._inputs import read_batches
 from minga.compute._shuffle import FAN_IN
+from minga.compute.engines import InputSplit, plan_splits
 
 
 @settings(max_examples=150, deadline=None)

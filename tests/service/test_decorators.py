@@ -117,3 +117,18 @@ def test_durations() -> None:
     ]
     with pytest.raises(UsageError):
         parse_duration("0s")
+
+
+def test_every_takes_the_spec_duration_grammar() -> None:
+    # the grammar of minga.yaml: parts in a row, as in health.interval: 1m30s
+    async def tick(self: object) -> None:
+        return None
+
+    async def hourly(self: object) -> None:
+        return None
+
+    assert entrypoints_of(every("1m30s")(tick)) == (TimerEntry(90.0),)
+    assert entrypoints_of(every("1h0.5s")(hourly)) == (TimerEntry(3600.5),)
+    for bad in ("1m30", "90 s", "-1s", "1d"):
+        with pytest.raises(UsageError, match=f"duration '{bad}' must"):
+            every(bad)

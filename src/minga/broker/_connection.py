@@ -1,4 +1,8 @@
-"""One client connection: the protocol state machine between the parser and the router."""
+"""One client connection: the protocol state machine between the parser and the router.
+
+It sees the broker only through :class:`~minga.broker._api.ConnectionHost`, so it can be
+driven with bytes in and a recording host, without a socket or a server.
+"""
 
 from __future__ import annotations
 
@@ -15,8 +19,7 @@ from minga.broker._protocol import Connect, Frame, Invalid, Parser, Ping, Pong, 
 from minga.broker._subjects import is_literal_subject, is_valid_subject
 
 if TYPE_CHECKING:
-    from minga.broker._api import Delivery
-    from minga.broker._server import Broker
+    from minga.broker._api import ConnectionHost, Delivery
 
 __all__: list[str] = []
 
@@ -67,10 +70,10 @@ class Subscription:
 class ClientConnection(asyncio.Protocol):
     """The server side of one NATS client connection."""
 
-    def __init__(self, broker: Broker) -> None:
+    def __init__(self, broker: ConnectionHost) -> None:
         self.broker = broker
         config = broker.config
-        self.cid = broker._next_client_id()
+        self.cid = broker.next_client_id()
         self.transport: asyncio.Transport | None = None
         self.parser = Parser(config.max_payload, config.max_control_line)
         self.subs: dict[bytes, Subscription] = {}
@@ -122,22 +125,22 @@ class ClientConnection(asyncio.Protocol):
         if isinstance(peer, tuple):
             self.host, self.port = str(peer[0]), int(peer[1])
         broker = self.broker
-        broker._register(self)
+        admitted = broker.register_client(self)
         timeouts = broker.config.timeouts
-        if len(broker._clients) > broker.config.max_connections:
+        if not admitted:
             # nats-server sends its INFO first, then the error, and closes
-            transport.write(broker._info_line(self))
+            transport.write(broker.info_line(self))
             broker.audit(self, "connect", ERR_MAX_CONNECTIONS)
             self.close(ERR_MAX_CONNECTIONS, reason="Maximum Connections Exceeded")
             return
-        tls = broker._ssl_context
+        tls = broker.ssl_context
         if tls is not None:
             # the client starts its handshake once it has read INFO: hold reads until TLS is up
             transport.pause_reading()
-        transport.write(broker._info_line(self))
+        transport.write(broker.info_line(self))
         if tls is not None:
             self.handshaking = True
-            broker._spawn(self._upgrade(tls, timeouts.auth))
+            broker.spawn(self._upgrade(tls, timeouts.auth))
         # a CONNECT deadline whether or not authentication is on: a client that never completes
         # its CONNECT must not hold a connection (and its partial input) open
         self.awaiting_handshake = True
@@ -151,7 +154,7 @@ class ClientConnection(asyncio.Protocol):
         if not frames:
             return
         broker = self.broker
-        route = broker._route
+        route = broker.route
         count = 0
         total = 0
         for frame in frames:
@@ -162,7 +165,7 @@ class ClientConnection(asyncio.Protocol):
                 count += 1
                 total += size
                 if not route(subject, reply, headers, payload, self) and reply and self.no_responders:
-                    broker._no_responders(self, reply)
+                    broker.no_responders(self, reply)
             else:
                 self._dispatch(frame)
             if self.closed:
@@ -174,23 +177,23 @@ class ClientConnection(asyncio.Protocol):
             broker.in_bytes += total
 
     def _dispatch(self, frame: Frame) -> None:
-        kind = type(frame)
-        if kind is Pub:
-            self._on_pub(frame)  # type: ignore[arg-type]
-        elif not self.authorized and kind is not Connect:
-            self.close(ERR_AUTH)
-        elif kind is Sub:
-            self._on_sub(frame)  # type: ignore[arg-type]
-        elif kind is Unsub:
-            self._on_unsub(frame)  # type: ignore[arg-type]
-        elif kind is Ping:
-            self.send(b"PONG\r\n")
-        elif kind is Pong:
-            self.pings_out = 0
-        elif kind is Connect:
-            self._on_connect(frame)  # type: ignore[arg-type]
-        elif kind is Invalid:
-            self.close(frame.message)  # type: ignore[union-attr]
+        match frame:
+            case Pub():
+                self._on_pub(frame)
+            case Connect():
+                self._on_connect(frame)
+            case _ if not self.authorized:
+                self.close(ERR_AUTH)
+            case Sub():
+                self._on_sub(frame)
+            case Unsub():
+                self._on_unsub(frame)
+            case Ping():
+                self.send(b"PONG\r\n")
+            case Pong():
+                self.pings_out = 0
+            case Invalid():
+                self.close(frame.message)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.gone.set()
@@ -252,8 +255,8 @@ class ClientConnection(asyncio.Protocol):
         broker.in_bytes += size
         if self.verbose:
             self.send(b"+OK\r\n")
-        if not broker._route(subject, reply, headers, payload, self) and reply and self.no_responders:
-            broker._no_responders(self, reply)
+        if not broker.route(subject, reply, headers, payload, self) and reply and self.no_responders:
+            broker.no_responders(self, reply)
 
     def _on_sub(self, frame: Sub) -> None:
         subject, queue, sid = frame
@@ -282,7 +285,7 @@ class ClientConnection(asyncio.Protocol):
         if perms is not None and perms.filters_deliveries:
             sub.guard = perms
         self.subs[sid] = sub
-        self.broker._trie.insert(subject, sub, queue)
+        self.broker.add_subscription(sub)
         if self.verbose:
             self.send(b"+OK\r\n")
 
@@ -292,7 +295,7 @@ class ClientConnection(asyncio.Protocol):
             if frame.max_msgs and sub.delivered < frame.max_msgs:
                 sub.max_msgs = frame.max_msgs
             else:
-                self.broker._remove_subscription(sub)
+                self.broker.remove_subscription(sub)
         if self.verbose:
             self.send(b"+OK\r\n")
 
@@ -308,7 +311,7 @@ class ClientConnection(asyncio.Protocol):
         if self.closed:
             return
         if not self.out:
-            self.broker._mark_dirty(self)
+            self.broker.mark_dirty(self)
         self.out.append(data)
         self.out_size += len(data)
         if self.out_size > self.max_pending:
@@ -405,9 +408,9 @@ class ClientConnection(asyncio.Protocol):
             self._timer = None
         broker = self.broker
         for sub in list(self.subs.values()):
-            broker._remove_subscription(sub)
+            broker.remove_subscription(sub)
         self._release_producers()
-        broker._unregister(self)
+        broker.unregister_client(self)
 
     async def _upgrade(self, context: ssl.SSLContext, handshake_timeout: float) -> None:
         loop = asyncio.get_running_loop()
@@ -443,7 +446,7 @@ class ClientConnection(asyncio.Protocol):
         """End the handshake timer once TLS (when required) and CONNECT (when auth is) are done."""
         if not self.awaiting_handshake:
             return
-        if self.broker._ssl_context is not None and not self.tls_version:
+        if self.broker.ssl_context is not None and not self.tls_version:
             return
         if not self.connect_received:
             return
@@ -455,7 +458,7 @@ class ClientConnection(asyncio.Protocol):
 
     def _auth_expired(self) -> None:
         self._timer = None
-        if not self.tls_version and self.broker._ssl_context is not None:
+        if not self.tls_version and self.broker.ssl_context is not None:
             self.close(ERR_TLS_REQUIRED, reason="TLS Handshake Timeout")
         else:
             self.close(ERR_AUTH_TIMEOUT)

@@ -59,7 +59,7 @@ class Broker:
     def __init__(self, config: BrokerConfig | None = None, extensions: Sequence[BrokerExtension] = ()) -> None:
         self.config = config if config is not None else BrokerConfig()
         self._extensions = list(extensions)
-        self._ssl_context = self.config.tls.context() if self.config.tls is not None else None
+        self.ssl_context = self.config.tls.context() if self.config.tls is not None else None
         self._trie: SubjectTrie[Subscription] = SubjectTrie()
         self._clients: dict[int, ClientConnection] = {}
         self._closed_clients: deque[dict[str, Any]] = deque(maxlen=CLOSED_KEPT)
@@ -96,7 +96,7 @@ class Broker:
     @property
     def url(self) -> str:
         """``nats://host:port`` (``tls://`` with TLS) of the listening socket."""
-        scheme = "tls" if self._ssl_context is not None else "nats"
+        scheme = "tls" if self.ssl_context is not None else "nats"
         return f"{scheme}://{self.config.host}:{self.port}"
 
     @property
@@ -272,14 +272,14 @@ class Broker:
         sid = self._isid
         sub = Subscription(None, subject.encode(), queue.encode() if queue else None, b"%d" % sid, callback)
         self._internal[sid] = sub
-        self._trie.insert(sub.subject, sub, sub.queue)
+        self.add_subscription(sub)
         return sid
 
     def unsubscribe_internal(self, sid: int) -> None:
         """End an internal subscription; unknown ids are ignored."""
         sub = self._internal.get(sid)
         if sub is not None:
-            self._remove_subscription(sub)
+            self.remove_subscription(sub)
 
     def publish_internal(
         self,
@@ -301,7 +301,7 @@ class Broker:
         size = len(payload) + (len(headers) if headers else 0)
         self.in_msgs += 1
         self.in_bytes += size
-        return self._route(
+        return self.route(
             subject.encode(), reply.encode() if reply else None, headers, payload, None, to.encode() if to else None
         )
 
@@ -325,7 +325,7 @@ class Broker:
             "max_payload": self.config.max_payload,
             "max_pending": self.config.max_pending,
             "auth_required": self.config.auth is not None,
-            "tls_required": self._ssl_context is not None,
+            "tls_required": self.ssl_context is not None,
             "start": _rfc3339(self.started_at),
             "now": _rfc3339(now),
             "uptime": f"{now - self.started_at:.0f}s",
@@ -376,7 +376,7 @@ class Broker:
 
     # -- routing (the hot path) --------------------------------------------
 
-    def _route(
+    def route(
         self,
         subject: bytes,
         reply: bytes | None,
@@ -421,7 +421,7 @@ class Broker:
                 data = head + sub.sid + tail if headers is None or client.headers else plain_head + sub.sid + plain_tail
                 out = client.out
                 if not out and not client.closed:
-                    self._mark_dirty(client)
+                    self.mark_dirty(client)
                 out.append(data)
                 client.out_size += len(data)
                 client.out_msgs += 1
@@ -432,7 +432,7 @@ class Broker:
                     client.stall(origin)
                 sub.delivered += 1
                 if sub.max_msgs and sub.delivered >= sub.max_msgs:
-                    self._remove_subscription(sub)
+                    self.remove_subscription(sub)
             delivered += 1
         for members in groups:
             count = len(members)
@@ -457,7 +457,7 @@ class Broker:
                         client.stall(origin)
                     sub.delivered += 1
                     if sub.max_msgs and sub.delivered >= sub.max_msgs:
-                        self._remove_subscription(sub)
+                        self.remove_subscription(sub)
                 delivered += 1
                 break
         self.out_msgs += delivered
@@ -469,7 +469,7 @@ class Broker:
     ) -> None:
         sub.delivered += 1
         if sub.max_msgs and sub.delivered >= sub.max_msgs:
-            self._remove_subscription(sub)
+            self.remove_subscription(sub)
         callback = sub.callback
         if callback is None:
             return
@@ -484,7 +484,7 @@ class Broker:
         except Exception:
             log.exception("internal subscriber of %s failed", delivery.subject)
 
-    def _no_responders(self, client: ClientConnection, reply: bytes) -> None:
+    def no_responders(self, client: ClientConnection, reply: bytes) -> None:
         """Tell a requester that nobody listens: a 503 status message on its own reply subscription."""
         plain, groups = self._trie.match(reply)
         for sub in (*plain, *(s for members in groups for s in members)):
@@ -492,7 +492,10 @@ class Broker:
                 client.send(b"HMSG %b %b %d %d\r\n%b\r\n" % (reply, sub.sid, len(NO_RESPONDERS), len(NO_RESPONDERS), NO_RESPONDERS))
                 return
 
-    def _remove_subscription(self, sub: Subscription) -> None:
+    def add_subscription(self, sub: Subscription) -> None:
+        self._trie.insert(sub.subject, sub, sub.queue)
+
+    def remove_subscription(self, sub: Subscription) -> None:
         if sub.closed:
             return
         sub.closed = True
@@ -504,15 +507,16 @@ class Broker:
 
     # -- connections -------------------------------------------------------
 
-    def _next_client_id(self) -> int:
+    def next_client_id(self) -> int:
         self._cid += 1
         return self._cid
 
-    def _register(self, client: ClientConnection) -> None:
+    def register_client(self, client: ClientConnection) -> bool:
         self._clients[client.cid] = client
         self.total_connections += 1
+        return len(self._clients) <= self.config.max_connections
 
-    def _unregister(self, client: ClientConnection) -> None:
+    def unregister_client(self, client: ClientConnection) -> None:
         if self._clients.pop(client.cid, None) is not None:
             entry = client.describe()
             entry["stop"] = _rfc3339(time.time())
@@ -528,7 +532,7 @@ class Broker:
                 area="bus", who=who or client.user or "anonymous", source=f"{client.host}:{client.port}", what=what, why=why
             )
 
-    def _mark_dirty(self, client: ClientConnection) -> None:
+    def mark_dirty(self, client: ClientConnection) -> None:
         self._dirty.append(client)
         if not self._flush_scheduled:
             self._flush_scheduled = True
@@ -547,7 +551,7 @@ class Broker:
                 log.warning("client %d (%s:%d): write failed, closing: %r", client.cid, client.host, client.port, exc)
                 client.abort(f"Write Error: {exc!r}")
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -567,13 +571,13 @@ class Broker:
         }
         if config.auth is not None:
             info["auth_required"] = True
-        if self._ssl_context is not None:
+        if self.ssl_context is not None:
             info["tls_required"] = True
             info["tls_verify"] = bool(config.tls and config.tls.verify_clients)
         info.update(self._extra_info)
         return info
 
-    def _info_line(self, client: ClientConnection) -> bytes:
+    def info_line(self, client: ClientConnection) -> bytes:
         return client.info_for(self._info)
 
 

@@ -21,7 +21,7 @@ from minga.bus._subjects import (
     rpc_subject,
 )
 from minga.bus._timeout import Timeout
-from minga.bus._trace import TraceContext, current_trace, incoming, outgoing
+from minga.bus._trace import TraceContext, current_trace, incoming, outgoing, random_id
 
 __all__ = [
     "Backoff",
@@ -45,5 +45,6 @@ __all__ = [
     "outgoing",
     "queue_stream",
     "queue_subject",
+    "random_id",
     "rpc_subject",
 ]

@@ -13,22 +13,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from minga.backoff import Backoff
+
 __all__ = ["CONSUMER", "Backoff", "QueuePolicy"]
 
 CONSUMER = "workers"
-
-
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    """Delay before redelivering a failed job, in seconds: ``initial * factor ** (attempt - 1)``, capped."""
-
-    initial: float = 0.5
-    factor: float = 2.0
-    maximum: float = 30.0
-
-    def delay(self, attempt: int) -> float:
-        """The wait after the ``attempt``-th delivery (1-based) failed."""
-        return float(min(self.maximum, self.initial * self.factor ** max(0, attempt - 1)))
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ import random
 import re
 from dataclasses import dataclass
 
-__all__ = ["TRACEPARENT", "TraceContext", "current_trace"]
+__all__ = ["TRACEPARENT", "TraceContext", "current_trace", "random_id"]
 
 TRACEPARENT = "traceparent"
 
@@ -23,9 +23,11 @@ _ZERO_TRACE = "0" * 32
 _ZERO_SPAN = "0" * 16
 
 
-def _hex(bits: int) -> str:
+def random_id(bits: int) -> str:
+    """A random id of ``bits`` bits as ``bits // 4`` hex digits, never all zeros (an invalid trace or
+    span id): the one generator of trace, span and request ids."""
     value = 0
-    while value == 0:  # all-zero ids are invalid
+    while value == 0:
         value = _random.getrandbits(bits)
     return f"{value:0{bits // 4}x}"
 
@@ -36,13 +38,13 @@ def _root_ids() -> tuple[str, str]:
     if value >> 64 and value & _LOW64:
         ids = f"{value:048x}"
         return ids[:32], ids[32:]
-    return _hex(128), _hex(64)
+    return random_id(128), random_id(64)
 
 
 def _span_id() -> str:
     """A new 64-bit span id as 16 hex digits (never all zeros)."""
     value = _random.getrandbits(64)
-    return f"{value:016x}" if value else _hex(64)
+    return f"{value:016x}" if value else random_id(64)
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ from rich.table import Table
 
 from minga.broker import Broker, BrokerConfig
 from minga.cli.shopdemo import shop_demo
-from minga.compute import demo as compute_demo
+from minga.compute.console import demo as compute_demo
 
 __all__ = ["STEPS", "DemoContext", "DemoStep", "demo", "run_demo"]
 

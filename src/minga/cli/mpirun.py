@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from minga.compute import find_mpi_launcher, run_mpi
+from minga.compute.mpi import find_mpi_launcher, run_mpi
 
 
 def mpirun(

@@ -13,8 +13,9 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from minga.compute import JobProgress, JobRef, print_summary, user_traceback
+from minga.compute import JobProgress, JobRef
 from minga.compute import run as run_job
+from minga.compute.console import print_summary, user_traceback
 from minga.controlplane import jobs_dir
 from minga.errors import ComputeError, JobFailed, UsageError
 from minga.spec import home_dir

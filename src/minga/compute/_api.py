@@ -72,7 +72,7 @@ class MapReduce:
                 yield word, sum(counts)
 
         if __name__ == "__main__":
-            WordCount.main()
+            main(WordCount)  # from minga.compute import main
 
     Keys must be hashable and mutually orderable (they are grouped, then sorted within a
     partition); keys and values must be picklable. Per task, the runtime sets
@@ -162,15 +162,6 @@ class MapReduce:
         committed attempts of every task."""
         k = (group, name)
         self.counters[k] = self.counters.get(k, 0) + n
-
-    @classmethod
-    def main(cls, argv: Sequence[str] | None = None) -> None:
-        """Run this job from the command line: ``python job.py INPUT... -o OUT [--engine ...]``."""
-        # The runner (engines, progress display) builds on this module, so it is imported
-        # only when a job file is run as a script.
-        from minga.compute._runner import job_main
-
-        job_main(cls, argv)
 
 
 @dataclass(frozen=True)

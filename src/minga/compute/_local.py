@@ -6,6 +6,8 @@ result. A worker that dies (even by SIGKILL) is replaced and its task attempted 
 task that fails ``max_attempts`` times fails the job. When no task waits and a worker is
 idle, a task running much longer than the wave's median gets a backup attempt
 (speculative execution): the first attempt to finish is committed, the other is killed.
+Those decisions are made by :class:`~minga.compute._schedule.WaveScheduler`, without
+processes; this module starts, feeds and kills the workers.
 """
 
 from __future__ import annotations
@@ -14,16 +16,25 @@ import contextlib
 import multiprocessing
 import os
 import signal
-import statistics
 import time
 import traceback
-from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from minga.compute._driver import Result, Task, TaskEngine, TaskSink
+from minga.compute._driver import Task, TaskEngine, TaskSink
+from minga.compute._schedule import (
+    Action,
+    Died,
+    Failed,
+    FailJob,
+    Finished,
+    Launch,
+    Replace,
+    ReportFailure,
+    Tick,
+    WaveScheduler,
+)
 from minga.errors import JobFailed, UsageError
 
 __all__ = ["LocalEngine"]
@@ -65,14 +76,6 @@ def _worker_main(conn: Connection) -> None:
             conn.send(("ok", result))
 
 
-@dataclass
-class _Running:
-    index: int
-    attempt: int
-    started: float
-    speculative: bool
-
-
 class _Worker:
     def __init__(self, ctx: Any) -> None:
         parent, child = ctx.Pipe()
@@ -80,7 +83,6 @@ class _Worker:
         self.proc.start()
         child.close()
         self.conn: Connection = parent
-        self.running: _Running | None = None
 
     def kill(self) -> None:
         with contextlib.suppress(ProcessLookupError):
@@ -154,50 +156,31 @@ class LocalEngine(TaskEngine):
     def _run_wave(self, tasks: Sequence[Task], sink: TaskSink) -> None:
         while len(self._pool) < min(self.workers, max(1, len(tasks))):
             self._pool.append(_Worker(self._ctx))
-        pending: deque[int] = deque(range(len(tasks)))
-        attempts = [0] * len(tasks)
-        failures = [0] * len(tasks)
-        done = [False] * len(tasks)
-        durations: list[float] = []
-        left = len(tasks)
+        scheduler = WaveScheduler(
+            len(tasks), len(self._pool), max_attempts=self.max_attempts, speculative=self.speculative,
+            speculation_factor=self.speculation_factor, speculation_after=self.speculation_after,
+        )  # fmt: skip
         progress = sink.progress
 
-        def launch(w: _Worker, i: int, speculative: bool) -> None:
-            attempts[i] += 1
-            w.running = _Running(i, attempts[i], time.monotonic(), speculative)
-            sink.started(tasks[i], attempts[i], speculative=speculative)
-            w.conn.send((tasks[i], attempts[i]))
+        def act(actions: list[Action]) -> None:
+            for action in actions:
+                match action:
+                    case Launch(slot, task, attempt, speculative):
+                        sink.started(tasks[task], attempt, speculative=speculative)
+                        self._pool[slot].conn.send((tasks[task], attempt))
+                    case Replace(slot):
+                        self._pool[slot].kill()
+                        self._pool[slot] = _Worker(self._ctx)
+                    case ReportFailure(task, attempt, error):
+                        sink.failed(tasks[task], attempt, error)
+                    case FailJob(task, failures, error):
+                        raise JobFailed(tasks[task].task_id, failures, error.strip().splitlines()[-1])
 
-        def replace(w: _Worker) -> None:
-            w.kill()
-            self._pool[self._pool.index(w)] = _Worker(self._ctx)
-
-        def fail(w: _Worker, error: str) -> None:
-            run = w.running
-            assert run is not None
-            w.running = None
-            sink.failed(tasks[run.index], run.attempt, error)
-            if done[run.index]:
-                return
-            failures[run.index] += 1
-            if failures[run.index] >= self.max_attempts:
-                raise JobFailed(tasks[run.index].task_id, failures[run.index], error.strip().splitlines()[-1])
-            if not any(o.running and o.running.index == run.index for o in self._pool):
-                pending.append(run.index)
-
-        while left:
-            for w in self._pool:
-                if w.running is not None:
-                    continue
-                if pending:
-                    launch(w, pending.popleft(), False)
-                elif self.speculative:
-                    straggler = self._straggler(durations)
-                    if straggler is not None:
-                        launch(w, straggler, True)
+        while not scheduler.finished:
+            act(scheduler.handle(Tick(time.monotonic())))
             ready = wait([w.conn for w in self._pool] + [w.proc.sentinel for w in self._pool], timeout=0.1)
-            for w in list(self._pool):
-                if w not in self._pool:  # replaced while handling an earlier message
+            for slot, w in enumerate(list(self._pool)):
+                if self._pool[slot] is not w:  # replaced while handling an earlier message
                     continue
                 if w.conn in ready:
                     try:
@@ -206,48 +189,13 @@ class LocalEngine(TaskEngine):
                             if kind == "p":
                                 progress.add_io(rest[0], rest[1])
                             elif kind == "err":
-                                fail(w, rest[0])
+                                act(scheduler.handle(Failed(slot, rest[0], time.monotonic())))
                             else:
-                                left -= self._finished(w, rest[0], sink, done, durations, replace)
+                                committed = sink.commit(rest[0])
+                                act(scheduler.handle(Finished(slot, committed, time.monotonic())))
                     except (EOFError, OSError):
                         pass
                 if w.proc.sentinel in ready and not w.proc.is_alive():
-                    if w.running is not None:
-                        fail(w, f"worker process {w.proc.pid} died (exit code {w.proc.exitcode})")
-                    replace(w)
+                    error = f"worker process {w.proc.pid} died (exit code {w.proc.exitcode})"
+                    act(scheduler.handle(Died(slot, error, time.monotonic())))
             progress.tick()
-
-    def _finished(
-        self,
-        w: _Worker,
-        result: Result,
-        sink: TaskSink,
-        done: list[bool],
-        durations: list[float],
-        replace: Any,
-    ) -> int:
-        run = w.running
-        assert run is not None
-        w.running = None
-        durations.append(time.monotonic() - run.started)
-        if not sink.commit(result):
-            return 0
-        done[run.index] = True
-        for other in list(self._pool):
-            if other.running is not None and other.running.index == run.index:
-                replace(other)  # the slower copy of a task that is now committed
-        return 1
-
-    def _straggler(self, durations: list[float]) -> int | None:
-        if not durations:
-            return None
-        limit = max(self.speculation_after, self.speculation_factor * statistics.median(durations))
-        now = time.monotonic()
-        running: dict[int, list[_Running]] = {}
-        for w in self._pool:
-            if w.running is not None:
-                running.setdefault(w.running.index, []).append(w.running)
-        for index, runs in running.items():
-            if len(runs) == 1 and now - runs[0].started > limit:
-                return index
-        return None

@@ -1,4 +1,4 @@
-"""Running a job from Python, from ``python job.py`` (``MapReduce.main``) and for the demo."""
+"""Running a job from Python, from ``python job.py`` (:func:`main`) and for the demo."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from minga.compute._registry import engine_names, get_engine
 from minga.compute._tasks import DEFAULT_MEMORY_BUDGET
 from minga.errors import MingaError, UsageError
 
-__all__ = ["demo", "job_main", "run"]
+__all__ = ["demo", "main", "run"]
 
 
 def run(
@@ -71,8 +71,11 @@ def run(
         eng.close()
 
 
-def job_main(job: type[MapReduce], argv: Sequence[str] | None = None) -> None:
+def main(job: type[MapReduce], argv: Sequence[str] | None = None) -> None:
     """``python job.py INPUT... -o OUT``: run ``job`` with progress, then print a summary.
+
+    A job file ends with ``if __name__ == "__main__": main(WordCount)``; ``argv`` defaults to
+    the command line.
 
     A user's mistake prints one line and exits with status 2; a failed job exits with 1.
     """

@@ -48,7 +48,7 @@ class JobSpec:
     ``inputs`` are resolved file paths; ``work_dir`` (default ``OUTPUT/_temporary``) holds
     attempt directories and must be on the output's filesystem so commits are renames.
     ``memory_budget`` bounds, in bytes, what one task holds before spilling or merging from
-    disk. ``chaos_seed`` turns on the test mode (see :class:`~minga.compute.ChaosEngine`).
+    disk. ``chaos_seed`` turns on the test mode (see :class:`~minga.compute.engines.ChaosEngine`).
     """
 
     job: JobRef

@@ -15,7 +15,7 @@ minga itself: the page works with no network connection and needs no build step.
 follow changes over Server-Sent Events.
 """
 
-from minga.dashboard._app import ASSETS, dashboard_app, log_query, sse_event
+from minga.dashboard._app import ASSETS, dashboard_app, log_query
 from minga.dashboard._source import DashboardSource, LogQuery
 
-__all__ = ["ASSETS", "DashboardSource", "LogQuery", "dashboard_app", "log_query", "sse_event"]
+__all__ = ["ASSETS", "DashboardSource", "LogQuery", "dashboard_app", "log_query"]

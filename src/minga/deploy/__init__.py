@@ -11,7 +11,6 @@ from minga.deploy._local import (
     OnCritical,
     OnHealth,
     error_line,
-    free_port,
     log_path,
 )
 from minga.deploy._logs import LogLine, LogPage, follow_logs, log_files, page_logs, read_logs, select_lines
@@ -70,7 +69,6 @@ __all__ = [
     "Tick",
     "error_line",
     "follow_logs",
-    "free_port",
     "log_files",
     "log_path",
     "page_logs",

@@ -49,10 +49,11 @@ from minga.deploy._machine import (
 from minga.deploy._model import HealthProbe, Limits, ServicePlan
 from minga.deploy._orphans import write_replicas
 from minga.discovery import Health as DiscoveryHealth
-from minga.discovery import Identity, free_port, probe
+from minga.discovery import Identity, probe
+from minga.discovery.ports import free_port
 from minga.errors import DeployError
 
-__all__ = ["LocalSupervisor", "OnCrashLoop", "OnCritical", "OnHealth", "error_line", "free_port", "log_path"]
+__all__ = ["LocalSupervisor", "OnCrashLoop", "OnCritical", "OnHealth", "error_line", "log_path"]
 
 log = logging.getLogger("minga.deploy")
 

@@ -11,7 +11,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
+from minga.backoff import Backoff
+
 __all__ = [
+    "RESTART_BACKOFF",
     "Backoff",
     "HealthProbe",
     "Limits",
@@ -29,19 +32,8 @@ class RestartMode(StrEnum):
     NEVER = "never"
 
 
-@dataclass(frozen=True)
-class Backoff:
-    """Exponential restart delay: ``initial * factor**(n-1)`` seconds for the n-th quick restart, capped at ``maximum``."""
-
-    initial: float = 0.2
-    factor: float = 2.0
-    maximum: float = 10.0
-
-    def delay(self, attempt: int) -> float:
-        """Seconds to wait before restart number ``attempt`` (1-based) of a run of quick failures."""
-        if attempt <= 0:
-            return 0.0
-        return float(min(self.maximum, self.initial * self.factor ** (attempt - 1)))
+# a replica restarts sooner than a job is redelivered
+RESTART_BACKOFF = Backoff(initial=0.2, factor=2.0, maximum=10.0)
 
 
 @dataclass(frozen=True)
@@ -56,7 +48,7 @@ class RestartPolicy:
     """
 
     mode: RestartMode = RestartMode.ALWAYS
-    backoff: Backoff = field(default_factory=Backoff)
+    backoff: Backoff = RESTART_BACKOFF
     stable_after: float = 10.0
     crashloop_exits: int = 4
 

@@ -65,7 +65,6 @@ from minga.discovery._pickers import (
     Strategy,
     make_picker,
 )
-from minga.discovery._ports import free_port, wait_for_port
 from minga.discovery._registry import Registry
 from minga.discovery._replica import ReplicaInfo, ReplicaRegistrar, replica_registrar
 from minga.discovery._store import EmbeddedStore, Snapshot, Store, Watch
@@ -94,7 +93,6 @@ __all__ = [
     "WatchEvent",
     "check_once",
     "discovery_app",
-    "free_port",
     "make_picker",
     "new_instance_id",
     "probe",
@@ -102,5 +100,4 @@ __all__ = [
     "replica_registrar",
     "serve_registry",
     "store_from_spec",
-    "wait_for_port",
 ]

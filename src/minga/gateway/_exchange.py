@@ -14,13 +14,11 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
-import random
 import re
 import time
 from typing import TYPE_CHECKING
 
-from minga.bus import Span, TraceContext
+from minga.bus import Span, TraceContext, random_id
 from minga.gateway._auth import SUBJECT_HEADER, AuthRefused
 from minga.gateway._http import (
     IDEMPOTENT,
@@ -37,22 +35,17 @@ from minga.gateway._http import (
     response_head,
 )
 from minga.gateway._resilience import TokenBucket
+from minga.gateway._state import _Body, _Reject, _Request, _RouteState, _UpstreamState
 from minga.gateway._upstream import ConnectFailed, UpstreamConnection
 
 if TYPE_CHECKING:
-    from minga.gateway._gateway import _RouteState, _UpstreamState
-    from minga.gateway._proxy import ClientConnection, _Body, _Reject, _Request
+    from minga.gateway._proxy import ClientConnection
 
 __all__ = ["Exchange"]
 
 access_log = logging.getLogger("minga.gateway.access")
 
 _REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
-_ids = random.Random(os.urandom(16))  # ids need to be unique, not secret: no system call per request
-
-
-def _hex(bits: int) -> str:
-    return f"{_ids.getrandbits(bits) or 1:0{bits // 4}x}"
 
 
 class _UpstreamLost(Exception):
@@ -105,7 +98,7 @@ class Exchange:
         req = self.req
         gw = self.gw
         rid = header_value(req.headers, b"x-request-id")
-        self._request_id = rid if rid is not None and _REQUEST_ID.match(rid) else _hex(128).encode()
+        self._request_id = rid if rid is not None and _REQUEST_ID.match(rid) else random_id(128).encode()
         try:
             target = normalize_target(req.target)
         except TargetRefused as exc:
@@ -264,10 +257,7 @@ class Exchange:
         headers.append((b"X-Request-ID", self._request_id))
         parent = header_value(req.headers, b"traceparent")
         remote = TraceContext.parse(parent.decode("latin-1")) if parent is not None else None
-        if remote is not None:
-            trace = TraceContext(remote.trace_id, _hex(64), remote.span_id, remote.sampled)
-        else:
-            trace = TraceContext(_hex(128), _hex(64))
+        trace = remote.child() if remote is not None else TraceContext.new()
         self.trace_id = trace.trace_id
         self._trace = trace
         headers.append((b"traceparent", trace.header().encode()))

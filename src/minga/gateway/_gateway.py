@@ -18,61 +18,20 @@ from typing import Any, TypeVar
 
 from minga.bus import Span
 from minga.errors import UsageError
-from minga.gateway._auth import RouteAuth
-from minga.gateway._http import Router, is_internal
+from minga.gateway._http import Router
 from minga.gateway._metrics import GatewayMetrics
 from minga.gateway._proxy import ClientConnection
-from minga.gateway._resilience import BreakerPolicy, BreakerState, CircuitBreaker, RetryBudget, TokenBucket
+from minga.gateway._resilience import BreakerPolicy, BreakerState, TokenBucket
 from minga.gateway._sources import Endpoint, UpstreamSource
-from minga.gateway._upstream import Pool
+from minga.gateway._state import _RouteState, _UpstreamState
 from minga.security import AuditLog
 from minga.service import metric_family
-from minga.spec import GatewaySpec, RateLimitSpec, RouteSpec
+from minga.spec import GatewaySpec, RateLimitSpec
 
 __all__ = ["Gateway"]
 
 log = logging.getLogger("minga.gateway")
 T = TypeVar("T")
-
-
-class _UpstreamState:
-    """What the gateway knows of one upstream instance."""
-
-    __slots__ = ("breaker", "draining", "endpoint", "idle", "outstanding", "pool")
-
-    def __init__(self, endpoint: Endpoint, policy: BreakerPolicy) -> None:
-        self.endpoint = endpoint
-        self.breaker = CircuitBreaker(policy)
-        self.pool = Pool(endpoint)
-        self.outstanding = 0
-        self.draining = False
-        self.idle = asyncio.Event()
-        self.idle.set()
-
-    def started(self) -> None:
-        self.outstanding += 1
-        self.idle.clear()
-
-    def finished(self) -> None:
-        self.outstanding -= 1
-        if self.outstanding <= 0:
-            self.outstanding = 0
-            self.idle.set()
-
-
-class _RouteState:
-    __slots__ = ("auth", "budget", "expose", "name", "spec")
-
-    def __init__(self, spec: RouteSpec, budget_ratio: float, base: Path) -> None:
-        self.spec = spec
-        self.name = (spec.host or "") + spec.path
-        self.budget = RetryBudget(budget_ratio)
-        self.auth = RouteAuth(spec.auth, base) if spec.auth is not None else None
-        self.expose = tuple(p.encode() for p in spec.expose)
-
-    def exposes(self, target: bytes) -> bool:
-        """Whether this route forwards ``target``, one of a replica's own endpoints."""
-        return is_internal(target, self.expose)
 
 
 class _Limiter:

@@ -21,116 +21,14 @@ from typing import TYPE_CHECKING, cast
 import httptools
 
 from minga.gateway._exchange import Exchange
-from minga.gateway._http import Headers, error_response
+from minga.gateway._http import error_response
+from minga.gateway._state import _Body, _Reject, _Request
 from minga.gateway._upstream import UpstreamConnection
 
 if TYPE_CHECKING:
     from minga.gateway._gateway import Gateway
 
 __all__ = ["ClientConnection"]
-
-KEEP_FOR_RETRY = 64 * 1024  # request bodies up to this size are kept so that a retry can resend them
-PAUSE_ABOVE = 1024 * 1024  # unread request body bytes above which the client is not read
-
-
-class _Reject(Exception):
-    """Raised inside a parser callback to stop parsing; ``status`` is what the client is told."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-class _Body:
-    """A request body as it arrives: parts in order, kept for a retry while small."""
-
-    __slots__ = ("conn", "done", "error", "keep", "parts", "received", "unread", "waiter")
-
-    def __init__(self, conn: ClientConnection) -> None:
-        self.conn = conn
-        self.parts: list[bytes] = []
-        self.received = 0
-        self.unread = 0
-        self.done = False
-        self.keep = True
-        self.error: BaseException | None = None
-        self.waiter: asyncio.Future[None] | None = None
-
-    def feed(self, data: bytes) -> None:
-        self.parts.append(data)
-        self.received += len(data)
-        self.unread += len(data)
-        if self.received > KEEP_FOR_RETRY:
-            self.keep = False
-        if self.unread > PAUSE_ABOVE:
-            self.conn.pause_reading()
-        self._wake()
-
-    def finish(self) -> None:
-        self.done = True
-        self._wake()
-
-    def fail(self, exc: BaseException) -> None:
-        self.error = exc
-        self._wake()
-
-    def _wake(self) -> None:
-        waiter, self.waiter = self.waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    @property
-    def replayable(self) -> bool:
-        return self.done and self.keep
-
-    async def read(self, index: int) -> bytes | None:
-        """Part ``index``, waiting for it; None after the last part. Raises if the client failed."""
-        while True:
-            if self.error is not None:
-                raise self.error
-            if index < len(self.parts):
-                data = self.parts[index]
-                if not self.keep:
-                    self.parts[index] = b""
-                self.unread = max(0, self.unread - len(data))
-                if self.unread <= PAUSE_ABOVE // 2:
-                    self.conn.resume_reading()
-                return data
-            if self.done:
-                return None
-            self.waiter = asyncio.get_running_loop().create_future()
-            await self.waiter
-
-
-class _Request:
-    __slots__ = (
-        "body",
-        "chunked",
-        "error",
-        "headers",
-        "keep_alive",
-        "length",
-        "method",
-        "pending",
-        "target",
-        "upgrade",
-        "version",
-    )
-
-    def __init__(self) -> None:
-        self.method = ""
-        self.target = b""
-        self.headers: Headers = []
-        self.version = "1.1"
-        self.keep_alive = True
-        self.upgrade = False
-        self.length: int | None = None
-        self.chunked = False
-        self.body: _Body | None = None
-        self.error: _Reject | None = None
-        self.pending = bytearray()  # bytes after an Upgrade request, sent once the tunnel opens
-
 
 class ClientConnection(asyncio.Protocol):
     """One downstream connection: parse, queue, answer in order, enforce the client limits."""

@@ -32,10 +32,10 @@ from typing import Any
 
 from aiohttp import web
 
+from minga.durations import parse_prometheus_duration
 from minga.errors import CardinalityError, QueryError, QueryTimeout
 from minga.monitor._logs import LogSearch
 from minga.monitor._monitor import Monitor
-from minga.monitor._query import parse_duration_text
 from minga.monitor._worker import (
     instant_doc,
     log_after,
@@ -59,7 +59,7 @@ def parse_time(value: str | None, default: float, now: float | None = None) -> f
         return now
     try:
         if value.startswith("-") and not value[1:].replace(".", "", 1).isdigit():
-            return now - parse_duration_text(value[1:])
+            return now - parse_prometheus_duration(value[1:])
         return float(value)
     except ValueError:
         raise QueryError(value, "a time is Unix seconds, `now` or `-15m`") from None
@@ -69,7 +69,7 @@ def _seconds(value: str | None, default: float) -> float:
     if not value:
         return default
     try:
-        return parse_duration_text(value)
+        return parse_prometheus_duration(value)
     except ValueError:
         raise QueryError(value, "a duration looks like 30s, 5m or 1h") from None
 

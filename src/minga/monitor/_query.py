@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from minga.errors import CardinalityError, QueryError, QueryTimeout
 from minga.monitor._tsdb import Matcher, MetricStore, SeriesData, label_regex
 
-__all__ = ["LOOKBACK", "Expr", "QueryEngine", "Series", "parse_duration_text", "parse_query"]
+__all__ = ["LOOKBACK", "Expr", "QueryEngine", "Series", "parse_query"]
 
 LOOKBACK = 300.0  # seconds an instant selector looks back for the latest sample
 
@@ -49,19 +49,6 @@ _TOKEN = re.compile(
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _AGGREGATES = {"sum", "avg", "min", "max", "count"}
 _RANGE_FUNCS = {"rate", "increase", "avg_over_time", "max_over_time", "min_over_time"}
-
-
-def parse_duration_text(text: str) -> float:
-    """Seconds in ``"30s"``, ``"5m"``, ``"1h30m"`` or a bare number; ValueError otherwise."""
-    total, pos = 0.0, 0
-    for m in re.finditer(r"(\d+(?:\.\d*)?)(ms|s|m|h|d)?", text.strip()):
-        if m.start() != pos:
-            raise ValueError(text)
-        total += float(m.group(1)) * _UNITS[m.group(2) or "s"]
-        pos = m.end()
-    if pos != len(text.strip()) or pos == 0:
-        raise ValueError(text)
-    return total
 
 
 # -- the tree ----------------------------------------------------------------------------------

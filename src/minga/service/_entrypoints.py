@@ -7,11 +7,11 @@ methods can be called directly in a unit test.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
+from minga import durations
 from minga.bus import Backoff, QueuePolicy
 from minga.errors import UsageError
 
@@ -163,19 +163,13 @@ class _Http:
 
 http = _Http()
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h)?\s*$")
-_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
-
-
 def parse_duration(value: str | float) -> float:
-    """Seconds in ``value``: a number, or ``"250ms"``, ``"30s"``, ``"5m"``, ``"1h"``; UsageError otherwise."""
-    if isinstance(value, int | float):
-        seconds = float(value)
-    else:
-        m = _DURATION.match(value)
-        if m is None:
-            raise UsageError(f"duration {value!r} must look like 250ms, 30s, 5m or 1h")
-        seconds = float(m.group(1)) * _UNIT[m.group(2)]
+    """Seconds in ``value``: a number, or ``"250ms"``, ``"30s"``, ``"1m30s"``, ``"1h"`` (the grammar of
+    :func:`minga.durations.parse_duration`, as in minga.yaml), more than zero; UsageError otherwise."""
+    try:
+        seconds = durations.parse_duration(value)
+    except ValueError:
+        raise UsageError(f"duration {value!r} must look like 250ms, 30s, 1m30s or 1h") from None
     if seconds <= 0:
         raise UsageError(f"duration {value!r} must be more than zero")
     return seconds

@@ -27,6 +27,7 @@ from pydantic import (
 from minga.spec._units import (
     CPU_EXPECTED,
     DURATION_EXPECTED,
+    DURATION_PATTERN,
     MEMORY_EXPECTED,
     parse_cpu,
     parse_duration,
@@ -42,7 +43,7 @@ def _number_or_text(number: dict[str, Any], pattern: str, description: str) -> W
 Duration = Annotated[
     float,
     BeforeValidator(parse_duration),
-    _number_or_text({"type": "number", "minimum": 0}, r"^(\d+(\.\d+)?(ms|s|m|h))+$", DURATION_EXPECTED),
+    _number_or_text({"type": "number", "minimum": 0}, DURATION_PATTERN, DURATION_EXPECTED),
 ]
 """Seconds, written as a number or as ``500ms``, ``2s``, ``1m30s``, ``1h``."""
 

@@ -1,4 +1,4 @@
-"""Parsers for the units a spec is written in: durations, memory sizes, CPU amounts.
+"""Parsers for the units a spec is written in: durations (:mod:`minga.durations`), memory sizes, CPU amounts.
 
 Pure functions; each raises ``ValueError`` whose message says what was expected, which
 the loader turns into a ``file:line:column`` report.
@@ -9,8 +9,17 @@ from __future__ import annotations
 import re
 from typing import Any
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
-_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+from minga.durations import DURATION_EXPECTED, DURATION_PATTERN, parse_duration
+
+__all__ = [
+    "CPU_EXPECTED",
+    "DURATION_EXPECTED",
+    "DURATION_PATTERN",
+    "MEMORY_EXPECTED",
+    "parse_cpu",
+    "parse_duration",
+    "parse_memory",
+]
 
 _MEMORY = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]i?b?|b)?", re.IGNORECASE)
 _MEMORY_UNITS = {
@@ -34,32 +43,8 @@ _MEMORY_UNITS = {
     "tib": 1024**4,
 }
 
-DURATION_EXPECTED = "a duration such as 500ms, 2s, 1m30s or a number of seconds"
 MEMORY_EXPECTED = "a memory size such as 256Mi, 1Gi, 512MB or a number of bytes"
 CPU_EXPECTED = "a CPU amount such as 0.5, 2 or 500m (millicores)"
-
-
-def parse_duration(value: Any) -> Any:
-    """``"1m30s"`` -> 90.0 seconds; numbers are seconds. Other types pass through to pydantic."""
-    if isinstance(value, bool):
-        raise ValueError(DURATION_EXPECTED)
-    if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError(f"{DURATION_EXPECTED}, not negative")
-        return float(value)
-    if not isinstance(value, str):
-        raise ValueError(DURATION_EXPECTED)
-    text = value.strip()
-    pos = 0
-    total = 0.0
-    for match in _DURATION_PART.finditer(text):
-        if match.start() != pos:
-            break
-        total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
-        pos = match.end()
-    if pos == 0 or pos != len(text):
-        raise ValueError(DURATION_EXPECTED)
-    return total
 
 
 def parse_memory(value: Any) -> Any:

@@ -17,7 +17,9 @@ from typing import Any
 
 import pytest
 
-from minga.compute import JobRef, JobResult, SerialEngine, generate_corpus, generate_records, make_job, run
+from minga.compute import JobRef, JobResult, run
+from minga.compute.engines import SerialEngine, make_job
+from minga.compute.testing import generate_corpus, generate_records
 from minga.errors import JobFailed
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from minga.compute import get_engine
+from minga.compute.engines import get_engine
 
 # an optional engine (minga[dask]): `make test` installs it, a bare install skips this module
 distributed = pytest.importorskip("distributed")

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from minga.cli import app
-from minga.compute import get_engine
+from minga.compute.engines import get_engine
 
 # an optional engine (minga[ray]): `make test` installs it, a bare install skips this module
 ray = pytest.importorskip("ray")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import traceback
 from typing import Any
 
-from minga.compute import MapResult, MapTask, ReduceResult, ReduceTask, TaskSink
+from minga.compute.engines import MapResult, MapTask, ReduceResult, ReduceTask, TaskSink
 from minga.errors import JobFailed
 
 Task = MapTask | ReduceTask

@@ -8,7 +8,7 @@ from typing import Any
 
 from distributed import Client, Future, LocalCluster, as_completed
 
-from minga.compute import TaskEngine, TaskSink
+from minga.compute.engines import TaskEngine, TaskSink
 from minga.compute.engines._attempts import Task, attempt_failed, committed, run_attempt
 from minga.errors import UsageError
 

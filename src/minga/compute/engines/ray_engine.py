@@ -8,7 +8,7 @@ from typing import Any
 
 import ray
 
-from minga.compute import TaskEngine, TaskSink
+from minga.compute.engines import TaskEngine, TaskSink
 from minga.compute.engines._attempts import Task, attempt_failed, committed, run_attempt
 
 __all__ = ["RayEngine"]

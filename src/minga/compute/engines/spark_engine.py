@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pyspark import SparkConf
 from pyspark.sql import SparkSession
 
-from minga.compute import TaskEngine, TaskSink
+from minga.compute.engines import TaskEngine, TaskSink
 from minga.compute.engines._attempts import Task, attempt_failed, committed, run_attempt_caught
 
 __all__ = ["SparkEngine"]

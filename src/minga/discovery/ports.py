@@ -1,10 +1,15 @@
-"""Ports on this machine: one that is free to listen on, and waiting until one is listened on."""
+"""Ports on this machine: one that is free to listen on, and waiting until one is listened on.
+
+Used by the supervisor, the tests and the benchmarks: ``from minga.discovery.ports import free_port``.
+"""
 
 from __future__ import annotations
 
 import socket
 import subprocess
 import time
+
+__all__ = ["free_port", "wait_for_port"]
 
 
 def free_port(host: str = "127.0.0.1") -> int:
