@@ -45,8 +45,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "top": ("monitor", "top"),
     "audit": ("security", "audit"),
     "token": ("security", "token"),
-    "remote": ("cicd", "remote"),
-    "pipelines": ("cicd", "pipelines"),
 }
 
 # group name -> (help, {sub-group or command: (module, function) | (help, {...})})
@@ -73,15 +71,6 @@ GROUPS: dict[str, tuple[str, _Tree]] = {
             "list": ("secret", "secret_list"),
             "rm": ("secret", "secret_rm"),
             "rotate": ("secret", "secret_rotate"),
-        },
-    ),
-    "pipeline": (
-        "Pipelines: run one now, or follow, cancel and read the runs a push queued.",
-        {
-            "run": ("cicd", "pipeline_run"),
-            "trigger": ("cicd", "pipeline_trigger"),
-            "cancel": ("cicd", "pipeline_cancel"),
-            "logs": ("cicd", "pipeline_logs"),
         },
     ),
     "chaos": (

@@ -28,7 +28,7 @@ to numbers, 0 meaning "a free port per replica". ``gateway:`` is a :class:`Gatew
 lives: ``$MINGA_HOME``, else ``.minga/`` beside the spec.
 """
 
-from minga.spec._loader import home_dir, load_spec, parse_model, parse_spec
+from minga.spec._loader import home_dir, load_spec, parse_spec
 from minga.spec._models import (
     AlertSpec,
     BreakerSpec,
@@ -91,6 +91,5 @@ __all__ = [
     "parse_cpu",
     "parse_duration",
     "parse_memory",
-    "parse_model",
     "parse_spec",
 ]

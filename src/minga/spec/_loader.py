@@ -12,7 +12,7 @@ import os
 import types
 import typing
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -23,7 +23,6 @@ from minga.spec._models import Loc, Spec, cross_checks
 DEFAULT_SPEC_FILE = "minga.yaml"
 
 _Mark = tuple[int, int]  # 1-based line, column
-M = TypeVar("M", bound=BaseModel)
 
 MAX_VALUES = 20_000
 """How many values (mappings, lists, scalars) a spec may expand to, aliases counted each time
@@ -169,9 +168,9 @@ def _unwrap(annotation: Any) -> Any:
             return annotation
 
 
-def _fields_at(loc: Loc, root: type[BaseModel] = Spec) -> list[str]:
+def _fields_at(loc: Loc) -> list[str]:
     """The keys a model accepts at ``loc`` (for "did you mean"), or none when not a model."""
-    current: Any = root
+    current: Any = Spec
     for part in loc:
         current = _unwrap(current)
         if isinstance(current, type) and issubclass(current, BaseModel):
@@ -226,12 +225,12 @@ def _expected(error: Any) -> str:
     return msg[:1].lower() + msg[1:].removeprefix("nput should be ").removeprefix("input should be ")
 
 
-def _describe(error: Any, doc: _Document, root: type[BaseModel] = Spec) -> tuple[_Mark, str]:
+def _describe(error: Any, doc: _Document) -> tuple[_Mark, str]:
     loc: Loc = tuple(error["loc"])
     kind = error["type"]
     if kind == "extra_forbidden":
         parent, key = loc[:-1], loc[-1]
-        allowed = _fields_at(parent, root)
+        allowed = _fields_at(parent)
         hint = difflib.get_close_matches(str(key), allowed, n=1)
         text = f"{_dotted(parent)}: found unknown key {key!r}, expected one of {', '.join(allowed)}"
         if hint:
@@ -243,8 +242,13 @@ def _describe(error: Any, doc: _Document, root: type[BaseModel] = Spec) -> tuple
     return doc.locate(loc), f"{where}: found {_found(error.get('input'))}, expected {_expected(error)}"
 
 
-def _read(text: str, name: str) -> tuple[Any, _Document]:
-    """Plain data and its marks from YAML ``text``; SpecError for invalid YAML or a bomb."""
+def parse_spec(text: str, path: str | os.PathLike[str] = "<string>") -> Spec:
+    """Validate minga.yaml ``text``; ``path`` is only used in messages.
+
+    Raises :class:`~minga.errors.SpecError` listing every mistake found, each as
+    ``path:line:column: where: found X, expected Y``.
+    """
+    name = os.fspath(path)
     loader = yaml.SafeLoader(text)
     try:
         try:
@@ -261,42 +265,6 @@ def _read(text: str, name: str) -> tuple[Any, _Document]:
             raise SpecError(exc.message, path=name, line=exc.mark[0], column=exc.mark[1]) from None
     finally:
         loader.dispose()
-    return data, doc
-
-
-def _raise(problems: list[tuple[_Mark, str]], name: str) -> None:
-    if problems:
-        problems.sort(key=lambda p: p[0])
-        raise SpecError.collect(
-            [SpecError(message, path=name, line=line, column=col) for (line, col), message in problems]
-        )
-
-
-def parse_model(text: str, model: type[M], path: str | os.PathLike[str] = "<string>") -> M:
-    """Validate YAML ``text`` as ``model`` (any strict pydantic model), with minga.yaml's
-    reporting: every mistake as ``path:line:column: where: found X, expected Y``, bounded
-    aliases, duplicate keys refused. For files beside minga.yaml (a pipeline, for one)."""
-    name = os.fspath(path)
-    data, doc = _read(text, name)
-    problems = list(doc.problems)
-    result: M | None = None
-    try:
-        result = model.model_validate(data)
-    except ValidationError as exc:
-        problems.extend(_describe(error, doc, model) for error in exc.errors())
-    _raise(problems, name)
-    assert result is not None
-    return result
-
-
-def parse_spec(text: str, path: str | os.PathLike[str] = "<string>") -> Spec:
-    """Validate minga.yaml ``text``; ``path`` is only used in messages.
-
-    Raises :class:`~minga.errors.SpecError` listing every mistake found, each as
-    ``path:line:column: where: found X, expected Y``.
-    """
-    name = os.fspath(path)
-    data, doc = _read(text, name)
     problems = list(doc.problems)
     spec: Spec | None = None
     try:
@@ -306,7 +274,11 @@ def parse_spec(text: str, path: str | os.PathLike[str] = "<string>") -> Spec:
     if spec is not None and not problems:
         for loc, message in cross_checks(spec):
             problems.append((doc.locate(loc), f"{_dotted(tuple(p for p in loc if p != '[key]'))}: {message}"))
-    _raise(problems, name)
+    if problems:
+        problems.sort(key=lambda p: p[0])
+        raise SpecError.collect(
+            [SpecError(message, path=name, line=line, column=col) for (line, col), message in problems]
+        )
     assert spec is not None
     spec._source = name
     spec._marks = {**doc.values, **doc.keys}
