@@ -15,7 +15,7 @@ import json
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 import nats
@@ -39,8 +39,38 @@ def _outcome(exc: BaseException) -> EventType:
     return "info"
 
 
-async def _kv_client(
-    kv: KeyValue,
+class Register(Protocol):
+    """A key-value store as the workload uses it: values are JSON, a missing key reads None."""
+
+    async def put(self, key: str, value: bytes) -> None: ...
+
+    async def get(self, key: str) -> Any: ...
+
+    async def delete(self, key: str) -> None: ...
+
+
+class NatsKV:
+    """A nats-py key-value bucket as a :class:`Register`."""
+
+    def __init__(self, kv: KeyValue) -> None:
+        self._kv = kv
+
+    async def put(self, key: str, value: bytes) -> None:
+        await self._kv.put(key, value)
+
+    async def get(self, key: str) -> Any:
+        try:
+            entry = await self._kv.get(key)
+        except nats.js.errors.KeyNotFoundError:  # deleted keys raise its subclass
+            return None
+        return None if entry.value is None else json.loads(entry.value)
+
+    async def delete(self, key: str) -> None:
+        await self._kv.delete(key)
+
+
+async def _register_client(
+    store: Register,
     recorder: Recorder,
     process: int,
     keys: Sequence[str],
@@ -58,20 +88,16 @@ async def _kv_client(
         key = rng.choice(keys)
         roll = rng.random()
         f = "read" if roll < 0.5 else ("write" if roll < 0.9 else "delete")
-        value = process * 1_000_000 + i if f == "write" else None
+        value: Any = process * 1_000_000 + i if f == "write" else None
         recorder.invoke(process, f, value, key=key)
         try:
             async with asyncio.timeout(op_timeout):
                 if f == "write":
-                    await kv.put(key, json.dumps(value).encode())
+                    await store.put(key, json.dumps(value).encode())
                 elif f == "delete":
-                    await kv.delete(key)
+                    await store.delete(key)
                 else:
-                    try:
-                        entry = await kv.get(key)
-                        value = None if entry.value is None else json.loads(entry.value)
-                    except nats.js.errors.KeyNotFoundError:  # deleted keys raise its subclass
-                        value = None
+                    value = await store.get(key)
         except Exception as exc:
             recorder.complete(process, _outcome(exc), f, value, key=key)
             await asyncio.sleep(0.01)  # a broken connection is not hammered
@@ -97,7 +123,9 @@ async def kv_workload(
     count = operations if seconds is None else 1 << 40
     async with asyncio.TaskGroup() as tg:
         for process in range(clients):
-            tg.create_task(_kv_client(kv, recorder, process, keys, count, op_timeout, until, pause))
+            tg.create_task(
+                _register_client(NatsKV(kv), recorder, process, keys, count, op_timeout, until, pause)
+            )
 
 
 @dataclass
@@ -297,40 +325,6 @@ class EtcdKV:
         await self._call("deleterange", {"key": self._b64(key)})
 
 
-async def _etcd_client(
-    kv: EtcdKV,
-    recorder: Recorder,
-    process: int,
-    keys: Sequence[str],
-    until: float,
-    pause: float,
-    op_timeout: float,
-) -> None:
-    rng = random.Random(process)
-    loop = asyncio.get_running_loop()
-    i = 0
-    while loop.time() < until:
-        i += 1
-        await asyncio.sleep(pause)
-        key = rng.choice(keys)
-        roll = rng.random()
-        f = "read" if roll < 0.5 else ("write" if roll < 0.9 else "delete")
-        value: Any = process * 1_000_000 + i if f == "write" else None
-        recorder.invoke(process, f, value, key=key)
-        try:
-            async with asyncio.timeout(op_timeout):
-                if f == "write":
-                    await kv.put(key, json.dumps(value).encode())
-                elif f == "delete":
-                    await kv.delete(key)
-                else:
-                    value = await kv.get(key)
-        except Exception:
-            recorder.complete(process, "info", f, value, key=key)
-            continue
-        recorder.complete(process, "ok", f, value, key=key)
-
-
 async def run_etcd_workload(
     endpoints: Sequence[str],
     recorder: Recorder,
@@ -360,4 +354,6 @@ async def run_etcd_workload(
         async with asyncio.TaskGroup() as tg:
             for process in range(clients):
                 kv = EtcdKV(session, endpoints, first=process)
-                tg.create_task(_etcd_client(kv, recorder, process, keys, until, 0.02, op_timeout))
+                tg.create_task(
+                    _register_client(kv, recorder, process, keys, 1 << 40, op_timeout, until, 0.02)
+                )
